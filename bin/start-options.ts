@@ -1,0 +1,54 @@
+/**
+ * Options of `npm start` (the local platform). Every port and the data folder
+ * come from flags (`--pubsub-port 9085`) or the environment (`PUBSUB_PORT=9085`),
+ * flags winning; defaults are stable so docs and scripts can rely on them.
+ */
+import { z } from 'zod';
+import { flagsToEnv, parseEnv, portVar, type Env } from '../lib/config.ts';
+
+/** Default local ports (documented in README.md). */
+export const defaultPorts = {
+  PUBSUB_PORT: '8085',
+  GCS_PORT: '4443',
+  EVENT_SERVICE_PORT: '8080',
+  COMPOSER_PORT: '8090',
+  PADLOCK_PORT: '8091',
+} as const;
+
+export interface StartOptions {
+  pubsubPort: number;
+  gcsPort: number;
+  eventServicePort: number;
+  composerPort: number;
+  padlockPort: number;
+  dataDir: string;
+  projectId: string;
+}
+
+export function parseStartOptions(argv: readonly string[], env: Env): StartOptions {
+  const merged = flagsToEnv(argv, env);
+  const c = parseEnv(
+    {
+      PUBSUB_PORT: portVar.default(Number(defaultPorts.PUBSUB_PORT)),
+      GCS_PORT: portVar.default(Number(defaultPorts.GCS_PORT)),
+      EVENT_SERVICE_PORT: portVar.default(Number(defaultPorts.EVENT_SERVICE_PORT)),
+      COMPOSER_PORT: portVar.default(Number(defaultPorts.COMPOSER_PORT)),
+      PADLOCK_PORT: portVar.default(Number(defaultPorts.PADLOCK_PORT)),
+      DATA_DIR: z.string().trim().min(1, 'expected a folder path').default('.data'),
+      GCP_PROJECT: z
+        .string()
+        .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a Google Cloud project id')
+        .default('local-project'),
+    },
+    merged,
+  );
+  return {
+    pubsubPort: c.PUBSUB_PORT,
+    gcsPort: c.GCS_PORT,
+    eventServicePort: c.EVENT_SERVICE_PORT,
+    composerPort: c.COMPOSER_PORT,
+    padlockPort: c.PADLOCK_PORT,
+    dataDir: c.DATA_DIR,
+    projectId: c.GCP_PROJECT,
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * Global setup of the `system` project: starts every emulator once per run on
+ * free loopback ports and provides their endpoints to tests (`inject('pubsubHost')`).
+ * Teardown stops them; if the run is killed, each emulator's watchdog does.
+ */
+import type { TestProject } from 'vitest/node';
+import { startBigtableEmulator, startFirestoreEmulator, startPubSubEmulator } from '../../lib/emulators/google.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** `127.0.0.1:port` of the Pub/Sub emulator. */
+    pubsubHost: string;
+    /** `127.0.0.1:port` of the Firestore emulator. */
+    firestoreHost: string;
+    /** `127.0.0.1:port` of the Bigtable emulator. */
+    bigtableHost: string;
+    /** Project id every test uses with the emulators. */
+    projectId: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  process.env.METADATA_SERVER_DETECTION = 'none';
+  const [pubsub, firestore, bigtable] = await Promise.all([
+    startPubSubEmulator(),
+    startFirestoreEmulator(),
+    startBigtableEmulator(),
+  ]);
+  project.provide('pubsubHost', pubsub.host);
+  project.provide('firestoreHost', firestore.host);
+  project.provide('bigtableHost', bigtable.host);
+  project.provide('projectId', 'test-project');
+  return async () => {
+    await Promise.all([pubsub.stop(), firestore.stop(), bigtable.stop()]);
+  };
+}
