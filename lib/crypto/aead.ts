@@ -1,0 +1,117 @@
+/**
+ * Field encryption in Google Tink's AEAD wire format (AES-256-GCM, TINK prefix):
+ *
+ *   0x01 | key id (4 bytes, big-endian) | IV (12 bytes) | ciphertext | tag (16 bytes)
+ *
+ * Associated data is authenticated, not stored: the caller binds each value to
+ * its event type and field path (`associatedData`), so a ciphertext moved to
+ * another field or type fails to decrypt. Because the format is Tink's, a
+ * BigQuery user holding the derived key can decrypt with
+ * `AEAD.DECRYPT_BYTES(tinkKeyset(key), value, associated_data)`.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { AppError } from '../errors.ts';
+
+export const TINK_PREFIX_BYTE = 0x01;
+const PREFIX_LEN = 5;
+const IV_LEN = 12;
+const TAG_LEN = 16;
+export const CIPHERTEXT_OVERHEAD = PREFIX_LEN + IV_LEN + TAG_LEN;
+
+export interface AeadKey {
+  /** uint32: identifies the key in the ciphertext's prefix and in a Tink keyset. */
+  keyId: number;
+  /** 32 bytes (AES-256). */
+  key: Buffer;
+}
+
+/** The associated data binding a value to where it belongs: `<eventType>\0<field path>`. */
+export function associatedData(eventType: string, fieldPath: string): Buffer {
+  return Buffer.from(`${eventType}\u0000${fieldPath}`, 'utf8');
+}
+
+export function encrypt(key: AeadKey, plaintext: Uint8Array, ad: Uint8Array): Buffer {
+  checkKey(key);
+  const iv = randomBytes(IV_LEN);
+  const cipher = createCipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_LEN });
+  cipher.setAAD(ad);
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  const prefix = Buffer.alloc(PREFIX_LEN);
+  prefix[0] = TINK_PREFIX_BYTE;
+  prefix.writeUInt32BE(key.keyId >>> 0, 1);
+  return Buffer.concat([prefix, iv, body, cipher.getAuthTag()]);
+}
+
+/** The key id in a ciphertext's prefix, to pick the key before decrypting. */
+export function keyIdOf(ciphertext: Uint8Array): number {
+  const buf = Buffer.from(ciphertext.buffer, ciphertext.byteOffset, ciphertext.byteLength);
+  if (buf.length < CIPHERTEXT_OVERHEAD || buf[0] !== TINK_PREFIX_BYTE) {
+    throw new AppError('DECRYPT_FAILED', { message: 'Not a Tink AEAD ciphertext (bad prefix or too short)' });
+  }
+  return buf.readUInt32BE(1);
+}
+
+/** Throws AppError DECRYPT_FAILED on a wrong key, wrong associated data or any tampering. */
+export function decrypt(key: AeadKey, ciphertext: Uint8Array, ad: Uint8Array): Buffer {
+  checkKey(key);
+  const buf = Buffer.from(ciphertext.buffer, ciphertext.byteOffset, ciphertext.byteLength);
+  if (keyIdOf(buf) !== key.keyId >>> 0) {
+    throw new AppError('DECRYPT_FAILED', { message: 'Ciphertext was made with another key' });
+  }
+  const iv = buf.subarray(PREFIX_LEN, PREFIX_LEN + IV_LEN);
+  const tag = buf.subarray(buf.length - TAG_LEN);
+  const body = buf.subarray(PREFIX_LEN + IV_LEN, buf.length - TAG_LEN);
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_LEN });
+    decipher.setAAD(ad);
+    decipher.setAuthTag(tag);
+    return Buffer.concat([decipher.update(body), decipher.final()]);
+  } catch (cause) {
+    throw new AppError('DECRYPT_FAILED', { message: 'Authentication failed: wrong key, wrong field binding or tampered value', cause });
+  }
+}
+
+function checkKey(key: AeadKey): void {
+  if (key.key.length !== 32) throw new AppError('BAD_REQUEST', { message: 'AEAD key must be 32 bytes' });
+  if (!Number.isInteger(key.keyId) || key.keyId < 0 || key.keyId > 0xffffffff) {
+    throw new AppError('BAD_REQUEST', { message: 'AEAD key id must be a uint32' });
+  }
+}
+
+/**
+ * A serialized Tink `Keyset` (protobuf) holding one AES-256-GCM key with the
+ * TINK output prefix: what BigQuery's AEAD functions take as a keyset.
+ * Handle the result as key material: never log it.
+ */
+export function tinkKeyset(key: AeadKey): Buffer {
+  checkKey(key);
+  // AesGcmKey { uint32 version = 1; bytes key_value = 3; }
+  const aesGcmKey = Buffer.concat([field(1, 0, varint(0)), field(3, 2, key.key)]);
+  // KeyData { string type_url = 1; bytes value = 2; KeyMaterialType key_material_type = 3 (SYMMETRIC = 2); }
+  const keyData = Buffer.concat([
+    field(1, 2, Buffer.from('type.googleapis.com/google.crypto.tink.AesGcmKey')),
+    field(2, 2, aesGcmKey),
+    field(3, 0, varint(2)),
+  ]);
+  // Keyset.Key { KeyData key_data = 1; KeyStatusType status = 2 (ENABLED = 1); uint32 key_id = 3; OutputPrefixType output_prefix_type = 4 (TINK = 1); }
+  const keysetKey = Buffer.concat([field(1, 2, keyData), field(2, 0, varint(1)), field(3, 0, varint(key.keyId >>> 0)), field(4, 0, varint(1))]);
+  // Keyset { uint32 primary_key_id = 1; repeated Key key = 2; }
+  return Buffer.concat([field(1, 0, varint(key.keyId >>> 0)), field(2, 2, keysetKey)]);
+}
+
+function varint(n: number): Buffer {
+  const bytes: number[] = [];
+  let v = n >>> 0;
+  while (v > 0x7f) {
+    bytes.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  bytes.push(v);
+  return Buffer.from(bytes);
+}
+
+/** A protobuf field: wire type 0 (varint, `payload` already encoded) or 2 (length-delimited). */
+function field(number: number, wireType: 0 | 2, payload: Buffer): Buffer {
+  const tag = varint((number << 3) | wireType);
+  return wireType === 0 ? Buffer.concat([tag, payload]) : Buffer.concat([tag, varint(payload.length), payload]);
+}
