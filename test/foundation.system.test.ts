@@ -1,5 +1,5 @@
 import { spawn, execFileSync } from 'node:child_process';
-import { inject, describe, expect, it, afterAll } from 'vitest';
+import { inject, describe, expect, it, afterAll, afterEach } from 'vitest';
 import { createPubSub } from '../lib/gcp/clients.ts';
 import { freePort, isAlive, sleep } from '../lib/emulators/process.ts';
 import { uniqueName } from './helpers/names.ts';
@@ -50,12 +50,19 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
+const started: ReturnType<typeof spawn>[] = [];
+afterEach(() => {
+  // A failed assertion must not leave a platform (and its emulators) running.
+  for (const child of started.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
 /** Starts `npm start`'s entry point, resolves once it printed the pubsub endpoint. */
 function startPlatform(env: Record<string, string>) {
   const child = spawn(process.execPath, [...tsx, 'bin/start.ts'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.push(child);
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
