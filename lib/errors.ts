@@ -19,6 +19,7 @@ export const errorCatalogue = {
   OVERLOADED: { status: 429, retryable: true, message: 'Too many requests, retry later' },
   UNAVAILABLE: { status: 503, retryable: true, message: 'Service unavailable, retry later' },
   DEADLINE_EXCEEDED: { status: 504, retryable: true, message: 'Deadline exceeded' },
+  RANGE_NOT_SATISFIABLE: { status: 416, retryable: false, message: 'Requested range not satisfiable' },
 
   // composer
   SPEC_INVALID: { status: 400, retryable: false, message: 'Event-type spec is not valid' },
@@ -51,6 +52,7 @@ export const errorCatalogue = {
   KEY_STORE_UNAVAILABLE: { status: 503, retryable: true, message: 'Key store unavailable' },
   KEK_UNAVAILABLE: { status: 503, retryable: true, message: 'Key-encryption key unavailable' },
   KEYCHAIN_DELETED: { status: 410, retryable: false, message: 'Keychain deleted' },
+  CATEGORY_UNKNOWN: { status: 400, retryable: false, message: 'Unknown data category' },
   DECRYPT_FAILED: { status: 422, retryable: false, message: 'Value cannot be decrypted' },
 } as const satisfies Record<string, { status: number; retryable: boolean; message: string }>;
 

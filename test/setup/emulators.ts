@@ -4,6 +4,7 @@
  * Teardown stops them; if the run is killed, each emulator's watchdog does.
  */
 import type { TestProject } from 'vitest/node';
+import { startTestGcs } from './gcs.ts';
 import { startBigtableEmulator, startFirestoreEmulator, startPubSubEmulator } from '../../lib/emulators/google.ts';
 
 declare module 'vitest' {
@@ -14,6 +15,8 @@ declare module 'vitest' {
     firestoreHost: string;
     /** `127.0.0.1:port` of the Bigtable emulator. */
     bigtableHost: string;
+    /** Base URL of the project's own GCS emulator (in memory; fault injection at `/_emulator/faults`). */
+    gcsUrl: string;
     /** Project id every test uses with the emulators. */
     projectId: string;
   }
@@ -21,16 +24,18 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   process.env.METADATA_SERVER_DETECTION = 'none';
-  const [pubsub, firestore, bigtable] = await Promise.all([
+  const [pubsub, firestore, bigtable, gcs] = await Promise.all([
     startPubSubEmulator(),
     startFirestoreEmulator(),
     startBigtableEmulator(),
+    startTestGcs(),
   ]);
   project.provide('pubsubHost', pubsub.host);
   project.provide('firestoreHost', firestore.host);
   project.provide('bigtableHost', bigtable.host);
+  project.provide('gcsUrl', gcs.url);
   project.provide('projectId', 'test-project');
   return async () => {
-    await Promise.all([pubsub.stop(), firestore.stop(), bigtable.stop()]);
+    await Promise.all([pubsub.stop(), firestore.stop(), bigtable.stop(), gcs.stop()]);
   };
 }
