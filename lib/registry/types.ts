@@ -50,6 +50,33 @@ export interface ProvisioningState {
   resources: Record<string, boolean>;
   updatedAt: string;
   error?: string;
+  /** The ETL worker group registered for the type (locally, this record is the registration). */
+  workerGroup?: WorkerGroupRegistration;
+  /** The monitoring definition last provisioned (composer/monitoring.ts `monitoringFor`). */
+  monitoring?: MonitoringRecord;
+  /** While draining: when the ETL subscription was first seen with no backlog. */
+  drainedSince?: string;
+  /** False when the Pub/Sub endpoint refused schemas, so the topic has none attached. */
+  topicSchemaAttached?: boolean;
+}
+
+/** What the ETL needs to run a type's worker group. */
+export interface WorkerGroupRegistration {
+  /** `resourceNames.workerGroup(type)`. */
+  name: string;
+  /** Subscription short name (`resourceNames.etlSubscription(type)`). */
+  subscription: string;
+  /** Dead-letter topic short name. */
+  deadLetterTopic: string;
+  ackDeadlineSeconds: number;
+  maxDeliveryAttempts: number;
+  registeredAt: string;
+}
+
+/** The monitoring of a type as stored in the registry. */
+export interface MonitoringRecord {
+  sloHours: number;
+  alerts: { name: string; metric: string; threshold: number; notify: 'always' | 'working-hours' }[];
 }
 
 export interface EventTypeRecord {

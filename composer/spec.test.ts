@@ -1,0 +1,77 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadSpecFile, loadSpecs, parseSpecText, validateSpec } from './spec.ts';
+
+const specsDir = path.resolve(import.meta.dirname, '../test/fixtures/specs');
+
+describe('spec loading', () => {
+  it('loads every example spec (YAML, JSON, schema by path)', async () => {
+    const { specs, problems } = await loadSpecs(specsDir);
+    expect(problems).toEqual([]);
+    expect(specs.map((s) => s.spec.name)).toEqual(['build_finished', 'page_view', 'track_played', 'user_profile_updated']);
+    const profile = specs.find((s) => s.spec.name === 'user_profile_updated')!.spec;
+    expect(profile).toMatchObject({ owner: 'identity', priority: 'high', storage: ['bigquery', 'gcs'], partitioning: 'hourly', compatibility: 'BACKWARD_TRANSITIVE' });
+    expect(profile.schema.name).toBe('UserProfileUpdated');
+  });
+
+  it('applies defaults', async () => {
+    const r = await validateSpec({ name: 'min_type', owner: 'team-a', schema: { type: 'record', name: 'M', fields: [] } });
+    expect(r).toMatchObject({ ok: true, spec: { description: '', priority: 'normal', storage: ['gcs'], partitioning: 'hourly', retentionDays: 365, compatibility: 'BACKWARD_TRANSITIVE' } });
+  });
+
+  it('collects every problem, naming file, field path and rule', async () => {
+    const r = await validateSpec(
+      {
+        name: 'Bad-Name',
+        owner: 'team-a',
+        priority: 'urgent',
+        storage: 'tape',
+        partitioning: 'weekly',
+        retentionDays: 0,
+        compatibility: 'SIDEWAYS',
+        colour: 'blue',
+        schema: {
+          type: 'record',
+          name: 'X',
+          fields: [
+            { name: 'email', type: 'string', semanticType: 'email' },
+            { name: 'nick', type: 'string', semanticType: 'nickname' },
+          ],
+        },
+      },
+      { file: 'specs/bad.yaml' },
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.every((p) => p.file === 'specs/bad.yaml')).toBe(true);
+    expect(r.problems.map((p) => [p.path, p.rule])).toEqual([
+      ['colour', 'unknown-field'],
+      ['name', 'name-pattern'],
+      ['priority', 'unknown-priority'],
+      ['storage', 'unknown-storage'],
+      ['partitioning', 'unknown-partitioning'],
+      ['retentionDays', 'retention-range'],
+      ['compatibility', 'unknown-compatibility'],
+      ['schema.nick', 'unknown-semantic-type'],
+      ['schema.email', 'missing-subject'],
+    ]);
+  });
+
+  it('reports invalid Avro and non-record schemas', async () => {
+    const bad = await validateSpec({ name: 'abc', owner: 'team-a', schema: { type: 'record', name: 'X', fields: [{ name: 'a', type: 'strin' }] } });
+    expect(bad.ok ? [] : bad.problems.map((p) => p.rule)).toEqual(['invalid-avro']);
+    const notRecord = await validateSpec({ name: 'abc', owner: 'team-a', schema: { type: 'array', items: 'string' } });
+    expect(notRecord.ok ? [] : notRecord.problems.map((p) => p.rule)).toEqual(['not-a-record']);
+  });
+
+  it('reports YAML syntax errors and missing files', async () => {
+    expect(parseSpecText('name: [unclosed', 'x.yaml')).toMatchObject({ ok: false, problems: [{ file: 'x.yaml', rule: 'syntax' }] });
+    const r = await loadSpecFile(path.join(specsDir, 'nope.yaml'));
+    expect(r.ok ? [] : r.problems.map((p) => p.rule)).toEqual(['file-missing']);
+  });
+
+  it('refuses schema paths outside spec files', async () => {
+    const r = await validateSpec({ name: 'abc', owner: 'team-a', schema: '/etc/passwd' });
+    expect(r.ok ? [] : r.problems.map((p) => p.rule)).toEqual(['schema-path-not-allowed']);
+  });
+});

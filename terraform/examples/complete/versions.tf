@@ -1,0 +1,17 @@
+terraform {
+  required_version = ">= 1.5"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 6.0"
+    }
+    kubernetes = {
+      source  = "hashicorp/kubernetes"
+      version = "~> 2.30"
+    }
+  }
+
+  # One state per environment: `terraform init -backend-config=env/<env>.backend.hcl`.
+  backend "gcs" {}
+}

@@ -1,0 +1,522 @@
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  labels = merge(var.labels, {
+    team  = "platform"
+    owner = "platform"
+  })
+
+  data_bucket    = coalesce(var.storage.data_bucket_name, "${var.project_id}-events-data")
+  staging_bucket = coalesce(var.storage.staging_bucket_name, "${var.project_id}-events-staging")
+  kms_location   = coalesce(var.kms.location, var.region)
+
+  # Both padlock deployment groups get the instances ALL traffic needs (plus headroom):
+  # each must carry the whole load when the other region is down.
+  padlock_max_instances = ceil(var.padlock.peak_requests_per_second / var.padlock.requests_per_second_per_instance * var.padlock.headroom)
+  padlock_groups = {
+    "padlock"        = var.region
+    "padlock-mirror" = var.padlock.mirror_region
+  }
+
+  bigtable_clusters = {
+    primary = { region = var.region, zone = coalesce(var.key_store.primary_zone, "${var.region}-b") }
+    mirror  = { region = var.padlock.mirror_region, zone = coalesce(var.key_store.mirror_zone, "${var.padlock.mirror_region}-b") }
+  }
+
+  registry_database_condition = "resource.name == \"projects/${var.project_id}/databases/${var.registry_store.database_id}\""
+  late_partition_metric_name  = "etl_partitions_closed_at_deadline"
+}
+
+# --- Service accounts, one per component ----------------------------------------------
+
+resource "google_service_account" "component" {
+  for_each = {
+    "event-service" = "Event service: publishes accepted events, writes audit counts"
+    "etl"           = "ETL worker groups: subscribe, stage, deliver, load, call padlock"
+    "padlock"       = "Padlock key service: wraps root keys with KMS, key store"
+    "composer"      = "Composer: event-type registry and provisioning"
+  }
+
+  project      = var.project_id
+  account_id   = "events-${each.key}"
+  display_name = "Event platform ${each.key}"
+  description  = each.value
+}
+
+locals {
+  sa = { for k, v in google_service_account.component : k => "serviceAccount:${v.email}" }
+}
+
+# --- Cloud KMS: padlock's key-encryption key ------------------------------------------
+
+resource "google_kms_key_ring" "platform" {
+  project  = var.project_id
+  name     = var.kms.key_ring_name
+  location = local.kms_location
+}
+
+resource "google_kms_crypto_key" "padlock_kek" {
+  name            = var.kms.key_name
+  key_ring        = google_kms_key_ring.platform.id
+  purpose         = "ENCRYPT_DECRYPT"
+  rotation_period = "${var.kms.rotation_period_days * 86400}s"
+  labels          = local.labels
+
+  version_template {
+    algorithm        = "GOOGLE_SYMMETRIC_ENCRYPTION"
+    protection_level = "SOFTWARE"
+  }
+
+  lifecycle {
+    # Destroying the KEK makes every wrapped root key, hence all personal data, unreadable.
+    prevent_destroy = true
+  }
+}
+
+resource "google_kms_crypto_key_iam_member" "padlock_kek" {
+  crypto_key_id = google_kms_crypto_key.padlock_kek.id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = local.sa["padlock"]
+}
+
+# Every use of the KEK (wrap/unwrap) is recorded in Cloud Audit Logs.
+resource "google_project_iam_audit_config" "kms" {
+  project = var.project_id
+  service = "cloudkms.googleapis.com"
+
+  audit_log_config {
+    log_type = "ADMIN_READ"
+  }
+  audit_log_config {
+    log_type = "DATA_READ"
+  }
+  audit_log_config {
+    log_type = "DATA_WRITE"
+  }
+}
+
+# --- Cloud Storage --------------------------------------------------------------------
+
+resource "google_storage_bucket" "data" {
+  project                     = var.project_id
+  name                        = local.data_bucket
+  location                    = var.storage.location
+  labels                      = local.labels
+  force_destroy               = var.storage.force_destroy
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+
+  # Each type's partitions expire after its retention.
+  dynamic "lifecycle_rule" {
+    for_each = var.storage.data_retention_days_by_prefix
+    content {
+      condition {
+        age            = lifecycle_rule.value
+        matches_prefix = [lifecycle_rule.key]
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+}
+
+resource "google_storage_bucket" "staging" {
+  project                     = var.project_id
+  name                        = local.staging_bucket
+  location                    = var.storage.location
+  labels                      = local.labels
+  force_destroy               = var.storage.force_destroy
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+
+  # Staged parts are moved into partitions when their hour closes (at the latest at the SLO).
+  lifecycle_rule {
+    condition {
+      age = var.storage.staging_object_max_age_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  # The event service's audit counts under audit/ (lib/events/contract.ts).
+  lifecycle_rule {
+    condition {
+      age            = var.storage.audit_object_max_age_days
+      matches_prefix = ["audit/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+# The event service only writes (and overwrites) its audit counts under audit/.
+resource "google_storage_bucket_iam_member" "event_service_audit" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectUser"
+  member = local.sa["event-service"]
+
+  condition {
+    title      = "audit-prefix-only"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.staging.name}/objects/audit/\")"
+  }
+}
+
+resource "google_storage_bucket_iam_member" "etl_staging" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectUser"
+  member = local.sa["etl"]
+}
+
+# Create and read, never overwrite or delete: closed partitions are immutable.
+resource "google_storage_bucket_iam_member" "etl_data" {
+  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
+
+  bucket = google_storage_bucket.data.name
+  role   = each.value
+  member = local.sa["etl"]
+}
+
+# --- BigQuery -------------------------------------------------------------------------
+
+resource "google_bigquery_dataset" "events" {
+  project                    = var.project_id
+  dataset_id                 = var.bigquery.dataset_id
+  location                   = var.bigquery.location
+  description                = "Delivered events, one table per event type, partitioned by receive time."
+  labels                     = local.labels
+  delete_contents_on_destroy = false
+}
+
+resource "google_bigquery_dataset_iam_member" "editors" {
+  for_each = toset(["etl", "composer"])
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.events.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = local.sa[each.key]
+}
+
+resource "google_project_iam_member" "etl_load_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = local.sa["etl"]
+}
+
+# --- Registry store (Firestore, Native mode) ------------------------------------------
+
+resource "google_firestore_database" "registry" {
+  project                 = var.project_id
+  name                    = var.registry_store.database_id
+  location_id             = var.registry_store.location_id
+  type                    = "FIRESTORE_NATIVE"
+  delete_protection_state = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy         = var.deletion_protection ? "ABANDON" : "DELETE"
+}
+
+# Firestore roles are project-level; the condition limits them to the registry database.
+resource "google_project_iam_member" "registry_readers" {
+  for_each = toset(["event-service", "etl"])
+
+  project = var.project_id
+  role    = "roles/datastore.viewer"
+  member  = local.sa[each.key]
+
+  condition {
+    title      = "registry-database-only"
+    expression = local.registry_database_condition
+  }
+
+  depends_on = [google_firestore_database.registry]
+}
+
+resource "google_project_iam_member" "registry_writer" {
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = local.sa["composer"]
+
+  condition {
+    title      = "registry-database-only"
+    expression = local.registry_database_condition
+  }
+
+  depends_on = [google_firestore_database.registry]
+}
+
+# --- Composer: provisions event types through the API path ----------------------------
+
+# Pub/Sub IAM has no name-prefix scoping: the composer administers Pub/Sub project-wide,
+# which is why the platform wants a project of its own.
+resource "google_project_iam_member" "composer" {
+  for_each = toset(["roles/pubsub.admin", "roles/monitoring.alertPolicyEditor"])
+
+  project = var.project_id
+  role    = each.value
+  member  = local.sa["composer"]
+}
+
+# --- Key store (Bigtable) -------------------------------------------------------------
+
+resource "google_bigtable_instance" "keys" {
+  project             = var.project_id
+  name                = var.key_store.instance_name
+  display_name        = "padlock key store"
+  labels              = local.labels
+  deletion_protection = var.deletion_protection
+
+  dynamic "cluster" {
+    for_each = local.bigtable_clusters
+    content {
+      cluster_id   = "${var.key_store.instance_name}-${cluster.key}"
+      zone         = cluster.value.zone
+      storage_type = var.key_store.storage_type
+
+      autoscaling_config {
+        min_nodes  = var.key_store.min_nodes
+        max_nodes  = var.key_store.max_nodes
+        cpu_target = var.key_store.cpu_target
+      }
+    }
+  }
+}
+
+# Keychain creation is create-if-absent (check-and-mutate), which Bigtable allows only
+# with single-cluster routing. Both padlock groups use this profile; failing over the key
+# store means pointing it at the mirror cluster.
+resource "google_bigtable_app_profile" "padlock" {
+  project        = var.project_id
+  instance       = google_bigtable_instance.keys.name
+  app_profile_id = "padlock"
+  description    = "Padlock: single-cluster routing, transactional writes for create-if-absent"
+
+  single_cluster_routing {
+    cluster_id                 = "${var.key_store.instance_name}-primary"
+    allow_transactional_writes = true
+  }
+
+  ignore_warnings = true
+}
+
+resource "google_bigtable_table" "keychains" {
+  project             = var.project_id
+  instance_name       = google_bigtable_instance.keys.name
+  name                = var.key_store.table_name
+  deletion_protection = var.deletion_protection ? "PROTECTED" : "UNPROTECTED"
+
+  dynamic "column_family" {
+    for_each = toset(var.key_store.column_families)
+    content {
+      family = column_family.value
+    }
+  }
+}
+
+resource "google_bigtable_instance_iam_member" "padlock" {
+  project  = var.project_id
+  instance = google_bigtable_instance.keys.name
+  role     = "roles/bigtable.user"
+  member   = local.sa["padlock"]
+}
+
+resource "google_secret_manager_secret_iam_member" "padlock_service_secrets" {
+  project   = var.project_id
+  secret_id = var.padlock.service_secrets_secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = local.sa["padlock"]
+}
+
+# --- Cloud Run: event service and padlock ---------------------------------------------
+
+resource "google_cloud_run_v2_service" "event_service" {
+  project             = var.project_id
+  name                = "event-service"
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  labels              = local.labels
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account                  = google_service_account.component["event-service"].email
+    max_instance_request_concurrency = var.event_service.concurrency
+
+    scaling {
+      min_instance_count = var.event_service.min_instances
+      max_instance_count = var.event_service.max_instances
+    }
+
+    containers {
+      image = var.event_service.image
+
+      resources {
+        limits = {
+          cpu    = var.event_service.cpu
+          memory = var.event_service.memory
+        }
+      }
+
+      env {
+        name  = "GOOGLE_CLOUD_PROJECT"
+        value = var.project_id
+      }
+      env {
+        name  = "STAGING_BUCKET"
+        value = google_storage_bucket.staging.name
+      }
+      env {
+        name  = "REGISTRY_FIRESTORE_DATABASE"
+        value = google_firestore_database.registry.name
+      }
+    }
+  }
+}
+
+resource "google_cloud_run_v2_service_iam_member" "event_service_invokers" {
+  for_each = toset(var.event_service.invoker_members)
+
+  project  = var.project_id
+  location = google_cloud_run_v2_service.event_service.location
+  name     = google_cloud_run_v2_service.event_service.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+resource "google_cloud_run_v2_service" "padlock" {
+  for_each = local.padlock_groups
+
+  project             = var.project_id
+  name                = each.key
+  location            = each.value
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  labels              = merge(local.labels, { deployment_group = each.key })
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account                  = google_service_account.component["padlock"].email
+    max_instance_request_concurrency = var.padlock.concurrency
+
+    scaling {
+      min_instance_count = var.padlock.min_instances
+      max_instance_count = local.padlock_max_instances
+    }
+
+    containers {
+      image = var.padlock.image
+
+      resources {
+        limits = {
+          cpu    = var.padlock.cpu
+          memory = var.padlock.memory
+        }
+      }
+
+      env {
+        name  = "GOOGLE_CLOUD_PROJECT"
+        value = var.project_id
+      }
+      env {
+        name  = "PADLOCK_DEPLOYMENT_GROUP"
+        value = each.key
+      }
+      env {
+        name  = "PADLOCK_KEK"
+        value = google_kms_crypto_key.padlock_kek.id
+      }
+      env {
+        name  = "PADLOCK_BIGTABLE_INSTANCE"
+        value = google_bigtable_instance.keys.name
+      }
+      env {
+        name  = "PADLOCK_BIGTABLE_TABLE"
+        value = google_bigtable_table.keychains.name
+      }
+      env {
+        name  = "PADLOCK_BIGTABLE_APP_PROFILE"
+        value = google_bigtable_app_profile.padlock.app_profile_id
+      }
+      env {
+        name = "PADLOCK_SERVICE_SECRETS"
+        value_source {
+          secret_key_ref {
+            secret  = var.padlock.service_secrets_secret_id
+            version = "latest"
+          }
+        }
+      }
+    }
+  }
+
+  # The revision reads the secret at start; the grant must exist first.
+  depends_on = [google_secret_manager_secret_iam_member.padlock_service_secrets]
+}
+
+resource "google_cloud_run_v2_service_iam_member" "padlock_invoker" {
+  for_each = google_cloud_run_v2_service.padlock
+
+  project  = var.project_id
+  location = each.value.location
+  name     = each.value.name
+  role     = "roles/run.invoker"
+  member   = local.sa["etl"]
+}
+
+# --- ETL: GKE Autopilot cluster -------------------------------------------------------
+
+resource "google_container_cluster" "etl" {
+  project             = var.project_id
+  name                = var.etl.cluster_name
+  location            = var.region
+  enable_autopilot    = true
+  network             = var.etl.network
+  subnetwork          = var.etl.subnetwork
+  resource_labels     = local.labels
+  deletion_protection = var.deletion_protection
+
+  release_channel {
+    channel = "REGULAR"
+  }
+}
+
+# The Custom Metrics Stackdriver Adapter (installed once per cluster, see README) reads
+# the Pub/Sub backlog metrics the worker groups' autoscalers follow.
+resource "google_project_iam_member" "custom_metrics_adapter" {
+  project = var.project_id
+  role    = "roles/monitoring.viewer"
+  member  = "principal://iam.googleapis.com/projects/${data.google_project.this.number}/locations/global/workloadIdentityPools/${var.project_id}.svc.id.goog/subject/ns/custom-metrics/sa/custom-metrics-stackdriver-adapter"
+
+  depends_on = [google_container_cluster.etl]
+}
+
+# Partitions the ETL closes at their SLO deadline (incomplete). Contract with the ETL: a
+# log entry with message "partition closed", jsonPayload.closedBy = "deadline" and the
+# eventType label (lib/logger.ts puts labels in logging.googleapis.com/labels).
+resource "google_logging_metric" "late_partitions" {
+  project = var.project_id
+  name    = local.late_partition_metric_name
+  filter  = <<-EOT
+    resource.type="k8s_container"
+    labels.component="etl"
+    jsonPayload.message="partition closed"
+    jsonPayload.closedBy="deadline"
+  EOT
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "ETL partitions closed at their SLO deadline"
+
+    labels {
+      key         = "event_type"
+      value_type  = "STRING"
+      description = "Event type of the partition"
+    }
+  }
+
+  label_extractors = {
+    event_type = "EXTRACT(labels.eventType)"
+  }
+}

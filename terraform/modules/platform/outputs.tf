@@ -1,0 +1,89 @@
+output "event_type_platform" {
+  description = "What every event type needs from the platform: pass it as the event-type module's `platform` input."
+  value = {
+    project_number              = data.google_project.this.number
+    labels                      = var.labels
+    dataset_id                  = google_bigquery_dataset.events.dataset_id
+    data_bucket                 = google_storage_bucket.data.name
+    staging_bucket              = google_storage_bucket.staging.name
+    etl_service_account_email   = google_service_account.component["etl"].email
+    etl_service_account_name    = google_service_account.component["etl"].name
+    event_service_account_email = google_service_account.component["event-service"].email
+    # Primary first: the ETL's padlock client fails over in this order.
+    padlock_urls         = [google_cloud_run_v2_service.padlock["padlock"].uri, google_cloud_run_v2_service.padlock["padlock-mirror"].uri]
+    etl_image            = var.etl.image
+    kubernetes_namespace = var.etl.namespace
+    receive_time_column  = var.bigquery.receive_time_column
+    # The log-based metric's name in Cloud Monitoring's PromQL.
+    late_partition_metric = "logging_googleapis_com:user_${google_logging_metric.late_partitions.name}"
+    notification_channels = var.alerting.notification_channels
+    working_hours         = var.alerting.working_hours
+  }
+}
+
+output "service_accounts" {
+  description = "Email of each component's service account (event-service, etl, padlock, composer)."
+  value       = { for k, v in google_service_account.component : k => v.email }
+}
+
+output "buckets" {
+  description = "Names of the data bucket (partitions) and the staging bucket (staged parts, audit/ counts)."
+  value = {
+    data    = google_storage_bucket.data.name
+    staging = google_storage_bucket.staging.name
+  }
+}
+
+output "dataset_id" {
+  description = "BigQuery dataset holding one table per event type."
+  value       = google_bigquery_dataset.events.dataset_id
+}
+
+output "kms_key_id" {
+  description = "Id of padlock's key-encryption key."
+  value       = google_kms_crypto_key.padlock_kek.id
+}
+
+output "event_service_url" {
+  description = "HTTPS URL of the event service (POST /v1/events)."
+  value       = google_cloud_run_v2_service.event_service.uri
+}
+
+output "padlock_urls" {
+  description = "URLs of padlock's deployment groups, by group name (padlock, padlock-mirror)."
+  value       = { for k, v in google_cloud_run_v2_service.padlock : k => v.uri }
+}
+
+output "padlock_max_instances" {
+  description = "Max instances of EACH padlock deployment group: sized for all traffic."
+  value       = local.padlock_max_instances
+}
+
+output "key_store" {
+  description = "Bigtable instance, table and app profile of padlock's key store."
+  value = {
+    instance    = google_bigtable_instance.keys.name
+    table       = google_bigtable_table.keychains.name
+    app_profile = google_bigtable_app_profile.padlock.app_profile_id
+  }
+}
+
+output "registry_database" {
+  description = "Firestore database (Native mode) of the composer's registry."
+  value       = google_firestore_database.registry.name
+}
+
+output "etl_cluster" {
+  description = "The ETL's GKE Autopilot cluster, to configure the kubernetes provider. `ca_certificate` is base64-encoded."
+  value = {
+    name           = google_container_cluster.etl.name
+    location       = google_container_cluster.etl.location
+    endpoint       = google_container_cluster.etl.endpoint
+    ca_certificate = google_container_cluster.etl.master_auth[0].cluster_ca_certificate
+  }
+}
+
+output "etl_namespace" {
+  description = "Kubernetes namespace the ETL worker groups run in (create it in the root module)."
+  value       = var.etl.namespace
+}
