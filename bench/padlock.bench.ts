@@ -1,0 +1,164 @@
+/**
+ * Padlock benchmark. Each server runs in its own child process (this file with
+ * `--serve`), autocannon drives it from this one:
+ *  1. hot cache: multi-get lookups/s (10 users x 2 categories per request) at full
+ *     load, then p50/p99 latency at half that load, next to a bare node:http server
+ *     answering a fixed JSON body of the same size, measured in the same run;
+ *  2. cold path: lookups through the Bigtable emulator with padlock's cache off.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { startBigtableEmulator } from '../lib/emulators/google.ts';
+import { createLogger } from '../lib/logger.ts';
+import { authorizationHeader, createPadlockClient, LOOKUP_PATH } from '../lib/padlock-client/index.ts';
+import { loadConfig } from '../functions/padlock/config.ts';
+import { startPadlock } from '../functions/padlock/server.ts';
+import { serviceEntry } from '../functions/padlock/services.ts';
+
+const SECRET = 'bench-secret-0123456789abcdef';
+const SERVICES = JSON.stringify([serviceEntry('etl', SECRET)]);
+const DURATION_S = 8;
+const CONNECTIONS = 32;
+const USERS_PER_REQUEST = 10;
+
+// ---- child: one server ----
+if (process.argv[2] === '--serve') {
+  // The parent holds our stdin: when it ends (however it dies), so do we.
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+  const kind = process.argv[3];
+  if (kind === 'bare') {
+    const size = Number(process.argv[4] ?? 2);
+    const body = Buffer.from(JSON.stringify({ pad: 'x'.repeat(Math.max(0, size - 10)) }));
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+        res.end(body);
+      });
+    });
+    server.listen(0, '127.0.0.1', () => console.log(`READY http://127.0.0.1:${(server.address() as { port: number }).port}`));
+  } else {
+    const env: Record<string, string> = { PADLOCK_PORT: '0', PADLOCK_SERVICES: SERVICES, PADLOCK_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'padlock-bench-')) };
+    if (kind === 'bigtable') {
+      Object.assign(env, { PADLOCK_STORE: 'bigtable', BIGTABLE_EMULATOR_HOST: process.argv[4] ?? '', GCP_PROJECT: 'bench-project', PADLOCK_CACHE_MAX_USERS: '1', PADLOCK_CACHE_TTL_MS: '1', PADLOCK_STORE_DEADLINE_MS: '5000' });
+    }
+    const running = await startPadlock(loadConfig(env), { logger: createLogger({ component: 'padlock', level: 'WARNING', sink: (l) => console.error(l) }) });
+    console.log(`READY ${running.url}`);
+  }
+} else {
+  await main();
+}
+
+function serve(...args: string[]): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /READY (\S+)/.exec(out);
+      if (m?.[1]) resolve({ url: m[1], child });
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function cannon(url: string, opts: { body: string; headers: Record<string, string>; rate?: number }): Promise<Load> {
+  const result = await autocannon({
+    url: url + LOOKUP_PATH,
+    method: 'POST',
+    headers: opts.headers,
+    body: opts.body,
+    connections: CONNECTIONS,
+    duration: DURATION_S,
+    ...(opts.rate ? { overallRate: opts.rate } : {}),
+  });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx + result.timeouts };
+}
+
+function row(name: string, full: Load, half: Load): string {
+  return `${name.padEnd(22)} ${full.rps.toFixed(0).padStart(8)} req/s   half load ${half.rps.toFixed(0).padStart(6)} req/s: p50 ${half.p50} ms, p99 ${half.p99} ms   errors ${full.errors + half.errors}`;
+}
+
+async function main(): Promise<void> {
+  const headers = { authorization: authorizationHeader('etl', SECRET), 'content-type': 'application/json' };
+  const users = Array.from({ length: USERS_PER_REQUEST }, (_, i) => ({ userId: `bench-user-${i}`, categories: ['contact', 'location'] }));
+  const body = JSON.stringify({ users });
+
+  // ---- 1. hot cache vs bare node:http ----
+  const padlock = await serve('padlock');
+  const warm = await fetch(padlock.url + LOOKUP_PATH, { method: 'POST', headers, body: JSON.stringify({ users, createIfAbsent: true }) });
+  const sample = await (await fetch(padlock.url + LOOKUP_PATH, { method: 'POST', headers, body })).text();
+  if (!warm.ok || !sample.includes('"found"')) throw new Error(`padlock warm-up failed: ${warm.status}`);
+  const bare = await serve('bare', String(Buffer.byteLength(sample)));
+
+  console.log(`multi-get of ${USERS_PER_REQUEST} users x 2 categories, response ${sample.length} bytes, ${CONNECTIONS} connections, ${DURATION_S} s per run`);
+  const bareFull = await cannon(bare.url, { body, headers });
+  const bareHalf = await cannon(bare.url, { body, headers, rate: Math.round(bareFull.rps / 2) });
+  const hotFull = await cannon(padlock.url, { body, headers });
+  const hotHalf = await cannon(padlock.url, { body, headers, rate: Math.round(hotFull.rps / 2) });
+  await Promise.all([stop(bare.child), stop(padlock.child)]);
+  console.log(row('bare node:http', bareFull, bareHalf));
+  console.log(row('padlock (hot cache)', hotFull, hotHalf));
+  const ratio = hotFull.rps / bareFull.rps;
+  console.log(`ratio padlock / bare: ${(ratio * 100).toFixed(0)}% (target >= 60%): ${ratio >= 0.6 ? 'OK' : 'BELOW TARGET'}`);
+  console.log(`keys/s (hot): ${(hotFull.rps * USERS_PER_REQUEST * 2).toFixed(0)}; p99 at half load ${hotHalf.p99} ms (target < 5 ms): ${hotHalf.p99 < 5 ? 'OK' : 'ABOVE TARGET'}`);
+
+  // ---- 2. cold path through the Bigtable emulator ----
+  const emulator = await startBigtableEmulator();
+  try {
+    const cold = await serve('bigtable', emulator.host);
+    const client = createPadlockClient({ url: cold.url, service: 'etl', secret: SECRET, cacheTtlMs: 0, deadlineMs: 10_000 });
+    const pool = 500;
+    const t0 = performance.now();
+    for (let i = 0; i < pool; i += 20) {
+      await client.getKeys(Array.from({ length: 20 }, (_, j) => ({ userId: `cold-user-${i + j}`, category: 'contact' })), { createIfAbsent: true });
+    }
+    console.log(`created ${pool} keychains through the Bigtable emulator in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const latencies: number[] = [];
+    let usersRead = 0;
+    const end = Date.now() + DURATION_S * 1000;
+    const worker = async (w: number): Promise<void> => {
+      let n = w;
+      while (Date.now() < end) {
+        const items = Array.from({ length: USERS_PER_REQUEST }, () => ({ userId: `cold-user-${(n++ * 7919) % pool}`, category: 'contact' }));
+        const t = performance.now();
+        const res = await client.getKeys(items);
+        latencies.push(performance.now() - t);
+        usersRead += res.filter((r) => r.status === 'found').length;
+      }
+    };
+    const started = Date.now();
+    await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w * 1000)));
+    const seconds = (Date.now() - started) / 1000;
+    latencies.sort((a, b) => a - b);
+    const pct = (p: number): string => (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0).toFixed(1);
+    console.log(
+      `padlock (cold, Bigtable emulator): ${(latencies.length / seconds).toFixed(0)} req/s, ${(usersRead / seconds).toFixed(0)} users/s ` +
+        `(${USERS_PER_REQUEST} users per multi-get, 8 concurrent), p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms; ` +
+        `vs ~2000 point reads/s measured for the emulator: ${(usersRead / seconds / 2000).toFixed(2)}x`,
+    );
+    await stop(cold.child);
+  } finally {
+    await emulator.stop();
+  }
+}

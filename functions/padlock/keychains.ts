@@ -1,0 +1,284 @@
+/**
+ * The key service's core, without HTTP: resolves keychains through a bounded
+ * TTL cache and the store, creates missing root keys (CSPRNG, wrapped by the
+ * KEK), derives per-context keys, and shreds on delete. Unwrapped root keys
+ * stay inside this module; only derived keys leave it.
+ */
+import { randomBytes } from 'node:crypto';
+import { AppError, isAppError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { TtlCache, type Clock } from '../../lib/padlock-client/ttl-cache.ts';
+import { deriveKey, type DerivedKey } from './derive.ts';
+import { wrapAad, type Kek } from './kek.ts';
+import type { KeyStore, StoredKeychain } from './store.ts';
+
+export interface KeychainServiceOptions {
+  store: KeyStore;
+  kek: Kek;
+  /** Known data categories (personal categories of the semantic-type catalogue). */
+  categories: readonly string[];
+  /** How long a keychain read from the store may be served from memory. */
+  cacheTtlMs: number;
+  /** Bound on cached users. */
+  cacheMaxUsers: number;
+  /** Deadline of every store call; beyond it the request fails with KEY_STORE_UNAVAILABLE. */
+  storeDeadlineMs: number;
+  logger: Logger;
+  clock?: Clock;
+}
+
+/** A derived key with its wire form computed once. */
+export interface ServedKey extends DerivedKey {
+  keyBase64: string;
+  /** `{"status":"found","keyId":…,"key":"…"}`: the hot path splices it into responses. */
+  json: string;
+}
+
+export type CategoryResult = { status: 'found'; key: ServedKey } | { status: 'absent' } | { status: 'deleted' };
+
+export type UserResult =
+  | { userId: string; status: 'found'; categories: Map<string, CategoryResult> }
+  | { userId: string; status: 'absent' }
+  | { userId: string; status: 'deleted' };
+
+interface ActiveCategory {
+  state: 'active';
+  wrapped: Buffer;
+  /** The unwrapped root key, once needed; never leaves this module. */
+  rootKey?: Buffer;
+  unwrapping?: Promise<Buffer> | undefined;
+  /** Derived keys by context. */
+  derived: Map<string, ServedKey>;
+}
+type CachedCategory = ActiveCategory | { state: 'deleted' };
+type CachedKeychain = { state: 'absent' } | { state: 'deleted' } | { state: 'active'; categories: Map<string, CachedCategory> };
+
+export interface CreateResult {
+  created: boolean;
+  categories: Map<string, 'active' | 'deleted'>;
+}
+
+export class KeychainService {
+  private readonly cache: TtlCache<string, CachedKeychain>;
+  private readonly clock: Clock;
+  /** Bumped by every delete: a store read that overlapped one is not cached. */
+  private deleteEpoch = 0;
+  /** Store reads in flight, by user. */
+  private readonly reading = new Map<string, Promise<CachedKeychain>>();
+
+  constructor(private readonly opts: KeychainServiceOptions) {
+    this.clock = opts.clock ?? Date.now;
+    this.cache = new TtlCache(opts.cacheMaxUsers, this.clock);
+  }
+
+  get categories(): readonly string[] {
+    return this.opts.categories;
+  }
+
+  /** Derived keys of `context` for each user's categories, in request order. */
+  async lookup(context: string, users: readonly { userId: string; categories: readonly string[] }[], createIfAbsent: boolean): Promise<UserResult[]> {
+    const keychains = await this.resolve([...new Set(users.map((u) => u.userId))]);
+    if (createIfAbsent) {
+      const incomplete = [...keychains].filter(([, k]) => k.state === 'absent' || (k.state === 'active' && this.missing(k).length > 0));
+      await Promise.all(
+        incomplete.map(async ([userId, known]) => {
+          keychains.set(userId, (await this.createMissing(userId, known)).keychain);
+        }),
+      );
+    }
+    return Promise.all(users.map((u) => this.derive(context, u.userId, u.categories, keychains.get(u.userId) ?? { state: 'absent' })));
+  }
+
+  /** Create-if-absent of the whole keychain (sign-up). 410 KEYCHAIN_DELETED for a deleted user. */
+  async create(userId: string): Promise<CreateResult> {
+    const { keychain, created } = await this.createMissing(userId);
+    if (keychain.state !== 'active') throw new AppError('KEYCHAIN_DELETED', { message: 'The keychain of this user was deleted and is never recreated' });
+    const categories = new Map<string, 'active' | 'deleted'>();
+    for (const [name, c] of keychain.categories) categories.set(name, c.state);
+    return { created, categories };
+  }
+
+  async deleteUser(userId: string): Promise<void> {
+    this.deleteEpoch++;
+    this.reading.delete(userId);
+    this.cache.delete(userId);
+    await this.callStore(() => this.opts.store.deleteUser(userId));
+    this.cache.delete(userId);
+  }
+
+  async deleteCategory(userId: string, category: string): Promise<void> {
+    this.deleteEpoch++;
+    this.reading.delete(userId);
+    this.cache.delete(userId);
+    await this.callStore(() => this.opts.store.deleteCategory(userId, category));
+    this.cache.delete(userId);
+  }
+
+  async ready(): Promise<void> {
+    await this.callStore(() => this.opts.store.ping());
+  }
+
+  /**
+   * Keychains from the cache, then from reads already in flight (when a hot
+   * entry expires, concurrent requests share one store read), the rest from the
+   * store in one read.
+   */
+  private async resolve(userIds: readonly string[]): Promise<Map<string, CachedKeychain>> {
+    const out = new Map<string, CachedKeychain>();
+    const joined: Promise<void>[] = [];
+    const misses: string[] = [];
+    for (const id of userIds) {
+      const hit = this.cache.get(id);
+      if (hit !== undefined) {
+        out.set(id, hit);
+        continue;
+      }
+      const running = this.reading.get(id);
+      if (running !== undefined) joined.push(running.then((k) => void out.set(id, k)));
+      else misses.push(id);
+    }
+    if (misses.length > 0) {
+      const readAt = this.clock();
+      const epoch = this.deleteEpoch;
+      const read = this.callStore(() => this.opts.store.read(misses));
+      const ours = new Map<string, Promise<CachedKeychain>>();
+      for (const id of misses) {
+        const one = read.then((stored) => toCached(stored.get(id) ?? { state: 'absent' }));
+        this.reading.set(id, one);
+        ours.set(id, one);
+        const done = (): void => {
+          if (this.reading.get(id) === one) this.reading.delete(id);
+        };
+        one.then(done, done);
+      }
+      await read;
+      for (const [id, one] of ours) {
+        // One object per user, shared with the requests that joined this read.
+        const keychain = await one;
+        out.set(id, keychain);
+        this.remember(id, keychain, readAt, epoch);
+      }
+    }
+    await Promise.all(joined);
+    return out;
+  }
+
+  private remember(userId: string, keychain: CachedKeychain, readAt: number, epoch: number): void {
+    // The entry expires TTL after the read *started*: the deletion bound holds even for slow reads.
+    if (epoch === this.deleteEpoch) this.cache.set(userId, keychain, readAt + this.opts.cacheTtlMs);
+  }
+
+  private missing(keychain: CachedKeychain): string[] {
+    if (keychain.state === 'deleted') return [];
+    if (keychain.state === 'absent') return [...this.opts.categories];
+    return this.opts.categories.filter((c) => !keychain.categories.has(c));
+  }
+
+  /** Generates, wraps and conditionally stores root keys for every missing category. */
+  /**
+   * `known` is a state just read (possibly cached): the conditional write makes a
+   * stale one harmless, it only saves a read.
+   */
+  private async createMissing(userId: string, known?: CachedKeychain): Promise<{ keychain: CachedKeychain; created: boolean }> {
+    const readAt = this.clock();
+    const epoch = this.deleteEpoch;
+    const current = known ?? toCached((await this.callStore(() => this.opts.store.read([userId]))).get(userId) ?? { state: 'absent' });
+    const missing = this.missing(current);
+    if (missing.length === 0) {
+      if (known === undefined) this.remember(userId, current, readAt, epoch);
+      return { keychain: current, created: false };
+    }
+    const roots = new Map(missing.map((c) => [c, randomBytes(32)]));
+    const wrapped = new Map(
+      await Promise.all([...roots].map(async ([c, root]) => [c, await this.opts.kek.wrap(root, wrapAad(userId, c))] as const)),
+    );
+    const writeAt = this.clock();
+    const writeEpoch = this.deleteEpoch;
+    const stored = await this.callStore(() => this.opts.store.createIfAbsent(userId, wrapped));
+    const keychain = toCached(stored);
+    let created = false;
+    if (keychain.state === 'active') {
+      for (const [c, entry] of keychain.categories) {
+        const ours = wrapped.get(c);
+        const root = roots.get(c);
+        // Our key won the conditional write: no need to unwrap it again.
+        if (entry.state === 'active' && ours !== undefined && root !== undefined && entry.wrapped.equals(ours)) {
+          entry.rootKey = root;
+          created = true;
+        }
+      }
+    }
+    this.remember(userId, keychain, writeAt, writeEpoch);
+    return { keychain, created };
+  }
+
+  /** Synchronous once the needed root keys are unwrapped (the hot path: no promise per key). */
+  private derive(context: string, userId: string, categories: readonly string[], keychain: CachedKeychain): UserResult | Promise<UserResult> {
+    if (keychain.state !== 'active') return { userId, status: keychain.state };
+    const pending: Promise<Buffer>[] = [];
+    for (const category of categories) {
+      const entry = keychain.categories.get(category);
+      if (entry?.state === 'active' && entry.rootKey === undefined && !entry.derived.has(context)) {
+        entry.unwrapping ??= this.unwrap(entry, userId, category);
+        pending.push(entry.unwrapping);
+      }
+    }
+    if (pending.length > 0) return Promise.all(pending).then(() => this.derive(context, userId, categories, keychain));
+    const results = new Map<string, CategoryResult>();
+    for (const category of categories) {
+      const entry = keychain.categories.get(category);
+      if (entry === undefined) results.set(category, { status: 'absent' });
+      else if (entry.state === 'deleted') results.set(category, { status: 'deleted' });
+      else {
+        let served = entry.derived.get(context);
+        if (served === undefined) {
+          const derived = deriveKey(entry.rootKey!, { context, category, userId });
+          const keyBase64 = derived.key.toString('base64');
+          served = { ...derived, keyBase64, json: `{"status":"found","keyId":${derived.keyId},"key":"${keyBase64}"}` };
+          entry.derived.set(context, served);
+        }
+        results.set(category, { status: 'found', key: served });
+      }
+    }
+    return { userId, status: 'found', categories: results };
+  }
+
+  private async unwrap(entry: ActiveCategory, userId: string, category: string): Promise<Buffer> {
+    try {
+      entry.rootKey = await this.opts.kek.unwrap(entry.wrapped, wrapAad(userId, category));
+      return entry.rootKey;
+    } finally {
+      // A failed unwrap (KMS down) must not stick in the cache.
+      entry.unwrapping = undefined;
+    }
+  }
+
+  /** One store call under the deadline; every failure becomes KEY_STORE_UNAVAILABLE (no retries here). */
+  private async callStore<T>(call: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new AppError('KEY_STORE_UNAVAILABLE', { message: `Key store did not answer within ${this.opts.storeDeadlineMs} ms` })),
+        this.opts.storeDeadlineMs,
+      );
+    });
+    try {
+      return await Promise.race([call(), deadline]);
+    } catch (err) {
+      if (isAppError(err)) throw err;
+      this.opts.logger.warn('key store call failed', { store: this.opts.store.kind, err });
+      throw new AppError('KEY_STORE_UNAVAILABLE', { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function toCached(stored: StoredKeychain): CachedKeychain {
+  if (stored.state !== 'active') return stored;
+  const categories = new Map<string, CachedCategory>();
+  for (const [name, c] of stored.categories) {
+    categories.set(name, c.state === 'active' ? { state: 'active', wrapped: c.wrappedRootKey, derived: new Map() } : { state: 'deleted' });
+  }
+  return { state: 'active', categories };
+}

@@ -1,0 +1,91 @@
+/**
+ * `startPadlock(config)`: builds the KEK, the store and the service from a
+ * validated config, and listens. `close()` stops listening and closes the store.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createBigtable, createKms } from '../../lib/gcp/clients.ts';
+import { createLogger, type Logger } from '../../lib/logger.ts';
+import type { Clock } from '../../lib/padlock-client/ttl-cache.ts';
+import { createBigtableStore, ensureKeychainTable } from './bigtable-store.ts';
+import type { PadlockConfig } from './config.ts';
+import { createEmbeddedStore } from './embedded-store.ts';
+import { createApi } from './http.ts';
+import { createKmsKek, createLocalKek, kmsCallsOf, loadOrCreateKekFile, type Kek, type KmsCalls } from './kek.ts';
+import { KeychainService } from './keychains.ts';
+import { ServiceRegistry } from './services.ts';
+import type { KeyStore } from './store.ts';
+
+export interface PadlockDeps {
+  logger?: Logger;
+  /** Time source of the cache (tests prove the deletion bound with a fake clock). */
+  clock?: Clock;
+  /** Replaces the Cloud KMS client's two calls (unit tests: there is no KMS emulator). */
+  kms?: KmsCalls;
+  /** Replaces the store built from config (tests of failure modes). */
+  store?: KeyStore;
+}
+
+export interface RunningPadlock {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startPadlock(config: PadlockConfig, deps: PadlockDeps = {}): Promise<RunningPadlock> {
+  const logger = deps.logger ?? createLogger({ component: 'padlock' });
+  const kek = buildKek(config, deps);
+  const store = deps.store ?? (await buildStore(config));
+  const keychains = new KeychainService({
+    store,
+    kek,
+    categories: config.categories,
+    cacheTtlMs: config.cacheTtlMs,
+    cacheMaxUsers: config.cacheMaxUsers,
+    storeDeadlineMs: config.storeDeadlineMs,
+    logger,
+    ...(deps.clock ? { clock: deps.clock } : {}),
+  });
+  const server = http.createServer(
+    createApi({ keychains, services: new ServiceRegistry(config.services), logger, maxUsersPerRequest: config.maxUsersPerRequest, maxBodyBytes: config.maxBodyBytes }),
+  );
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  logger.info('padlock listening', { url, mode: config.mode, store: store.kind, kek: kek.kind, services: config.services.length });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await store.close();
+        logger.info('padlock stopped');
+      })()),
+  };
+}
+
+function buildKek(config: PadlockConfig, deps: PadlockDeps): Kek {
+  if (config.kek.kind === 'kms') {
+    const kms = deps.kms ?? kmsCallsOf(createKms({ apiEndpoint: config.kek.apiEndpoint }), config.kek.deadlineMs);
+    return createKmsKek(kms, config.kek.keyName);
+  }
+  return createLocalKek(loadOrCreateKekFile(config.kek.path));
+}
+
+async function buildStore(config: PadlockConfig): Promise<KeyStore> {
+  if (config.store.kind === 'embedded') return createEmbeddedStore(config.store.dataDir);
+  const s = config.store;
+  const bigtable = createBigtable({ projectId: s.projectId, emulatorHost: s.emulatorHost });
+  if (s.createTable) await ensureKeychainTable(bigtable, s.instanceId, s.tableId);
+  return createBigtableStore(bigtable, { instanceId: s.instanceId, tableId: s.tableId, deadlineMs: config.storeDeadlineMs });
+}

@@ -1,0 +1,260 @@
+/**
+ * The padlock client, used by the ETL and by consumers: derived keys by
+ * (userId, category), cached for `cacheTtlMs`, with concurrent lookups of one
+ * tick coalesced into one multi-get, and every request under a deadline.
+ * Failures are AppErrors: UNAVAILABLE (retryable) when padlock is down or
+ * late, the service's own code (e.g. KEY_STORE_UNAVAILABLE) otherwise.
+ */
+import { AppError, errorCatalogue, type ErrorCode } from '../errors.ts';
+import {
+  KEYCHAINS_PATH,
+  LOOKUP_PATH,
+  authorizationHeader,
+  type CreateKeychainResponse,
+  type DeleteResponse,
+  type LookupRequest,
+  type LookupResponse,
+} from './protocol.ts';
+import { TtlCache, type Clock } from './ttl-cache.ts';
+
+export * from './protocol.ts';
+export { TtlCache, type Clock } from './ttl-cache.ts';
+
+/** A service's key for one user and category: AES-256 key plus its Tink key id (uint32). */
+export interface DerivedKey {
+  keyId: number;
+  /** 32 bytes. */
+  key: Buffer;
+}
+
+export type KeyLookup = { status: 'found'; key: DerivedKey } | { status: 'absent' } | { status: 'deleted' };
+
+export interface KeyRequest {
+  userId: string;
+  category: string;
+}
+
+export interface PadlockClientOptions {
+  /** Base URL of padlock, e.g. `http://127.0.0.1:8090`. */
+  url: string;
+  service: string;
+  secret: string;
+  /** Default key context (the service's default context if absent). */
+  context?: string;
+  /** How long a looked-up key (or its absence / deletion) is reused. Default 2000; 0 disables the cache. */
+  cacheTtlMs?: number;
+  /** Bound on cached keys. Default 100 000. */
+  cacheMaxEntries?: number;
+  /** Deadline of one HTTP request. Default 2000. */
+  deadlineMs?: number;
+  /** Users per multi-get request (larger lookups are split). Default 500. */
+  maxUsersPerRequest?: number;
+  /** Time source of the cache (tests). */
+  clock?: Clock;
+}
+
+export interface PadlockClient {
+  /** Keys in `items` order. Cached and coalesced; `createIfAbsent` creates missing keychains (the ETL's sign-up path). */
+  getKeys(items: readonly KeyRequest[], opts?: { createIfAbsent?: boolean; context?: string }): Promise<KeyLookup[]>;
+  /** Create-if-absent of a user's keychain (sign-up). Rejects with KEYCHAIN_DELETED for a deleted user. */
+  createKeychain(userId: string): Promise<CreateKeychainResponse>;
+  /** Shreds every category of a user (admin services only); drops the user from this client's cache. */
+  deleteUser(userId: string): Promise<DeleteResponse>;
+  /** Shreds one category of a user (opt-out; admin services only). */
+  deleteCategory(userId: string, category: string): Promise<DeleteResponse>;
+  /** Lookups this client sent to padlock (for tests and metrics). */
+  readonly stats: { requests: number; cacheHits: number };
+}
+
+export const clientDefaults = {
+  cacheTtlMs: 2_000,
+  cacheMaxEntries: 100_000,
+  deadlineMs: 2_000,
+  maxUsersPerRequest: 500,
+} as const;
+
+interface Waiter {
+  item: KeyRequest;
+  resolve(value: KeyLookup): void;
+  reject(err: unknown): void;
+}
+
+/** Lookups waiting for the end of the tick, per (context, createIfAbsent). */
+interface PendingBatch {
+  context: string | undefined;
+  createIfAbsent: boolean;
+  /** Callers, each with its waiters: a 400 is answered per caller, not to everyone in the batch. */
+  callers: Waiter[][];
+}
+
+const SEP = '\u0000';
+
+export function createPadlockClient(options: PadlockClientOptions): PadlockClient {
+  const base = options.url.replace(/\/+$/, '');
+  const auth = authorizationHeader(options.service, options.secret);
+  const ttl = options.cacheTtlMs ?? clientDefaults.cacheTtlMs;
+  const deadlineMs = options.deadlineMs ?? clientDefaults.deadlineMs;
+  const maxUsers = options.maxUsersPerRequest ?? clientDefaults.maxUsersPerRequest;
+  const clock = options.clock ?? Date.now;
+  const cache = new TtlCache<string, KeyLookup>(ttl > 0 ? (options.cacheMaxEntries ?? clientDefaults.cacheMaxEntries) : 0, clock);
+  /** Lookups on the wire, so a later tick asking for the same key joins them. */
+  const inflight = new Map<string, Promise<KeyLookup>>();
+  const pending = new Map<string, PendingBatch>();
+  let flushScheduled = false;
+  const stats = { requests: 0, cacheHits: 0 };
+
+  const cacheKey = (context: string | undefined, item: KeyRequest): string => `${context ?? ''}${SEP}${item.userId}${SEP}${item.category}`;
+
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    let res: Response;
+    try {
+      res = await fetch(base + path, {
+        method,
+        headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(deadlineMs),
+      });
+    } catch (cause) {
+      const timedOut = (cause as { name?: string }).name === 'TimeoutError';
+      throw new AppError('UNAVAILABLE', {
+        message: timedOut ? `Padlock did not answer within ${deadlineMs} ms` : 'Padlock is unreachable',
+        details: { reason: timedOut ? 'deadline' : 'unreachable' },
+        cause,
+      });
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (cause) {
+      throw new AppError('UNAVAILABLE', { message: 'Padlock response was cut', details: { reason: 'deadline' }, cause });
+    }
+    if (res.ok) return JSON.parse(text) as T;
+    throw errorFromResponse(res.status, text);
+  };
+
+  const lookupBatch = async (batch: PendingBatch, waiters: Waiter[]): Promise<void> => {
+    const byUser = new Map<string, Set<string>>();
+    for (const w of waiters) {
+      const set = byUser.get(w.item.userId) ?? new Set<string>();
+      set.add(w.item.category);
+      byUser.set(w.item.userId, set);
+    }
+    const users = [...byUser].map(([userId, categories]) => ({ userId, categories: [...categories] }));
+    const requestedAt = clock();
+    const results = new Map<string, KeyLookup>();
+    let context = batch.context;
+    for (let i = 0; i < users.length; i += maxUsers) {
+      const request: LookupRequest = { users: users.slice(i, i + maxUsers), ...(batch.context ? { context: batch.context } : {}), ...(batch.createIfAbsent ? { createIfAbsent: true } : {}) };
+      stats.requests++;
+      const response = await call<LookupResponse>('POST', LOOKUP_PATH, request);
+      context = response.context;
+      for (const u of response.users) {
+        for (const category of byUser.get(u.userId) ?? []) {
+          let result: KeyLookup;
+          if (u.status !== 'found') result = { status: u.status };
+          else {
+            const c = u.categories[category];
+            result = c?.status === 'found' ? { status: 'found', key: { keyId: c.keyId, key: Buffer.from(c.key, 'base64') } } : { status: c?.status ?? 'absent' };
+          }
+          results.set(`${u.userId}${SEP}${category}`, result);
+        }
+      }
+    }
+    for (const w of waiters) {
+      const result = results.get(`${w.item.userId}${SEP}${w.item.category}`) ?? { status: 'absent' };
+      // Cached until TTL after the request *started*: with padlock's own TTL this bounds deletion propagation.
+      cache.set(cacheKey(batch.context, w.item), result, requestedAt + ttl);
+      if (context !== batch.context) cache.set(cacheKey(context, w.item), result, requestedAt + ttl);
+      w.resolve(result);
+    }
+  };
+
+  const flush = (): void => {
+    flushScheduled = false;
+    const batches = [...pending.values()];
+    pending.clear();
+    for (const batch of batches) {
+      const all = batch.callers.flat();
+      lookupBatch(batch, all).catch(async (err: unknown) => {
+        // A 400 (e.g. an unknown category) belongs to one caller: ask again per caller so others get their keys.
+        if (err instanceof AppError && err.status === 400 && batch.callers.length > 1) {
+          for (const waiters of batch.callers) await lookupBatch(batch, waiters).catch((e: unknown) => waiters.forEach((w) => w.reject(e)));
+        } else {
+          for (const w of all) w.reject(err);
+        }
+      });
+    }
+  };
+
+  const getKeys: PadlockClient['getKeys'] = (items, opts = {}) => {
+    const context = opts.context ?? options.context;
+    const createIfAbsent = opts.createIfAbsent === true;
+    const batchKey = `${context ?? ''}${SEP}${createIfAbsent}`;
+    const waiters: Waiter[] = [];
+    const promises = items.map((item) => {
+      const key = cacheKey(context, item);
+      const cached = cache.get(key);
+      // A cached absence does not answer a create-if-absent.
+      if (cached !== undefined && !(createIfAbsent && cached.status === 'absent')) {
+        stats.cacheHits++;
+        return Promise.resolve(cached);
+      }
+      const flightKey = `${key}${SEP}${createIfAbsent}`;
+      const running = inflight.get(flightKey);
+      if (running !== undefined) return running;
+      const promise = new Promise<KeyLookup>((resolve, reject) => waiters.push({ item, resolve, reject }));
+      inflight.set(flightKey, promise);
+      const done = (): void => {
+        if (inflight.get(flightKey) === promise) inflight.delete(flightKey);
+      };
+      promise.then(done, done);
+      return promise;
+    });
+    if (waiters.length > 0) {
+      const batch = pending.get(batchKey) ?? { context, createIfAbsent, callers: [] };
+      batch.callers.push(waiters);
+      pending.set(batchKey, batch);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
+    }
+    return Promise.all(promises);
+  };
+
+  const forgetUser = (userId: string): void => {
+    // Deletes are rare; a scan of this client's cache is fine.
+    for (const key of cache.keys()) if (key.split(SEP)[1] === userId) cache.delete(key);
+  };
+
+  return {
+    getKeys,
+    stats,
+    createKeychain: (userId) => call<CreateKeychainResponse>('POST', KEYCHAINS_PATH, { userId }),
+    async deleteUser(userId) {
+      const res = await call<DeleteResponse>('DELETE', `${KEYCHAINS_PATH}/${encodeURIComponent(userId)}`);
+      forgetUser(userId);
+      return res;
+    },
+    async deleteCategory(userId, category) {
+      const res = await call<DeleteResponse>('DELETE', `${KEYCHAINS_PATH}/${encodeURIComponent(userId)}/categories/${encodeURIComponent(category)}`);
+      forgetUser(userId);
+      return res;
+    },
+  };
+}
+
+/** The AppError of a non-2xx answer: the service's catalogue code when it sent one. */
+function errorFromResponse(status: number, text: string): AppError {
+  let body: { code?: unknown; message?: unknown; details?: unknown } = {};
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    // Not our JSON (a proxy?): classify by status below.
+  }
+  const code = typeof body.code === 'string' && body.code in errorCatalogue ? (body.code as ErrorCode) : status >= 500 ? 'UNAVAILABLE' : 'INTERNAL';
+  return new AppError(code, {
+    ...(typeof body.message === 'string' ? { message: body.message } : {}),
+    details: { status, ...(typeof body.details === 'object' && body.details !== null ? (body.details as Record<string, unknown>) : {}) },
+  });
+}

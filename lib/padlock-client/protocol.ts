@@ -1,0 +1,57 @@
+/**
+ * Padlock's HTTP/JSON wire contract, shared by the service and its client so
+ * both sides name the same fields. Keys travel base64-encoded; the root key
+ * never appears here.
+ */
+
+/** Path of the multi-get (and optional create-if-absent) of derived keys. */
+export const LOOKUP_PATH = '/v1/keys/lookup';
+/** Path of keychain creation (sign-up); `DELETE ${KEYCHAINS_PATH}/<userId>[/categories/<category>]` shreds. */
+export const KEYCHAINS_PATH = '/v1/keychains';
+
+export interface LookupRequest {
+  /** Key context; the caller's first authorised context if absent. */
+  context?: string;
+  /** Create the keychain of users that have none (or missing categories), as at sign-up. */
+  createIfAbsent?: boolean;
+  users: { userId: string; /** All personal categories if absent. */ categories?: string[] }[];
+}
+
+export type CategoryKeyWire =
+  | { status: 'found'; keyId: number; /** base64, 32 bytes */ key: string }
+  | { status: 'absent' }
+  | { status: 'deleted' };
+
+export type UserKeysWire =
+  | { userId: string; status: 'found'; categories: Record<string, CategoryKeyWire> }
+  | { userId: string; status: 'absent' }
+  | { userId: string; status: 'deleted' };
+
+export interface LookupResponse {
+  context: string;
+  /** Same order as the request's users. */
+  users: UserKeysWire[];
+}
+
+export interface CreateKeychainRequest {
+  userId: string;
+}
+
+export interface CreateKeychainResponse {
+  userId: string;
+  /** `created` if this call added at least one root key. */
+  status: 'created' | 'exists';
+  /** State of every category after the call (an opted-out category stays `deleted`). */
+  categories: Record<string, 'active' | 'deleted'>;
+}
+
+export interface DeleteResponse {
+  userId: string;
+  category?: string;
+  status: 'deleted';
+}
+
+/** The `Authorization` header value for a service and its secret (HTTP Basic). */
+export function authorizationHeader(service: string, secret: string): string {
+  return `Basic ${Buffer.from(`${service}:${secret}`, 'utf8').toString('base64')}`;
+}
