@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { Backoff } from './backoff.ts';
+import { loadConfig, resolveTuning } from './config.ts';
+
+const ok = { STAGING_BUCKET: 'stage-b', DATA_BUCKET: 'data-b', REGISTRY_FILE: '/tmp/r.json' };
+
+describe('loadConfig', () => {
+  it('applies defaults and overrides', () => {
+    const c = loadConfig({ ...ok, EVENT_TYPES: 'page_view, sign_up', ETL_DEADLINE_HIGH_MS: '5000', ETL_CLOSE_GRACE_MS: '0' });
+    expect(c.eventTypes).toEqual(['page_view', 'sign_up']);
+    expect(c.tuning.closeDeadlineMs).toEqual({ high: 5000, normal: 24 * 3_600_000, low: 72 * 3_600_000 });
+    expect(c.tuning.closeGraceMs).toBe(0);
+    expect(c.projectId).toBe('local-project');
+  });
+  it.each([
+    [{ ...ok, DATA_BUCKET: undefined }, 'DATA_BUCKET'],
+    [{ ...ok, PUBSUB_EMULATOR_HOST: 'nope' }, 'PUBSUB_EMULATOR_HOST'],
+    [{ ...ok, EVENT_TYPES: 'Bad-Type' }, 'EVENT_TYPES'],
+    [{ ...ok, ETL_MAX_MESSAGES: '0' }, 'ETL_MAX_MESSAGES'],
+    [{ ...ok, ETL_FLUSH_RECORDS: '9000', ETL_MAX_MESSAGES: '100' }, 'ETL_FLUSH_RECORDS'],
+  ])('names the bad variable %#', (env, variable) => {
+    expect(() => loadConfig(env)).toThrow(variable);
+  });
+  it('rejects a flush size flow control can never reach', () => {
+    expect(() => resolveTuning({ flushRecords: 10, maxMessagesInFlight: 5 })).toThrow();
+  });
+});
+
+describe('Backoff', () => {
+  it('grows exponentially, jittered into the upper half, capped, and resets', () => {
+    const b = new Backoff(100, 1000, () => 1);
+    expect([b.next(), b.next(), b.next(), b.next(), b.next()]).toEqual([100, 200, 400, 800, 1000]);
+    const low = new Backoff(100, 1000, () => 0);
+    expect(low.next()).toBe(50);
+    b.reset();
+    expect(b.next()).toBe(100);
+  });
+});

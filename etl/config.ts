@@ -1,0 +1,168 @@
+/**
+ * Every tunable of the ETL workers in one commented place, and `loadConfig`
+ * for `etl/main.ts` (environment → validated config, errors naming the variable).
+ */
+import { z } from 'zod';
+import { hostPortVar, parseEnv, positiveIntVar, urlVar, type Env } from '../lib/config.ts';
+import type { Priority } from '../lib/registry/types.ts';
+import { eventTypeNamePattern } from '../lib/names.ts';
+import { AppError } from '../lib/errors.ts';
+
+export interface EtlTuning {
+  /** Flow control: messages leased but not yet acked, per type pipeline. Bounds memory. */
+  maxMessagesInFlight: number;
+  /** Flow control: bytes of message data leased but not yet acked, per pipeline. */
+  maxBytesInFlight: number;
+  /** Parallel streaming-pull streams per subscriber. */
+  maxStreams: number;
+  /** Flush a period's buffer into a staged file at this many records… */
+  flushRecords: number;
+  /** …or this many bytes of staged envelopes… */
+  flushBytes: number;
+  /** …or when its oldest record has waited this long. */
+  flushAgeMs: number;
+  /** Staged-file uploads in flight per pipeline. */
+  flushConcurrency: number;
+  /** Records handed to the transform at once (encryption fetches keys per batch). */
+  transformBatchSize: number;
+  /** Exponential backoff of storage/transform/dead-letter failures: first delay… */
+  backoffInitialMs: number;
+  /** …and cap (each delay is jittered down to half). */
+  backoffMaxMs: number;
+  /** Decode attempts (with a registry refresh between) before a record is dead-lettered. */
+  decodeAttempts: number;
+  /** Minimum time between two registry refreshes caused by unknown fingerprints. */
+  schemaRefreshMinMs: number;
+  /** How often a pipeline looks for periods to close. */
+  closeCheckIntervalMs: number;
+  /** A period may close as complete only this long after it ended (stragglers in flight). */
+  closeGraceMs: number;
+  /** SLO deadline after the period's end, per priority: closed then even if incomplete. */
+  closeDeadlineMs: Record<Priority, number>;
+  /** A closer's lease; an expired lease (crashed closer) is taken over. */
+  leaseMs: number;
+  /** Records per final part file (files split beyond). */
+  partMaxRecords: number;
+  /** Audit objects older than this (past the period end) are not considered for closing. */
+  auditLookbackMs: number;
+  /** How often the worker host re-reads the registry for new/removed types. */
+  registryPollMs: number;
+  /** Upper bound for a graceful close to finish in-flight uploads. */
+  shutdownTimeoutMs: number;
+}
+
+const HOUR = 3_600_000;
+
+export const defaultTuning: EtlTuning = {
+  maxMessagesInFlight: 4000,
+  maxBytesInFlight: 64 * 1024 * 1024,
+  maxStreams: 2,
+  flushRecords: 1500,
+  flushBytes: 4 * 1024 * 1024,
+  flushAgeMs: 2000,
+  flushConcurrency: 3,
+  transformBatchSize: 500,
+  backoffInitialMs: 200,
+  backoffMaxMs: 30_000,
+  decodeAttempts: 3,
+  schemaRefreshMinMs: 1000,
+  closeCheckIntervalMs: 15_000,
+  closeGraceMs: 5 * 60_000,
+  closeDeadlineMs: { high: 3 * HOUR, normal: 24 * HOUR, low: 72 * HOUR },
+  leaseMs: 5 * 60_000,
+  partMaxRecords: 200_000,
+  auditLookbackMs: 7 * 24 * HOUR,
+  registryPollMs: 30_000,
+  shutdownTimeoutMs: 20_000,
+};
+
+/** Merges overrides into the defaults and checks the relations between tunables. */
+export function resolveTuning(overrides: Partial<EtlTuning> = {}): EtlTuning {
+  const t: EtlTuning = { ...defaultTuning, ...overrides, closeDeadlineMs: { ...defaultTuning.closeDeadlineMs, ...overrides.closeDeadlineMs } };
+  // A buffer that can never reach its size threshold only flushes by age: keep the pull ahead of it.
+  if (t.flushRecords > t.maxMessagesInFlight) {
+    throw new AppError('CONFIG_INVALID', { message: 'Invalid configuration: ETL_FLUSH_RECORDS must not exceed ETL_MAX_MESSAGES' });
+  }
+  return t;
+}
+
+/** What `etl/main.ts` runs with. */
+export interface EtlMainConfig {
+  projectId: string;
+  pubsubEmulatorHost: string | undefined;
+  storageEndpoint: string | undefined;
+  stagingBucket: string;
+  dataBucket: string;
+  /** Types this deployment hosts; undefined: every active type with GCS storage. */
+  eventTypes: string[] | undefined;
+  /** JSON file with the registry's event types (the composer's export), re-read every poll. */
+  registryFile: string;
+  instanceId: string;
+  logLevel: 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
+  tuning: EtlTuning;
+}
+
+const bucketVar = z.string().trim().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'expected a bucket name');
+const msVar = z.string().trim().regex(/^\d+$/, 'expected milliseconds (an integer)').transform(Number);
+
+/** Validates the environment; throws CONFIG_INVALID naming each bad variable. */
+export function loadConfig(env: Env = process.env): EtlMainConfig {
+  const e = parseEnv(
+    {
+      GCP_PROJECT: z.string().trim().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a GCP project id').default('local-project'),
+      PUBSUB_EMULATOR_HOST: hostPortVar.optional(),
+      GCS_ENDPOINT: urlVar.optional(),
+      STAGING_BUCKET: bucketVar,
+      DATA_BUCKET: bucketVar,
+      EVENT_TYPES: z
+        .string()
+        .trim()
+        .refine((s) => s === '' || s.split(',').every((t) => eventTypeNamePattern.test(t.trim())), 'expected comma-separated event type names')
+        .optional(),
+      REGISTRY_FILE: z.string().trim().min(1, 'expected a file path'),
+      INSTANCE_ID: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected an instance id').optional(),
+      LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
+      ETL_MAX_MESSAGES: positiveIntVar.optional(),
+      ETL_MAX_BYTES: positiveIntVar.optional(),
+      ETL_FLUSH_RECORDS: positiveIntVar.optional(),
+      ETL_FLUSH_BYTES: positiveIntVar.optional(),
+      ETL_FLUSH_AGE_MS: positiveIntVar.optional(),
+      ETL_CLOSE_CHECK_MS: positiveIntVar.optional(),
+      ETL_CLOSE_GRACE_MS: msVar.optional(),
+      ETL_DEADLINE_HIGH_MS: positiveIntVar.optional(),
+      ETL_DEADLINE_NORMAL_MS: positiveIntVar.optional(),
+      ETL_DEADLINE_LOW_MS: positiveIntVar.optional(),
+      ETL_LEASE_MS: positiveIntVar.optional(),
+      ETL_REGISTRY_POLL_MS: positiveIntVar.optional(),
+    },
+    env,
+  );
+  const o: Partial<EtlTuning> = {};
+  if (e.ETL_MAX_MESSAGES !== undefined) o.maxMessagesInFlight = e.ETL_MAX_MESSAGES;
+  if (e.ETL_MAX_BYTES !== undefined) o.maxBytesInFlight = e.ETL_MAX_BYTES;
+  if (e.ETL_FLUSH_RECORDS !== undefined) o.flushRecords = e.ETL_FLUSH_RECORDS;
+  if (e.ETL_FLUSH_BYTES !== undefined) o.flushBytes = e.ETL_FLUSH_BYTES;
+  if (e.ETL_FLUSH_AGE_MS !== undefined) o.flushAgeMs = e.ETL_FLUSH_AGE_MS;
+  if (e.ETL_CLOSE_CHECK_MS !== undefined) o.closeCheckIntervalMs = e.ETL_CLOSE_CHECK_MS;
+  if (e.ETL_CLOSE_GRACE_MS !== undefined) o.closeGraceMs = e.ETL_CLOSE_GRACE_MS;
+  if (e.ETL_LEASE_MS !== undefined) o.leaseMs = e.ETL_LEASE_MS;
+  if (e.ETL_REGISTRY_POLL_MS !== undefined) o.registryPollMs = e.ETL_REGISTRY_POLL_MS;
+  o.closeDeadlineMs = {
+    high: e.ETL_DEADLINE_HIGH_MS ?? defaultTuning.closeDeadlineMs.high,
+    normal: e.ETL_DEADLINE_NORMAL_MS ?? defaultTuning.closeDeadlineMs.normal,
+    low: e.ETL_DEADLINE_LOW_MS ?? defaultTuning.closeDeadlineMs.low,
+  };
+  const types = e.EVENT_TYPES === undefined || e.EVENT_TYPES === '' ? undefined : e.EVENT_TYPES.split(',').map((t) => t.trim());
+  return {
+    projectId: e.GCP_PROJECT,
+    pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST,
+    storageEndpoint: e.GCS_ENDPOINT,
+    stagingBucket: e.STAGING_BUCKET,
+    dataBucket: e.DATA_BUCKET,
+    eventTypes: types,
+    registryFile: e.REGISTRY_FILE,
+    instanceId: e.INSTANCE_ID ?? `etl-${process.pid}`,
+    logLevel: e.LOG_LEVEL,
+    tuning: resolveTuning(o),
+  };
+}

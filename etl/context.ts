@@ -1,0 +1,21 @@
+/** What every part of one type's pipeline shares. */
+import type { Bucket } from '@google-cloud/storage';
+import type { Logger } from '../lib/logger.ts';
+import type { Partitioning, Priority } from '../lib/registry/types.ts';
+import type { EtlTuning } from './config.ts';
+import type { PipelineMetrics } from './metrics.ts';
+import type { SchemaResolver } from './schemas.ts';
+
+export interface TypeContext {
+  eventType: string;
+  granularity: Partitioning;
+  priority: Priority;
+  staging: Bucket;
+  data: Bucket;
+  schemas: SchemaResolver;
+  tuning: EtlTuning;
+  now: () => number;
+  logger: Logger;
+  instanceId: string;
+  metrics: PipelineMetrics;
+}

@@ -1,0 +1,108 @@
+/**
+ * Record layouts the ETL writes: the staged envelope (staging files) and the
+ * delivered record (partition and late files, `deliveredFileSchema` in
+ * lib/partitions.ts). Both are built by concatenating Avro encodings, so the
+ * transformed payload bytes are spliced in without being re-encoded.
+ */
+import { createHash } from 'node:crypto';
+import avro from 'avsc';
+
+/**
+ * Staged envelope: the transformed payload (Avro binary with the delivered
+ * schema of its writer version) plus what closing needs: the id to dedup on,
+ * the receive time, the writer fingerprint (to pick the delivered schema and
+ * the output file set) and the transform's per-record stats.
+ */
+export const stagedEnvelopeSchema = {
+  type: 'record',
+  name: 'edp_StagedEvent',
+  fields: [
+    { name: 'eventId', type: 'string' },
+    { name: 'receiveTime', type: { type: 'long', logicalType: 'timestamp-millis' } },
+    { name: 'schemaFingerprint', type: 'string' },
+    { name: 'stats', type: { type: 'map', values: 'long' } },
+    { name: 'record', type: 'bytes' },
+  ],
+} as const;
+
+export interface StagedRecord {
+  eventId: string;
+  receiveTime: number;
+  schemaFingerprint: string;
+  stats: Record<string, number>;
+  /** Avro binary of the payload with the delivered schema of `schemaFingerprint`'s version. */
+  record: Buffer;
+}
+
+const stagedType = avro.Type.forSchema(stagedEnvelopeSchema as unknown as avro.Schema);
+
+/** One staged record's Avro binary, written into one allocation (the hot path of staging). */
+export function encodeStaged(r: StagedRecord): Buffer {
+  const id = Buffer.from(r.eventId, 'utf8');
+  const stats = Object.entries(r.stats);
+  let size = 10 + id.length + 10 + 10 + r.schemaFingerprint.length + 10 + 10 + r.record.length;
+  for (const [k] of stats) size += 20 + Buffer.byteLength(k, 'utf8');
+  const buf = Buffer.allocUnsafe(size);
+  let pos = writeLong(buf, 0, id.length);
+  pos += id.copy(buf, pos);
+  pos = writeLong(buf, pos, r.receiveTime);
+  pos = writeLong(buf, pos, r.schemaFingerprint.length);
+  pos += buf.write(r.schemaFingerprint, pos, 'latin1');
+  if (stats.length > 0) {
+    pos = writeLong(buf, pos, stats.length);
+    for (const [k, v] of stats) {
+      pos = writeLong(buf, pos, Buffer.byteLength(k, 'utf8'));
+      pos += buf.write(k, pos, 'utf8');
+      pos = writeLong(buf, pos, v);
+    }
+  }
+  pos = writeLong(buf, pos, 0);
+  pos = writeLong(buf, pos, r.record.length);
+  pos += r.record.copy(buf, pos);
+  return buf.subarray(0, pos);
+}
+
+/** Writes an Avro long (zig-zag varint) at `pos`; returns the next offset. */
+function writeLong(buf: Buffer, pos: number, n: number): number {
+  let z = n >= 0 ? n * 2 : -n * 2 - 1;
+  while (z >= 0x80) {
+    buf[pos++] = (z % 0x80) | 0x80;
+    z = Math.floor(z / 0x80);
+  }
+  buf[pos++] = z;
+  return pos;
+}
+
+export function decodeStaged(buf: Buffer, pos: number): { value: StagedRecord; offset: number } {
+  const r = stagedType.decode(buf, pos) as { value: StagedRecord; offset: number };
+  return r;
+}
+
+/** One delivered record's Avro binary: event id, receive time, then the payload bytes as they are. */
+export function encodeDelivered(eventId: string, receiveTime: number, payload: Buffer): Buffer {
+  const id = Buffer.from(eventId, 'utf8');
+  const buf = Buffer.allocUnsafe(20 + id.length + payload.length);
+  let pos = writeLong(buf, 0, id.length);
+  pos += id.copy(buf, pos);
+  pos = writeLong(buf, pos, receiveTime);
+  pos += payload.copy(buf, pos);
+  return buf.subarray(0, pos);
+}
+
+/** Deterministic 16-byte sync marker for a file, so a re-run writes identical bytes. */
+export function syncMarkerFor(objectName: string): Buffer {
+  return createHash('sha256').update(`edp-sync:${objectName}`).digest().subarray(0, 16);
+}
+
+/** Hex SHA-256 of the sorted distinct ids: the content-derived name of a staged or late file. */
+export function idSetHash(ids: Iterable<string>, salt = ''): string {
+  const sorted = [...new Set(ids)].sort();
+  const h = createHash('sha256').update(salt);
+  for (const id of sorted) h.update(id).update('\n');
+  return h.digest('hex');
+}
+
+/** Byte-wise comparison of ids (UTF-16 order, same in every run). */
+export function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,36 @@
+/**
+ * One closer at a time per period: a lease object created with
+ * `ifGenerationMatch: 0`, holding an expiry so that a crashed closer's lease
+ * is taken over (deleted at its generation, then created anew).
+ */
+import type { Bucket } from '@google-cloud/storage';
+import { createIfAbsent, deleteObject, download, statObject } from './storage-io.ts';
+
+export interface Lease {
+  name: string;
+  generation: string;
+}
+
+export async function acquireLease(bucket: Bucket, name: string, owner: string, now: number, leaseMs: number): Promise<Lease | undefined> {
+  const body = Buffer.from(JSON.stringify({ owner, expiresAt: new Date(now + leaseMs).toISOString() }));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const r = await createIfAbsent(bucket, name, body, { contentType: 'application/json' });
+    const info = await statObject(bucket, name);
+    if (info === undefined) continue; // released meanwhile: try again
+    if (r === 'created') return { name, generation: info.generation };
+    const held = await download(bucket, name);
+    let expiresAt: number;
+    try {
+      expiresAt = Date.parse((JSON.parse(held?.toString('utf8') ?? '{}') as { expiresAt?: string }).expiresAt ?? '');
+    } catch {
+      expiresAt = 0; // unreadable lease: treat as expired
+    }
+    if (Number.isFinite(expiresAt) && expiresAt > now) return undefined;
+    await deleteObject(bucket, name, info.generation);
+  }
+  return undefined;
+}
+
+export async function releaseLease(bucket: Bucket, lease: Lease): Promise<void> {
+  await deleteObject(bucket, lease.name, lease.generation);
+}

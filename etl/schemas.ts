@@ -1,0 +1,68 @@
+/**
+ * Writer schemas of one event type, by fingerprint, with their avsc types and
+ * delivered schemas; refreshed from the registry when an unknown fingerprint
+ * shows up (a new version registered after the worker started).
+ */
+import avro from 'avsc';
+import type { AvroSchemaJson, EventTypeRecord, RegistryReader, SchemaVersion } from '../lib/registry/types.ts';
+import type { RecordTransform } from './transform.ts';
+
+export interface ResolvedVersion {
+  version: SchemaVersion;
+  writerType: avro.Type;
+  deliveredSchema: AvroSchemaJson;
+  deliveredType: avro.Type;
+}
+
+export class SchemaResolver {
+  private readonly byFingerprint = new Map<string, ResolvedVersion>();
+  private lastRefresh = 0;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly eventType: string,
+    private readonly registry: RegistryReader,
+    private readonly transform: RecordTransform,
+    private readonly minRefreshMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Loads `record`'s versions (new ones only; versions are immutable). */
+  load(record: EventTypeRecord): void {
+    for (const v of record.versions) {
+      if (this.byFingerprint.has(v.fingerprint)) continue;
+      const writerType = avro.Type.forSchema(v.schema as avro.Schema);
+      const deliveredSchema = this.transform.deliveredSchema(v.schema);
+      const deliveredType = deliveredSchema === v.schema ? writerType : avro.Type.forSchema(deliveredSchema as avro.Schema);
+      this.byFingerprint.set(v.fingerprint, { version: v, writerType, deliveredSchema, deliveredType });
+    }
+  }
+
+  get(fingerprint: string): ResolvedVersion | undefined {
+    return this.byFingerprint.get(fingerprint);
+  }
+
+  /** Re-reads the registry, at most once per `minRefreshMs` (concurrent callers share one read). */
+  async refresh(force = false): Promise<void> {
+    if (this.refreshing !== undefined) return this.refreshing;
+    if (!force && this.now() - this.lastRefresh < this.minRefreshMs) return;
+    this.refreshing = (async () => {
+      try {
+        const record = await this.registry.getEventType(this.eventType);
+        if (record !== undefined) this.load(record);
+      } finally {
+        this.lastRefresh = this.now();
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  /** Resolves a fingerprint, refreshing the registry once if it is unknown. */
+  async resolve(fingerprint: string): Promise<ResolvedVersion | undefined> {
+    const known = this.get(fingerprint);
+    if (known !== undefined) return known;
+    await this.refresh();
+    return this.get(fingerprint);
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Staging: records are buffered per period (UTC hour or day of their receive
+ * time) and flushed by size or age into a content-named staged file
+ * (`ifGenerationMatch: 0`; 412 = already there = success). A message is acked
+ * only once the file holding it is written; storage failures back off
+ * (exponential, jittered, capped) with the messages kept un-acked, so flow
+ * control pauses the pull instead of a redelivery hot loop.
+ */
+import { periodOf, type Period } from '../lib/partitions.ts';
+import { Backoff, sleep } from './backoff.ts';
+import { compareIds, idSetHash, type StagedRecord } from './envelope.ts';
+import { buildStagedFile } from './files.ts';
+import { stagedObjectName } from './layout.ts';
+import { createIfAbsent } from './storage-io.ts';
+import type { TypeContext } from './context.ts';
+import type { PartitionCloser } from './closer.ts';
+import type { LateWriter } from './late.ts';
+
+/** A record waiting for durability, with its message's ack/nack. */
+export interface PendingRecord {
+  staged: StagedRecord;
+  ack(): void;
+  nack(): void;
+}
+
+interface PeriodBuffer {
+  period: Period;
+  items: PendingRecord[];
+  bytes: number;
+  since: number;
+}
+
+export class Stager {
+  private readonly buffers = new Map<string, PeriodBuffer>();
+  private readonly queue: { period: Period; items: PendingRecord[] }[] = [];
+  private active = 0;
+  private readonly idle: (() => void)[] = [];
+  private readonly backoff: Backoff;
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private lastFailureLog = 0;
+
+  constructor(
+    private readonly ctx: TypeContext,
+    private readonly closer: PartitionCloser,
+    private readonly late: LateWriter,
+  ) {
+    this.backoff = new Backoff(ctx.tuning.backoffInitialMs, ctx.tuning.backoffMaxMs);
+  }
+
+  start(): void {
+    const every = Math.max(50, Math.min(1000, Math.floor(this.ctx.tuning.flushAgeMs / 2)));
+    this.timer = setInterval(() => this.flushAged(), every);
+    this.timer.unref();
+  }
+
+  /** Records buffered or being written (not yet acked). */
+  get pending(): number {
+    let n = 0;
+    for (const b of this.buffers.values()) n += b.items.length;
+    for (const j of this.queue) n += j.items.length;
+    return n + this.active;
+  }
+
+  /** True while uploads are failing and backing off. */
+  get backingOff(): boolean {
+    return this.backoff.failures > 0;
+  }
+
+  add(item: PendingRecord): void {
+    const period = periodOf(item.staged.receiveTime, this.ctx.granularity);
+    let buf = this.buffers.get(period.key);
+    if (buf === undefined) {
+      buf = { period, items: [], bytes: 0, since: this.ctx.now() };
+      this.buffers.set(period.key, buf);
+    }
+    buf.items.push(item);
+    buf.bytes += item.staged.record.length + item.staged.eventId.length + 32;
+    if (buf.items.length >= this.ctx.tuning.flushRecords || buf.bytes >= this.ctx.tuning.flushBytes) this.flush(period.key);
+  }
+
+  /** Flushes every buffer now (shutdown, tests). */
+  flushAll(): void {
+    for (const key of [...this.buffers.keys()]) this.flush(key);
+  }
+
+  /** Resolves once nothing is buffered or in flight, or after `timeoutMs` (false). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.flushAll();
+    if (this.active === 0 && this.queue.length === 0) return true;
+    const done = new Promise<true>((resolve) => this.idle.push(() => resolve(true)));
+    const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref());
+    return Promise.race([done, timeout]);
+  }
+
+  /** Stops retrying: what is not durable yet is nacked, for another worker to take. */
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.abort.abort();
+    for (const b of this.buffers.values()) for (const i of b.items) i.nack();
+    this.buffers.clear();
+    for (const j of this.queue.splice(0)) for (const i of j.items) i.nack();
+  }
+
+  private flushAged(): void {
+    const now = this.ctx.now();
+    for (const [key, b] of this.buffers) if (now - b.since >= this.ctx.tuning.flushAgeMs) this.flush(key);
+  }
+
+  private flush(key: string): void {
+    const buf = this.buffers.get(key);
+    if (buf === undefined) return;
+    this.buffers.delete(key);
+    this.queue.push({ period: buf.period, items: buf.items });
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.active < this.ctx.tuning.flushConcurrency && this.queue.length > 0) {
+      const job = this.queue.shift()!;
+      this.active++;
+      void this.runJob(job.period, job.items).finally(() => {
+        this.active--;
+        this.pump();
+        if (this.active === 0 && this.queue.length === 0) for (const f of this.idle.splice(0)) f();
+      });
+    }
+  }
+
+  private async runJob(period: Period, items: PendingRecord[]): Promise<void> {
+    for (;;) {
+      if (this.abort.signal.aborted) {
+        for (const i of items) i.nack();
+        return;
+      }
+      try {
+        await this.write(period, items);
+        this.backoff.reset();
+        for (const i of items) i.ack();
+        return;
+      } catch (err) {
+        this.ctx.metrics.storageFailures++;
+        const delay = this.backoff.next();
+        const now = Date.now();
+        if (now - this.lastFailureLog > 5000) {
+          this.lastFailureLog = now;
+          this.ctx.logger.warn('staging write failed; backing off with messages un-acked', { period: period.key, delayMs: delay, error: err as Error });
+        }
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+
+  private async write(period: Period, items: PendingRecord[]): Promise<void> {
+    const records: StagedRecord[] = [];
+    const seen = new Set<string>();
+    for (const i of items) {
+      if (seen.has(i.staged.eventId)) continue; // a redelivery in the same buffer
+      seen.add(i.staged.eventId);
+      records.push(i.staged);
+    }
+    if (await this.closer.isClosed(period)) {
+      await this.late.write(period, records);
+      return;
+    }
+    records.sort((a, b) => compareIds(a.eventId, b.eventId));
+    const ids = records.map((r) => r.eventId);
+    const name = stagedObjectName(this.ctx.eventType, period, idSetHash(ids));
+    await createIfAbsent(this.ctx.staging, name, buildStagedFile(name, this.ctx.eventType, period, records), { contentType: 'avro/binary' });
+    this.closer.noteStaged(period, name, ids);
+    this.ctx.metrics.stagedFiles++;
+    this.ctx.metrics.stagedRecords += records.length;
+  }
+}

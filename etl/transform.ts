@@ -1,0 +1,32 @@
+/**
+ * The hook between decode and stage, where field encryption plugs in. A
+ * thrown retryable AppError means "don't ack, back off"; a non-retryable one
+ * dead-letters the batch's records.
+ */
+import type { AvroSchemaJson, SchemaVersion } from '../lib/registry/types.ts';
+
+export interface TransformInput {
+  record: unknown;
+  version: SchemaVersion;
+  eventId: string;
+}
+
+export interface TransformOutput {
+  /** The record as it is delivered (valid against `deliveredSchema(version.schema)`). */
+  record: unknown;
+  /** Per-record counters (e.g. `nulledFields`), summed into the manifest after dedup. */
+  stats?: Record<string, number>;
+}
+
+export interface RecordTransform {
+  /** The delivered schema of a source (writer) schema, e.g. personal fields as `bytes`. */
+  deliveredSchema(source: AvroSchemaJson): AvroSchemaJson;
+  /** Transforms a batch (same order, same length), so keys for many subjects are fetched at once. */
+  transformBatch(eventType: string, records: TransformInput[]): Promise<TransformOutput[]>;
+}
+
+/** Delivers records as produced. The pipeline recognises it and keeps the original bytes. */
+export const identityTransform: RecordTransform = {
+  deliveredSchema: (source) => source,
+  transformBatch: async (_eventType, records) => records.map((r) => ({ record: r.record })),
+};
