@@ -1,0 +1,268 @@
+/**
+ * The consumer side of field encryption: decrypts the personal values of
+ * delivered records, as far as the calling service is entitled. The delivered
+ * schema (from the partition manifest) says where the encrypted values are and
+ * how each was made (`encryption` attribute, lib/privacy/delivered-schema.ts).
+ *
+ * A value that cannot be decrypted stays encrypted and is marked:
+ * `{"$encrypted": "<base64 ciphertext>", "reason": …}` with reason
+ * - `not entitled`: padlock refused this service the key context (403);
+ * - `key deleted`: the subject was deleted, or opted out of the category;
+ * - `key mismatch`: padlock gave a key with another id (e.g. another context);
+ * - `tampered`: the key is right but authentication failed (value moved to
+ *   another field, element or event type, or altered);
+ * - `no subject`: the record has no usable subject id.
+ */
+import { AppError, isAppError } from '../errors.ts';
+import { associatedData, decrypt, keyIdOf, type AeadKey } from '../crypto/aead.ts';
+import type { AvroSchemaJson } from '../registry/types.ts';
+import { SUBJECT_SEMANTIC_TYPE } from '../semantic-types.ts';
+import { ENCRYPTION_ATTRIBUTE, ENCRYPTION_FORMAT, plaintextDecoder, type EncryptionAnnotation } from './delivered-schema.ts';
+import { fieldStep, itemStep, valueStep } from './field-path.ts';
+import { dedupeRequests, type KeyRequest, type KeyResult, type KeySource } from './keys.ts';
+import { subjectOf } from './record-encryptor.ts';
+
+export type UnreadableReason = 'not entitled' | 'key deleted' | 'key mismatch' | 'tampered' | 'no subject';
+
+/** What an undecryptable value is replaced with. */
+export interface EncryptedMarker {
+  $encrypted: string;
+  reason: UnreadableReason;
+}
+
+export interface DecryptionStats {
+  decrypted: number;
+  /** Undecryptable values by reason. */
+  unreadable: Partial<Record<UnreadableReason, number>>;
+}
+
+export interface DecryptorOptions {
+  /** A padlock client authenticated as the consumer service. */
+  keys: KeySource;
+  /** Overrides the key context written in the delivered schema. */
+  context?: string;
+}
+
+interface EncryptedNode {
+  kind: 'encrypted';
+  category: string;
+  context: string;
+  decode(plaintext: Buffer): unknown;
+}
+type DecryptNode =
+  | EncryptedNode
+  | { kind: 'record'; fields: { name: string; node: DecryptNode }[] }
+  | { kind: 'array'; items: DecryptNode }
+  | { kind: 'map'; values: DecryptNode }
+  | { kind: 'union'; single: boolean; branches: { name: string; node: DecryptNode }[] };
+
+interface DecryptionPlan {
+  root: DecryptNode | undefined;
+  subjectPath: string[] | undefined;
+  /** Distinct (context, category) pairs of the encrypted values. */
+  needs: { context: string; category: string }[];
+}
+
+/** Decrypts delivered records for one consumer service. */
+export class RecordDecryptor {
+  private readonly plans = new Map<string, DecryptionPlan>();
+
+  constructor(private readonly options: DecryptorOptions) {}
+
+  /**
+   * Decrypts the payloads (decoded with `deliveredSchema`) of one event type,
+   * in order. Padlock failures other than a refused context propagate.
+   */
+  async decryptBatch(eventType: string, deliveredSchema: AvroSchemaJson, payloads: readonly unknown[]): Promise<{ records: unknown[]; stats: DecryptionStats }> {
+    const plan = this.plan(deliveredSchema);
+    const stats: DecryptionStats = { decrypted: 0, unreadable: {} };
+    if (plan.root === undefined) return { records: [...payloads], stats };
+    const subjects = payloads.map((p) => subjectOf(p, plan.subjectPath));
+    const keys = await this.fetchKeys(plan, subjects);
+    const records = payloads.map((payload, i) => {
+      const subject = subjects[i];
+      const keyFor = (context: string, category: string): KeyResult | 'not entitled' | undefined => {
+        if (subject === undefined) return undefined;
+        return keys.get(`${context}\u0000${category}\u0000${subject}`);
+      };
+      return decryptValue(plan.root!, payload, '', { eventType, keyFor, stats });
+    });
+    return { records, stats };
+  }
+
+  private plan(deliveredSchema: AvroSchemaJson): DecryptionPlan {
+    const cacheKey = JSON.stringify(deliveredSchema);
+    let plan = this.plans.get(cacheKey);
+    if (plan === undefined) {
+      plan = compileDecryptionPlan(deliveredSchema, this.options.context);
+      this.plans.set(cacheKey, plan);
+    }
+    return plan;
+  }
+
+  private async fetchKeys(plan: DecryptionPlan, subjects: (string | undefined)[]): Promise<Map<string, KeyResult | 'not entitled'>> {
+    const out = new Map<string, KeyResult | 'not entitled'>();
+    const users = [...new Set(subjects.filter((s): s is string => s !== undefined))];
+    const contexts = [...new Set(plan.needs.map((n) => n.context))];
+    for (const context of contexts) {
+      const requests: KeyRequest[] = [];
+      for (const { category } of plan.needs.filter((n) => n.context === context)) {
+        for (const userId of users) requests.push({ userId, category });
+      }
+      if (requests.length === 0) continue;
+      const { unique, keyOf } = dedupeRequests(requests);
+      let results: (KeyResult | 'not entitled')[];
+      try {
+        results = await this.options.keys.getKeys(unique, { context });
+      } catch (err) {
+        if (!isAppError(err) || (err.code !== 'CONTEXT_FORBIDDEN' && err.code !== 'FORBIDDEN')) throw err;
+        results = unique.map(() => 'not entitled' as const);
+      }
+      unique.forEach((request, i) => out.set(`${context}\u0000${keyOf(request)}`, results[i]!));
+    }
+    return out;
+  }
+}
+
+/** Where the encrypted values of a delivered schema are. */
+function compileDecryptionPlan(schema: AvroSchemaJson, contextOverride: string | undefined): DecryptionPlan {
+  const needs = new Map<string, { context: string; category: string }>();
+  const named = new Map<string, DecryptNode | undefined>();
+  let subjectPath: string[] | undefined;
+
+  const walk = (s: unknown, ns: string, fieldPath: string[], annotation: string | undefined): DecryptNode | undefined => {
+    if (annotation === SUBJECT_SEMANTIC_TYPE && subjectPath === undefined) subjectPath = fieldPath;
+    if (typeof s === 'string') return named.get(qualify(s, ns)) ?? named.get(s);
+    if (Array.isArray(s)) {
+      const branches: { name: string; node: DecryptNode }[] = [];
+      for (const b of s as unknown[]) {
+        const node = walk(b, ns, fieldPath, annotation);
+        if (node !== undefined) branches.push({ name: branchName(b, ns), node });
+      }
+      const nonNull = (s as unknown[]).filter((b) => b !== 'null').length;
+      if (branches.length === 1 && branches[0]!.node.kind === 'encrypted' && nonNull === 1) return branches[0]!.node;
+      return branches.length === 0 ? undefined : { kind: 'union', single: nonNull === 1, branches };
+    }
+    if (typeof s !== 'object' || s === null) return undefined;
+    const obj = s as Record<string, unknown>;
+    const enc = obj[ENCRYPTION_ATTRIBUTE];
+    if (obj.type === 'bytes' && typeof enc === 'object' && enc !== null) return encryptedNode(enc as EncryptionAnnotation);
+    switch (obj.type) {
+      case 'record':
+      case 'error': {
+        const name = typeof obj.name === 'string' ? qualify(obj.name, typeof obj.namespace === 'string' ? obj.namespace : ns) : '';
+        const recordNs = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : ns;
+        const node: { kind: 'record'; fields: { name: string; node: DecryptNode }[] } = { kind: 'record', fields: [] };
+        named.set(name, node);
+        for (const f of Array.isArray(obj.fields) ? (obj.fields as Record<string, unknown>[]) : []) {
+          const fname = String(f.name);
+          const child = walk(f.type, recordNs, [...fieldPath, fname], typeof f.semanticType === 'string' ? f.semanticType : undefined);
+          if (child !== undefined) node.fields.push({ name: fname, node: child });
+        }
+        const result = node.fields.length === 0 ? undefined : node;
+        named.set(name, result);
+        return result;
+      }
+      case 'array': {
+        const items = walk(obj.items, typeof obj.namespace === 'string' ? obj.namespace : ns, fieldPath, annotation);
+        return items === undefined ? undefined : { kind: 'array', items };
+      }
+      case 'map': {
+        const values = walk(obj.values, typeof obj.namespace === 'string' ? obj.namespace : ns, fieldPath, annotation);
+        return values === undefined ? undefined : { kind: 'map', values };
+      }
+      default:
+        return typeof obj.type === 'object' ? walk(obj.type, typeof obj.namespace === 'string' ? obj.namespace : ns, fieldPath, typeof obj.semanticType === 'string' ? obj.semanticType : annotation) : undefined;
+    }
+  };
+
+  const encryptedNode = (a: EncryptionAnnotation): EncryptedNode => {
+    if (a.format !== ENCRYPTION_FORMAT) {
+      throw new AppError('SCHEMA_INVALID', { message: `Unsupported encryption format '${String(a.format)}' (this reader knows ${ENCRYPTION_FORMAT})` });
+    }
+    const context = contextOverride ?? a.keyContext;
+    needs.set(`${context}\u0000${a.category}`, { context, category: a.category });
+    return { kind: 'encrypted', category: a.category, context, decode: plaintextDecoder(a.plaintext, a.sourceType) };
+  };
+
+  const root = walk(schema, '', [], undefined);
+  return { root, subjectPath, needs: [...needs.values()] };
+}
+
+function qualify(name: string, namespace: string): string {
+  return name.includes('.') || namespace === '' ? name : `${namespace}.${name}`;
+}
+
+/** The name avsc wraps a union branch's value under. */
+function branchName(schema: unknown, namespace: string): string {
+  if (typeof schema === 'string') return schema.includes('.') || ['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string'].includes(schema) ? schema : qualify(schema, namespace);
+  const obj = schema as Record<string, unknown>;
+  if (typeof obj.name === 'string') return qualify(obj.name, typeof obj.namespace === 'string' ? obj.namespace : namespace);
+  return String(obj.type);
+}
+
+interface DecryptContext {
+  eventType: string;
+  keyFor(context: string, category: string): KeyResult | 'not entitled' | undefined;
+  stats: DecryptionStats;
+}
+
+function mark(ciphertext: Buffer, reason: UnreadableReason, stats: DecryptionStats): EncryptedMarker {
+  stats.unreadable[reason] = (stats.unreadable[reason] ?? 0) + 1;
+  return { $encrypted: ciphertext.toString('base64'), reason };
+}
+
+function decryptLeaf(node: EncryptedNode, value: Buffer, path: string, ctx: DecryptContext): unknown {
+  const result = ctx.keyFor(node.context, node.category);
+  if (result === undefined) return mark(value, 'no subject', ctx.stats);
+  if (result === 'not entitled') return mark(value, 'not entitled', ctx.stats);
+  if (result.status !== 'found') return mark(value, 'key deleted', ctx.stats);
+  const key: AeadKey = result.key;
+  let keyId: number;
+  try {
+    keyId = keyIdOf(value);
+  } catch {
+    return mark(value, 'tampered', ctx.stats);
+  }
+  if (keyId !== key.keyId >>> 0) return mark(value, 'key mismatch', ctx.stats);
+  try {
+    const plaintext = decrypt(key, value, associatedData(ctx.eventType, path));
+    ctx.stats.decrypted++;
+    return node.decode(plaintext);
+  } catch {
+    return mark(value, 'tampered', ctx.stats);
+  }
+}
+
+function decryptValue(node: DecryptNode, value: unknown, path: string, ctx: DecryptContext): unknown {
+  if (value === null || value === undefined) return value ?? null;
+  switch (node.kind) {
+    case 'encrypted':
+      return Buffer.isBuffer(value) ? decryptLeaf(node, value, path, ctx) : value;
+    case 'record': {
+      const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+      for (const f of node.fields) out[f.name] = decryptValue(f.node, out[f.name], fieldStep(path, f.name), ctx);
+      return out;
+    }
+    case 'array':
+      return (value as unknown[]).map((v, i) => decryptValue(node.items, v, itemStep(path, i), ctx));
+    case 'map': {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = decryptValue(node.values, v, valueStep(path, k), ctx);
+      return out;
+    }
+    case 'union': {
+      const first = node.branches[0];
+      if (node.single && first !== undefined) return decryptValue(first.node, value, path, ctx);
+      if (typeof value === 'object' && !Buffer.isBuffer(value) && !Array.isArray(value)) {
+        const keys = Object.keys(value);
+        const wrapped = keys.length === 1 ? node.branches.find((b) => b.name === keys[0]) : undefined;
+        if (wrapped !== undefined) return { [wrapped.name]: decryptValue(wrapped.node, (value as Record<string, unknown>)[wrapped.name], path, ctx) };
+        // Unwrapped (avsc 'auto'): an object can only be the one record branch.
+        const records = node.branches.filter((b) => b.node.kind === 'record');
+        if (records.length === 1) return decryptValue(records[0]!.node, value, path, ctx);
+      }
+      return value;
+    }
+  }
+}

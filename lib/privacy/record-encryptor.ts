@@ -1,0 +1,195 @@
+/**
+ * Encrypts the personal values of decoded records (DESIGN.md §3): each value
+ * with AES-256-GCM in Tink's wire format under the subject's derived key for
+ * the value's data category, bound to its event type and concrete field path
+ * (lib/privacy/field-path.ts). One padlock multi-get per batch, with
+ * create-if-absent; a value whose key is deleted (or whose record has no
+ * subject) becomes `null` and is counted — never written in clear.
+ */
+import { AppError, isAppError } from '../errors.ts';
+import { associatedData, encrypt, type AeadKey } from '../crypto/aead.ts';
+import type { Logger } from '../logger.ts';
+import type { AvroSchemaJson } from '../registry/types.ts';
+import type { SemanticCatalogue } from '../semantic-types.ts';
+import { compileEncryptionPlan, DEFAULT_KEY_CONTEXT, type EncryptionPlan, type PlanNode } from './delivered-schema.ts';
+import { fieldStep, itemStep, valueStep } from './field-path.ts';
+import { dedupeRequests, type KeyRequest, type KeyResult, type KeySource } from './keys.ts';
+
+export interface RecordEncryptorOptions {
+  keys: KeySource;
+  /** Padlock key context to encrypt under (`DEFAULT_KEY_CONTEXT` if absent); entitled consumers share it. */
+  keyContext?: string;
+  catalogue?: SemanticCatalogue;
+  logger?: Logger;
+}
+
+/** One decoded record to encrypt, with its writer schema. */
+export interface RecordToEncrypt {
+  record: unknown;
+  /** The writer (source) schema, annotations included. */
+  schema: AvroSchemaJson;
+  /** The writer schema's fingerprint: plans are cached under it. */
+  fingerprint: string;
+}
+
+/** Counters of one record, summed into the partition manifest by the ETL. */
+export interface EncryptionStats {
+  /** Personal values encrypted. */
+  encryptedFields: number;
+  /** Personal values written as null: key deleted (user or category), or no usable subject. */
+  nulledFields: number;
+}
+
+export interface EncryptedRecord {
+  /** The record in the delivered schema's shape (plain objects, Buffers for ciphertexts). */
+  record: unknown;
+  stats: EncryptionStats;
+}
+
+/** Padlock accepts user ids of 1 to 256 characters. */
+const MAX_USER_ID_LENGTH = 256;
+
+export class RecordEncryptor {
+  private readonly plans = new Map<string, EncryptionPlan>();
+  private readonly keyContext: string;
+
+  constructor(private readonly options: RecordEncryptorOptions) {
+    this.keyContext = options.keyContext ?? DEFAULT_KEY_CONTEXT;
+  }
+
+  /** The delivered schema of a source schema, for this encryptor's key context. */
+  deliveredSchema(source: AvroSchemaJson): AvroSchemaJson {
+    return compileEncryptionPlan(source, this.compileOptions()).delivered;
+  }
+
+  /** The (cached) plan of a writer schema. */
+  plan(schema: AvroSchemaJson, fingerprint: string): EncryptionPlan {
+    let plan = this.plans.get(fingerprint);
+    if (plan === undefined) {
+      plan = compileEncryptionPlan(schema, this.compileOptions());
+      this.plans.set(fingerprint, plan);
+    }
+    return plan;
+  }
+
+  /**
+   * Encrypts every record's personal values, in order. Throws a retryable
+   * AppError (nothing is written) when padlock cannot answer.
+   */
+  async encryptBatch(eventType: string, items: readonly RecordToEncrypt[]): Promise<EncryptedRecord[]> {
+    const prepared = items.map((item) => {
+      const plan = this.plan(item.schema, item.fingerprint);
+      return { item, plan, subject: plan.root === undefined ? undefined : subjectOf(item.record, plan.subjectPath) };
+    });
+    const requests: KeyRequest[] = [];
+    for (const p of prepared) {
+      if (p.plan.root === undefined || p.subject === undefined) continue;
+      for (const category of p.plan.categories) requests.push({ userId: p.subject, category });
+    }
+    const keys = await this.fetchKeys(eventType, requests);
+
+    return prepared.map(({ item, plan, subject }) => {
+      const stats: EncryptionStats = { encryptedFields: 0, nulledFields: 0 };
+      if (plan.root === undefined) return { record: item.record, stats };
+      const keyFor = (category: string): AeadKey | undefined => {
+        if (subject === undefined) return undefined;
+        const result = keys.get(`${category}\u0000${subject}`);
+        return result?.status === 'found' ? result.key : undefined;
+      };
+      const record = encryptValue(plan.root, item.record, '', { eventType, keyFor, stats });
+      return { record, stats };
+    });
+  }
+
+  private compileOptions(): { keyContext: string; catalogue?: SemanticCatalogue } {
+    return { keyContext: this.keyContext, ...(this.options.catalogue ? { catalogue: this.options.catalogue } : {}) };
+  }
+
+  private async fetchKeys(eventType: string, requests: KeyRequest[]): Promise<Map<string, KeyResult>> {
+    const out = new Map<string, KeyResult>();
+    if (requests.length === 0) return out;
+    const { unique, keyOf } = dedupeRequests(requests);
+    let results: KeyResult[];
+    try {
+      results = await this.options.keys.getKeys(unique, { createIfAbsent: true, context: this.keyContext });
+    } catch (err) {
+      // Any failure (padlock down, or refusing us) stops the batch: it is neither
+      // delivered in clear nor dead-lettered; the ETL backs off and retries.
+      this.options.logger?.error('padlock key lookup failed; batch not processed', { eventType, users: unique.length, err });
+      if (isAppError(err) && err.retryable) throw err;
+      throw new AppError('UNAVAILABLE', {
+        message: 'Key service lookup failed; personal fields cannot be encrypted',
+        details: { eventType, cause: isAppError(err) ? err.code : 'unknown' },
+        cause: err,
+      });
+    }
+    if (results.length !== unique.length) {
+      throw new AppError('UNAVAILABLE', { message: `Key service answered ${results.length} keys for ${unique.length} requests` });
+    }
+    unique.forEach((request, i) => out.set(keyOf(request), results[i]!));
+    return out;
+  }
+}
+
+/** The subject id at `path` as padlock takes it, or undefined if missing, empty or too long. */
+export function subjectOf(record: unknown, path: readonly string[] | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  let v: unknown = record;
+  for (const name of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[name];
+  }
+  if (typeof v === 'string') return v.length > 0 && v.length <= MAX_USER_ID_LENGTH ? v : undefined;
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  return undefined;
+}
+
+interface EncryptContext {
+  eventType: string;
+  keyFor(category: string): AeadKey | undefined;
+  stats: EncryptionStats;
+}
+
+function encryptValue(node: PlanNode, value: unknown, path: string, ctx: EncryptContext): unknown {
+  if (value === null || value === undefined) return null;
+  switch (node.kind) {
+    case 'personal': {
+      const key = ctx.keyFor(node.category);
+      if (key === undefined) {
+        ctx.stats.nulledFields++;
+        return null;
+      }
+      ctx.stats.encryptedFields++;
+      return encrypt(key, node.encode(value), associatedData(ctx.eventType, path));
+    }
+    case 'record': {
+      const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+      for (const f of node.fields) out[f.name] = encryptValue(f.node, out[f.name], fieldStep(path, f.name), ctx);
+      return out;
+    }
+    case 'array':
+      return (value as unknown[]).map((v, i) => encryptValue(node.items, v, itemStep(path, i), ctx));
+    case 'map': {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = encryptValue(node.values, v, valueStep(path, k), ctx);
+      return out;
+    }
+    case 'union':
+      return encryptUnion(node, value, path, ctx);
+  }
+}
+
+function encryptUnion(node: Extract<PlanNode, { kind: 'union' }>, value: unknown, path: string, ctx: EncryptContext): unknown {
+  const first = node.branches[0];
+  if (node.single && first !== undefined) return encryptValue(first.node, value, path, ctx);
+  // Several non-null branches: avsc gives `{"<branch name>": value}` when it wraps.
+  if (typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value)) {
+    const keys = Object.keys(value);
+    if (keys.length === 1) {
+      const wrapped = node.branches.find((b) => b.name === keys[0]);
+      if (wrapped !== undefined) return { [wrapped.name]: encryptValue(wrapped.node, (value as Record<string, unknown>)[wrapped.name], path, ctx) };
+    }
+  }
+  const branch = node.branches.find((b) => b.isValid(value));
+  return branch === undefined ? value : encryptValue(branch.node, value, path, ctx);
+}
