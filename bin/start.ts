@@ -1,31 +1,131 @@
 /**
- * `npm start`: the whole platform on one machine. Starts the emulators and the
- * services, prints each endpoint as `<name>: <url>`, and runs until Ctrl-C or
- * SIGTERM, then shuts everything down cleanly. The only place that exits.
+ * `npm start`: the whole platform on one machine. Starts the Pub/Sub emulator,
+ * the GCS emulator (backed by the data folder), padlock, the composer (which
+ * applies the example specs), the event service and the ETL workers (with
+ * field encryption); prints each endpoint as `<name>: <url>`, and runs until
+ * Ctrl-C or SIGTERM, then shuts everything down in reverse order.
+ * The only place that exits.
  */
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseStartOptions, type StartOptions } from './start-options.ts';
+import { loadOrCreateLocalCredentials, localCredentialsFile } from './local-credentials.ts';
 import { startPubSubEmulator } from '../lib/emulators/google.ts';
+import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { createStorage } from '../lib/gcp/clients.ts';
+import { FileRegistryStore } from '../lib/registry/file.ts';
+import { createPadlockClient } from '../lib/padlock-client/index.ts';
+import { DEFAULT_KEY_CONTEXT } from '../lib/privacy/delivered-schema.ts';
 import { createLogger } from '../lib/logger.ts';
-import { isAppError } from '../lib/errors.ts';
+import { startPadlock } from '../functions/padlock/server.ts';
+import { loadConfig as loadPadlockConfig } from '../functions/padlock/config.ts';
+import { serviceEntry } from '../functions/padlock/services.ts';
+import { startComposer, loadConfig as loadComposerConfig } from '../composer/index.ts';
+import { startEventService } from '../functions/event-service/server.ts';
+import { withDefaults as eventServiceConfig } from '../functions/event-service/config.ts';
+import { startEtlWorkers } from '../etl/workers.ts';
+import { createEncryptionTransform } from '../etl/encryption-transform.ts';
 
 interface Running {
   name: string;
-  url: string;
+  /** Printed as `<name>: <url>`; absent for components without an endpoint. */
+  url?: string;
   stop(): Promise<void>;
 }
 
 const logger = createLogger({ component: 'start' });
 
-async function startPlatform(opts: StartOptions): Promise<Running[]> {
+/** Example event types applied at start (one with personal fields). */
+const EXAMPLE_SPECS = fileURLToPath(new URL('../test/fixtures/specs', import.meta.url));
+
+export const localBuckets = { data: 'local-data', staging: 'local-staging' } as const;
+
+async function startPlatform(opts: StartOptions, running: Running[]): Promise<void> {
   const dataDir = path.resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  process.env.METADATA_SERVER_DETECTION = 'none';
-  const running: Running[] = [];
+  const creds = loadOrCreateLocalCredentials(dataDir);
+  const registryDir = path.join(dataDir, 'registry');
+  const base = { ...process.env, GCP_PROJECT: opts.projectId };
+
   const pubsub = await startPubSubEmulator({ port: opts.pubsubPort, dataDir });
   running.push({ name: 'pubsub', url: `http://${pubsub.host}`, stop: () => pubsub.stop() });
-  return running;
+
+  const gcs = await startGcsEmulator({ port: opts.gcsPort, dir: path.join(dataDir, 'gcs'), host: '127.0.0.1' });
+  running.push({ name: 'gcs', url: gcs.url, stop: () => gcs.close() });
+  await ensureBuckets(opts.projectId, gcs.url);
+
+  const padlock = await startPadlock(
+    loadPadlockConfig({
+      ...base,
+      PADLOCK_HOST: '127.0.0.1',
+      PADLOCK_PORT: String(opts.padlockPort),
+      PADLOCK_DATA_DIR: path.join(dataDir, 'padlock'),
+      PADLOCK_SERVICES: JSON.stringify([
+        serviceEntry('etl', creds.padlock.etl, { contexts: [DEFAULT_KEY_CONTEXT] }),
+        serviceEntry('consumer-analytics', creds.padlock['consumer-analytics'], { contexts: [DEFAULT_KEY_CONTEXT] }),
+        serviceEntry('privacy', creds.padlock.privacy, { admin: true }),
+      ]),
+    }),
+  );
+  running.push({ name: 'padlock', url: padlock.url, stop: () => padlock.close() });
+
+  const composer = await startComposer(
+    loadComposerConfig({
+      ...base,
+      COMPOSER_HOST: '127.0.0.1',
+      COMPOSER_PORT: String(opts.composerPort),
+      PUBSUB_EMULATOR_HOST: pubsub.host,
+      REGISTRY_STORE: 'file',
+      REGISTRY_DIR: registryDir,
+      GCS_API_ENDPOINT: gcs.url,
+      DATA_BUCKET: localBuckets.data,
+      COMPOSER_TOKENS: Object.entries(creds.composer).map(([team, token]) => `${token}=${team}`).join(','),
+      COMPOSER_SPECS_DIR: EXAMPLE_SPECS,
+    }),
+  );
+  running.push({ name: 'composer', url: composer.url, stop: () => composer.close() });
+
+  const registry = new FileRegistryStore(registryDir);
+  const eventService = await startEventService(
+    eventServiceConfig({
+      host: '127.0.0.1',
+      port: opts.eventServicePort,
+      projectId: opts.projectId,
+      pubsubEmulatorHost: pubsub.host,
+      gcsEndpoint: gcs.url,
+      stagingBucket: localBuckets.staging,
+    }),
+    { registry },
+  );
+  running.push({ name: 'event-service', url: eventService.url, stop: () => eventService.close() });
+
+  const keys = createPadlockClient({ url: padlock.url, service: 'etl', secret: creds.padlock.etl, context: DEFAULT_KEY_CONTEXT });
+  const etl = await startEtlWorkers({
+    projectId: opts.projectId,
+    pubsubEmulatorHost: pubsub.host,
+    storageEndpoint: gcs.url,
+    stagingBucket: localBuckets.staging,
+    dataBucket: localBuckets.data,
+    registry,
+    transform: createEncryptionTransform({ keys }),
+  });
+  running.push({ name: 'etl', stop: () => etl.close() });
+  logger.info('etl workers running', { eventTypes: etl.eventTypes() });
+}
+
+async function ensureBuckets(projectId: string, gcsUrl: string): Promise<void> {
+  const storage = createStorage({ projectId, apiEndpoint: gcsUrl });
+  for (const name of Object.values(localBuckets)) {
+    const [exists] = await storage.bucket(name).exists();
+    if (!exists) await storage.createBucket(name);
+  }
+}
+
+async function stopAll(running: Running[]): Promise<void> {
+  for (const r of [...running].reverse()) {
+    await r.stop().catch((err: unknown) => logger.error('stop failed', { stopping: r.name, err }));
+  }
 }
 
 async function main(): Promise<void> {
@@ -36,25 +136,30 @@ async function main(): Promise<void> {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
-  const running = await startPlatform(opts).catch((err: unknown) => {
-    process.stderr.write(`start failed: ${isAppError(err) ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-  for (const r of running) process.stdout.write(`${r.name}: ${r.url}\n`);
-  logger.info('platform running; Ctrl-C to stop');
-
+  process.env.METADATA_SERVER_DETECTION = 'none';
+  const running: Running[] = [];
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info('shutting down', { signal });
-    for (const r of [...running].reverse()) {
-      await r.stop().catch((err: unknown) => logger.error('stop failed', { component: r.name, err }));
-    }
+    await stopAll(running);
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  try {
+    await startPlatform(opts, running);
+  } catch (err) {
+    process.stderr.write(`start failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    await stopAll(running);
+    process.exit(1);
+  }
+  if (stopping) return;
+  for (const r of running) if (r.url !== undefined) process.stdout.write(`${r.name}: ${r.url}\n`);
+  process.stdout.write(`credentials: ${localCredentialsFile(path.resolve(opts.dataDir))}\n`);
+  logger.info('platform running; Ctrl-C to stop');
   setInterval(() => {}, 1 << 30);
 }
 

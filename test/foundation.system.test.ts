@@ -76,8 +76,23 @@ describe('npm start', () => {
     const port = await freePort();
     const dir = `/tmp/${uniqueName('start', 'sigint')}`;
     const p = startPlatform({ PUBSUB_PORT: String(port), DATA_DIR: dir, GCS_PORT: '0', EVENT_SERVICE_PORT: '0', COMPOSER_PORT: '0', PADLOCK_PORT: '0' });
-    expect(await waitFor(() => p.output().includes(`pubsub: http://127.0.0.1:${port}`), 60_000)).toBe(true);
+    expect(await waitFor(() => p.output().includes('credentials: '), 90_000)).toBe(true);
+    expect(p.output()).toContain(`pubsub: http://127.0.0.1:${port}`);
+    const endpoints = Object.fromEntries(
+      [...p.output().matchAll(/^([a-z-]+): (http:\/\/127\.0\.0\.1:\d+)$/gm)].map((m) => [m[1], m[2]]),
+    );
+    expect(Object.keys(endpoints).sort()).toEqual(['composer', 'event-service', 'gcs', 'padlock', 'pubsub']);
     expect(emulatorPids(port).length).toBe(1);
+
+    // The example types are provisioned and the event service accepts one of them.
+    const res = await fetch(`${endpoints['event-service']}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ events: [{ type: 'page_view', payload: { userId: 'u1', url: '/a', referrer: null, country: 'SE', viewedAt: 1 } }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { accepted: number }).accepted).toBe(1);
+
     p.child.kill('SIGINT');
     expect(await p.exited).toBe(0);
     expect(await waitFor(() => emulatorPids(port).length === 0, 10_000)).toBe(true);
@@ -86,7 +101,7 @@ describe('npm start', () => {
   it('leaves no emulator behind when killed with SIGKILL', async () => {
     const port = await freePort();
     const p = startPlatform({ PUBSUB_PORT: String(port), DATA_DIR: `/tmp/${uniqueName('start', 'kill')}`, GCS_PORT: '0', EVENT_SERVICE_PORT: '0', COMPOSER_PORT: '0', PADLOCK_PORT: '0' });
-    expect(await waitFor(() => p.output().includes('pubsub:'), 60_000)).toBe(true);
+    expect(await waitFor(() => p.output().includes('credentials: '), 90_000)).toBe(true);
     const [pid] = emulatorPids(port);
     expect(pid).toBeDefined();
     p.child.kill('SIGKILL');
