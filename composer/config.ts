@@ -21,11 +21,10 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { AppError } from '../lib/errors.ts';
 import { hostPortVar, parseEnv, portVar, urlVar, type Env } from '../lib/config.ts';
+import { DEFAULT_REGISTRY_DIR, registryEnvShape, registryLocationFromEnv, type RegistryLocation } from '../lib/registry/open.ts';
 import { defaultCatalogue, extendCatalogue, type SemanticCatalogue } from '../lib/semantic-types.ts';
 
-export type RegistryConfig =
-  | { kind: 'file'; dir: string }
-  | { kind: 'firestore'; emulatorHost?: string; collection: string };
+export type RegistryConfig = RegistryLocation;
 
 export interface ComposerConfig {
   host: string;
@@ -44,7 +43,7 @@ export interface ComposerConfig {
   bodyLimit: string;
 }
 
-export const DEFAULT_REGISTRY_DIR = '.data/registry';
+export { DEFAULT_REGISTRY_DIR };
 export const DEFAULT_COMPOSER_PORT = 8090;
 
 const tokensVar = z
@@ -60,10 +59,7 @@ export function loadConfig(env: Env = process.env): ComposerConfig {
       COMPOSER_PORT: portVar.default(DEFAULT_COMPOSER_PORT),
       GCP_PROJECT: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a Google Cloud project id').default('local-project'),
       PUBSUB_EMULATOR_HOST: hostPortVar.optional(),
-      REGISTRY_STORE: z.enum(['file', 'firestore']).default('file'),
-      REGISTRY_DIR: z.string().trim().min(1).default(DEFAULT_REGISTRY_DIR),
-      FIRESTORE_EMULATOR_HOST: hostPortVar.optional(),
-      REGISTRY_COLLECTION: z.string().trim().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'expected a collection id').default('eventTypes'),
+      ...registryEnvShape,
       GCS_API_ENDPOINT: urlVar.optional(),
       DATA_BUCKET: z.string().trim().min(3).optional(),
       COMPOSER_TOKENS: tokensVar.optional(),
@@ -78,10 +74,7 @@ export function loadConfig(env: Env = process.env): ComposerConfig {
     port: e.COMPOSER_PORT,
     projectId: e.GCP_PROJECT,
     ...(e.PUBSUB_EMULATOR_HOST === undefined ? {} : { pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST }),
-    registry:
-      e.REGISTRY_STORE === 'file'
-        ? { kind: 'file', dir: e.REGISTRY_DIR }
-        : { kind: 'firestore', collection: e.REGISTRY_COLLECTION, ...(e.FIRESTORE_EMULATOR_HOST === undefined ? {} : { emulatorHost: e.FIRESTORE_EMULATOR_HOST }) },
+    registry: registryLocationFromEnv(e),
     ...(e.DATA_BUCKET === undefined ? {} : { gcs: { bucket: e.DATA_BUCKET, ...(e.GCS_API_ENDPOINT === undefined ? {} : { apiEndpoint: e.GCS_API_ENDPOINT }) } }),
     tokens: e.COMPOSER_TOKENS ?? {},
     catalogue: e.SEMANTIC_TYPES_FILE === undefined ? defaultCatalogue : loadCatalogueFile(e.SEMANTIC_TYPES_FILE),

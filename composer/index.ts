@@ -7,10 +7,9 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { PubSub } from '@google-cloud/pubsub';
 import { AppError } from '../lib/errors.ts';
-import { createFirestore, createPubSub, createStorage } from '../lib/gcp/clients.ts';
+import { createPubSub, createStorage } from '../lib/gcp/clients.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
-import { FileRegistryStore } from '../lib/registry/file.ts';
-import { FirestoreRegistryStore } from '../lib/registry/firestore.ts';
+import { openRegistryStore } from '../lib/registry/open.ts';
 import type { RegistryStore } from '../lib/registry/types.ts';
 import { createComposerApp } from './api.ts';
 import { Composer, type ApplyResult } from './composer.ts';
@@ -24,9 +23,7 @@ export { Composer } from './composer.ts';
 
 /** The registry store `config` names (file folder or Firestore). */
 export function createRegistryStore(config: Pick<ComposerConfig, 'registry' | 'projectId'>): RegistryStore {
-  if (config.registry.kind === 'file') return new FileRegistryStore(config.registry.dir);
-  const firestore = createFirestore({ projectId: config.projectId, emulatorHost: config.registry.emulatorHost });
-  return new FirestoreRegistryStore(firestore, { collection: config.registry.collection });
+  return openRegistryStore(config.registry, config.projectId);
 }
 
 export interface ComposerParts {

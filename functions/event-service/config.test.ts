@@ -11,7 +11,13 @@ describe('loadConfig', () => {
     expect(c.service.limits).toEqual(defaultLimits);
     expect(c.service.registryRefreshMs).toBe(2000);
     expect(c.service.auditFlushMs).toBe(1000);
-    expect(c.registryDir).toBe('/tmp/registry');
+    expect(c.registry).toEqual({ kind: 'file', dir: '/tmp/registry' });
+  });
+
+  it('reads the Firestore registry location for production', () => {
+    const c = loadConfig({ GCP_PROJECT: 'p', STAGING_BUCKET: 'staging-bucket', REGISTRY_STORE: 'firestore', FIRESTORE_EMULATOR_HOST: '127.0.0.1:8086' });
+    expect(c.registry).toEqual({ kind: 'firestore', collection: 'eventTypes', emulatorHost: '127.0.0.1:8086' });
+    expect(() => loadConfig({ ...minimal, REGISTRY_STORE: 'sql' })).toThrow(/REGISTRY_STORE/);
   });
 
   it('reads tunables and makes the instance id unique per process', () => {

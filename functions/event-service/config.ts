@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { hostPortVar, parseEnv, portVar, positiveIntVar, urlVar, type Env } from '../../lib/config.ts';
 import type { Severity } from '../../lib/logger.ts';
+import { registryEnvShape, registryLocationFromEnv, type RegistryLocation } from '../../lib/registry/open.ts';
 
 export interface EventServiceLimits {
   /** Largest request body; larger answers 413 PAYLOAD_TOO_LARGE. */
@@ -95,13 +96,14 @@ export function withDefaults(partial: Partial<Omit<EventServiceConfig, 'limits'>
 
 export interface MainConfig {
   service: EventServiceConfig;
-  /** Folder of the embedded file registry store (local mode). */
-  registryDir: string;
+  /** The registry: the file store (local) or Firestore (production). */
+  registry: RegistryLocation;
 }
 
 /**
  * Reads the environment: PORT, HOST, GCP_PROJECT, PUBSUB_EMULATOR_HOST,
- * GCS_ENDPOINT, STAGING_BUCKET, REGISTRY_DIR, INSTANCE_ID (a prefix: pid and
+ * GCS_ENDPOINT, STAGING_BUCKET, the registry (REGISTRY_STORE, REGISTRY_DIR,
+ * REGISTRY_COLLECTION, FIRESTORE_EMULATOR_HOST: lib/registry/open.ts), INSTANCE_ID (a prefix: pid and
  * randomness are appended so every process is unique) and the tunables
  * (MAX_BODY_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, TYPE_BUDGET_BYTES,
  * MAX_CONCURRENT_REQUESTS, MAX_BUFFERED_BODY_BYTES, REGISTRY_REFRESH_MS, AUDIT_FLUSH_MS,
@@ -117,7 +119,7 @@ export function loadConfig(env: Env = process.env): MainConfig {
       PUBSUB_EMULATOR_HOST: hostPortVar.optional(),
       GCS_ENDPOINT: urlVar.optional(),
       STAGING_BUCKET: z.string({ message: 'required' }).trim().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'expected a bucket name'),
-      REGISTRY_DIR: z.string({ message: 'required' }).trim().min(1, 'required'),
+      ...registryEnvShape,
       INSTANCE_ID: z.string().trim().regex(/^[A-Za-z0-9._-]{1,100}$/, 'expected letters, digits, . _ -').optional(),
       MAX_BODY_BYTES: positiveIntVar.optional(),
       MAX_BATCH_EVENTS: positiveIntVar.optional(),
@@ -155,5 +157,5 @@ export function loadConfig(env: Env = process.env): MainConfig {
     ...(e.RETRY_AFTER_SECONDS === undefined ? {} : { retryAfterSeconds: e.RETRY_AFTER_SECONDS }),
     ...(e.LOG_LEVEL === undefined ? {} : { logLevel: e.LOG_LEVEL }),
   });
-  return { service, registryDir: e.REGISTRY_DIR };
+  return { service, registry: registryLocationFromEnv(e) };
 }

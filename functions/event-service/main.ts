@@ -5,7 +5,7 @@
  */
 import { createLogger } from '../../lib/logger.ts';
 import { isAppError } from '../../lib/errors.ts';
-import { FileRegistryStore } from '../../lib/registry/file.ts';
+import { openRegistryStore } from '../../lib/registry/open.ts';
 import { loadConfig } from './config.ts';
 import { startEventService } from './server.ts';
 
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const service = await startEventService(config.service, {
-    registry: new FileRegistryStore(config.registryDir),
+    registry: openRegistryStore(config.registry, config.service.projectId),
     logger: createLogger({ component: 'event-service', level: config.service.logLevel }),
   });
   logger.info(`event service: ${service.url}`);
