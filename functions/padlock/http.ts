@@ -9,7 +9,8 @@ import { AppError, isAppError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { KEYCHAINS_PATH, LOOKUP_PATH, type CategoryKeyWire, type LookupResponse, type UserKeysWire } from '../../lib/padlock-client/protocol.ts';
 import type { KeychainService, UserResult } from './keychains.ts';
-import { authoriseContext, requireAdmin, type ServiceRegistry } from './services.ts';
+import { parseLookupBody, USER_ID_MAX, type LookupBody } from './lookup-body.ts';
+import { authoriseContext, requireAdmin, type Caller, type ServiceRegistry } from './services.ts';
 
 export interface ApiOptions {
   keychains: KeychainService;
@@ -19,62 +20,184 @@ export interface ApiOptions {
   maxBodyBytes: number;
 }
 
-const userIdSchema = z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters');
-
-const lookupSchema = z.object({
-  context: z.string().min(1).max(63).optional(),
-  createIfAbsent: z.boolean().optional(),
-  users: z.array(z.object({ userId: userIdSchema, categories: z.array(z.string()).optional() })).min(1, 'must list at least one user'),
-});
+const userIdSchema = z.string().min(1, 'must not be empty').max(USER_ID_MAX, `must be at most ${USER_ID_MAX} characters`);
 
 const createSchema = z.object({ userId: userIdSchema });
 
 /** The request handler of the API. */
 export function createApi(opts: ApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { keychains, services, logger } = opts;
-  const known = new Set(keychains.categories);
-
-  const checkCategory = (category: string, field: string): void => {
-    if (!known.has(category)) {
-      throw new AppError('CATEGORY_UNKNOWN', {
-        message: `${field}: unknown data category '${category.slice(0, 64)}'`,
-        details: { field, category: category.slice(0, 64), known: [...known] },
-      });
+  const api = new Api(opts);
+  return (req, res) => {
+    const url = req.url;
+    if (req.method === 'POST' && url !== undefined && url.startsWith(LOOKUP_PATH) && (url.length === LOOKUP_PATH.length || url[LOOKUP_PATH.length] === '?')) {
+      api.startLookup(req, res);
+      return;
     }
+    const started = performance.now();
+    api.route(req, res).then(
+      () => api.done(req, res, started),
+      (err: unknown) => api.fail(req, res, err),
+    );
   };
+}
 
-  const lookup = async (req: IncomingMessage): Promise<string> => {
-    const caller = services.authenticate(req.headers.authorization);
-    const body = parse(lookupSchema, await readJson(req, opts.maxBodyBytes));
-    if (body.users.length > opts.maxUsersPerRequest) {
-      throw new AppError('PAYLOAD_TOO_LARGE', { message: `users: at most ${opts.maxUsersPerRequest} users per request`, details: { field: 'users' } });
+/** Per-request state of a lookup, hung on the request so its listeners are shared functions, not closures. */
+const LOOKUP = Symbol('padlock.lookup');
+type LookupRequest = IncomingMessage & { [LOOKUP]?: LookupCall };
+
+interface LookupCall {
+  api: Api;
+  res: ServerResponse;
+  caller: Caller;
+  started: number;
+  /** The body: usually one chunk. */
+  first: Buffer | undefined;
+  rest: Buffer[] | undefined;
+  size: number;
+  /** An error answer has been sent: ignore the rest of the body. */
+  failed: boolean;
+}
+
+function onLookupData(this: LookupRequest, chunk: Buffer): void {
+  const call = this[LOOKUP];
+  if (call === undefined || call.failed) return;
+  call.size += chunk.length;
+  if (call.size > call.api.maxBodyBytes) {
+    call.failed = true;
+    this.pause();
+    call.api.fail(this, call.res, new AppError('PAYLOAD_TOO_LARGE', { details: { limit: call.api.maxBodyBytes } }));
+  } else if (call.first === undefined) call.first = chunk;
+  else (call.rest ??= []).push(chunk);
+}
+
+function onLookupEnd(this: LookupRequest): void {
+  const call = this[LOOKUP];
+  if (call === undefined || call.failed) return;
+  const { first, rest } = call;
+  const text = rest !== undefined && first !== undefined ? Buffer.concat([first, ...rest]).toString('utf8') : (first?.toString('utf8') ?? '');
+  call.first = call.rest = undefined;
+  call.api.answerLookup(this, call, text);
+}
+
+function onLookupError(this: LookupRequest, err: Error): void {
+  const call = this[LOOKUP];
+  if (call === undefined || call.failed) return;
+  call.failed = true;
+  call.api.fail(this, call.res, err);
+}
+
+/** The routes, with what they share. */
+class Api {
+  private readonly keychains: KeychainService;
+  private readonly services: ServiceRegistry;
+  private readonly logger: Logger;
+  private readonly known: ReadonlySet<string>;
+  private readonly maxUsersPerRequest: number;
+  readonly maxBodyBytes: number;
+
+  constructor(opts: ApiOptions) {
+    this.keychains = opts.keychains;
+    this.services = opts.services;
+    this.logger = opts.logger;
+    this.known = new Set(opts.keychains.categories);
+    this.maxUsersPerRequest = opts.maxUsersPerRequest;
+    this.maxBodyBytes = opts.maxBodyBytes;
+  }
+
+  /**
+   * `POST /v1/keys/lookup`, the hot path: authenticated from the header (cached),
+   * body read with shared listeners, and answered synchronously, in one write,
+   * when every user is in the cache; otherwise through the store.
+   */
+  startLookup(req: LookupRequest, res: ServerResponse): void {
+    const started = performance.now();
+    let caller: Caller;
+    try {
+      caller = this.services.authenticate(req.headers.authorization);
+      checkJsonRequest(req, this.maxBodyBytes);
+    } catch (err) {
+      this.fail(req, res, err);
+      return;
     }
-    const context = authoriseContext(caller, body.context);
-    const users = body.users.map((u, i) => {
-      if (u.categories === undefined) return { userId: u.userId, categories: keychains.categories };
-      u.categories.forEach((c, j) => checkCategory(c, `users[${i}].categories[${j}]`));
-      return { userId: u.userId, categories: [...new Set(u.categories)] };
+    req[LOOKUP] = { api: this, res, caller, started, first: undefined, rest: undefined, size: 0, failed: false };
+    req.on('data', onLookupData);
+    req.on('end', onLookupEnd);
+    req.on('error', onLookupError);
+  }
+
+  answerLookup(req: LookupRequest, call: LookupCall, text: string): void {
+    const { res } = call;
+    let context: string;
+    let users: { userId: string; categories: readonly string[] }[];
+    let createIfAbsent: boolean;
+    try {
+      const body = parseLookupBody(parseJson(text));
+      if (body.users.length > this.maxUsersPerRequest) {
+        throw new AppError('PAYLOAD_TOO_LARGE', { message: `users: at most ${this.maxUsersPerRequest} users per request`, details: { field: 'users' } });
+      }
+      context = authoriseContext(call.caller, body.context);
+      users = this.lookupUsers(body);
+      createIfAbsent = body.createIfAbsent === true;
+      const cached = this.keychains.lookupCached(context, users, createIfAbsent);
+      if (cached !== undefined) {
+        sendText(res, 200, lookupJson(context, cached));
+        this.done(req, res, call.started);
+        return;
+      }
+    } catch (err) {
+      this.fail(req, res, err);
+      return;
+    }
+    this.keychains.lookup(context, users, createIfAbsent).then(
+      (results) => {
+        sendText(res, 200, lookupJson(context, results));
+        this.done(req, res, call.started);
+      },
+      (err: unknown) => this.fail(req, res, err),
+    );
+  }
+
+  /** Each user with the categories to look up: all if unlisted, else the listed ones (known, without repeats). */
+  private lookupUsers(body: LookupBody): { userId: string; categories: readonly string[] }[] {
+    const out = new Array<{ userId: string; categories: readonly string[] }>(body.users.length);
+    for (let i = 0; i < body.users.length; i++) {
+      const { userId, categories } = body.users[i]!;
+      if (categories === undefined) {
+        out[i] = { userId, categories: this.keychains.categories };
+        continue;
+      }
+      for (let j = 0; j < categories.length; j++) {
+        const category = categories[j]!;
+        if (!this.known.has(category)) this.unknownCategory(category, `users[${i}].categories[${j}]`);
+      }
+      out[i] = { userId, categories: withoutRepeats(categories) };
+    }
+    return out;
+  }
+
+  private unknownCategory(category: string, field: string): never {
+    throw new AppError('CATEGORY_UNKNOWN', {
+      message: `${field}: unknown data category '${category.slice(0, 64)}'`,
+      details: { field, category: category.slice(0, 64), known: [...this.known] },
     });
-    const results = await keychains.lookup(context, users, body.createIfAbsent === true);
-    return lookupJson(context, results);
-  };
+  }
 
-  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  /** Every route but the lookup (not hot). */
+  async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { keychains, services, logger } = this;
     const rawUrl = req.url ?? '/';
     const query = rawUrl.indexOf('?');
     const pathname = query === -1 ? rawUrl : rawUrl.slice(0, query);
     const method = req.method ?? 'GET';
-    if (method === 'POST' && pathname === LOOKUP_PATH) return sendText(res, 200, await lookup(req));
-    const url = { pathname };
     const parts = pathname.split('/').filter(Boolean).map((p) => safeDecode(p));
-    if (method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
-    if (method === 'GET' && url.pathname === '/readyz') {
+    if (method === 'GET' && pathname === '/healthz') return send(res, 200, { status: 'ok' });
+    if (method === 'GET' && pathname === '/readyz') {
       await keychains.ready();
       return send(res, 200, { status: 'ready' });
     }
-    if (method === 'POST' && url.pathname === KEYCHAINS_PATH) {
+    if (method === 'POST' && pathname === KEYCHAINS_PATH) {
       const caller = services.authenticate(req.headers.authorization);
-      const { userId } = parse(createSchema, await readJson(req, opts.maxBodyBytes));
+      const { userId } = parse(createSchema, await readJson(req, this.maxBodyBytes));
       const result = await keychains.create(userId);
       logger.info('keychain create', { service: caller.name, created: result.created });
       return send(res, result.created ? 201 : 200, { userId, status: result.created ? 'created' : 'exists', categories: Object.fromEntries(result.categories) });
@@ -91,29 +214,36 @@ export function createApi(opts: ApiOptions): (req: IncomingMessage, res: ServerR
       }
       if (parts.length === 5 && parts[3] === 'categories' && parts[4] !== undefined) {
         const category = parts[4];
-        checkCategory(category, 'category');
+        if (!this.known.has(category)) this.unknownCategory(category, 'category');
         await keychains.deleteCategory(userId, category);
         logger.info('keychain category deleted', { service: caller.name, scope: 'category', category });
         return send(res, 200, { userId, category, status: 'deleted' });
       }
     }
-    throw new AppError('NOT_FOUND', { message: `No route for ${method} ${url.pathname.split('/').slice(0, 3).join('/')}` });
-  };
+    throw new AppError('NOT_FOUND', { message: `No route for ${method} ${pathname.split('/').slice(0, 3).join('/')}` });
+  }
 
-  return (req, res) => {
-    const started = performance.now();
-    route(req, res).then(
-      () => logger.debug('request', { method: req.method, status: res.statusCode, ms: Math.round(performance.now() - started) }),
-      (err: unknown) => {
-        const appError = isAppError(err) ? err : new AppError('INTERNAL', { cause: err });
-        if (appError.status >= 500) logger.error('request failed', { method: req.method, code: appError.code, err: isAppError(err) ? appError : err });
-        else logger.info('request rejected', { method: req.method, code: appError.code });
-        if (res.headersSent) return void res.destroy();
-        if (appError.code === 'PAYLOAD_TOO_LARGE' || !req.complete) res.setHeader('connection', 'close');
-        send(res, appError.status, appError.toJSON());
-      },
-    );
-  };
+  done(req: IncomingMessage, res: ServerResponse, started: number): void {
+    this.logger.debug('request', { method: req.method, status: res.statusCode, ms: Math.round(performance.now() - started) });
+  }
+
+  /** The error answer: `{code, message, details}` with the catalogue status. */
+  fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const appError = isAppError(err) ? err : new AppError('INTERNAL', { cause: err });
+    if (appError.status >= 500) this.logger.error('request failed', { method: req.method, code: appError.code, err: isAppError(err) ? appError : err });
+    else this.logger.info('request rejected', { method: req.method, code: appError.code });
+    if (res.headersSent) return void res.destroy();
+    if (appError.code === 'PAYLOAD_TOO_LARGE' || !req.complete) res.setHeader('connection', 'close');
+    send(res, appError.status, appError.toJSON());
+  }
+}
+
+/** `categories` itself when it has no repeats (the usual case), else its distinct values in order. */
+function withoutRepeats(categories: readonly string[]): readonly string[] {
+  for (let j = 1; j < categories.length; j++) {
+    for (let k = 0; k < j; k++) if (categories[k] === categories[j]) return [...new Set(categories)];
+  }
+  return categories;
 }
 
 function safeDecode(part: string): string {
@@ -130,7 +260,8 @@ function safeDecode(part: string): string {
  */
 export function lookupJson(context: string, results: readonly UserResult[]): string {
   let out = `{"context":${JSON.stringify(context)},"users":[`;
-  results.forEach((r, i) => {
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i]!;
     if (i > 0) out += ',';
     out += `{"userId":${JSON.stringify(r.userId)},"status":"${r.status}"`;
     if (r.status === 'found') {
@@ -143,7 +274,7 @@ export function lookupJson(context: string, results: readonly UserResult[]): str
       out += '}';
     }
     out += '}';
-  });
+  }
   return `${out}]}`;
 }
 
@@ -171,15 +302,21 @@ function sendText(res: ServerResponse, status: number, text: string): void {
   res.end(text);
 }
 
-/** The request body as JSON: 415 if not JSON, 413 beyond `limit`, 400 if unparsable. */
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+/** 415 if the request is not JSON, 413 if it declares more than `limit` bytes. */
+function checkJsonRequest(req: IncomingMessage, limit: number): void {
   const type = req.headers['content-type'] ?? '';
-  if (!/^application\/json\b/i.test(type)) {
+  if (!JSON_TYPE.test(type)) {
     throw new AppError('UNSUPPORTED_MEDIA_TYPE', { message: 'Expected content-type: application/json' });
   }
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw new AppError('PAYLOAD_TOO_LARGE', { details: { limit } });
-  // Plain events rather than async iteration: this is the hot path.
+}
+
+const JSON_TYPE = /^application\/json\b/i;
+
+/** The request body as JSON: 415 if not JSON, 413 beyond `limit`, 400 if unparsable. */
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  checkJsonRequest(req, limit);
   const text = await new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -190,9 +327,13 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
         reject(new AppError('PAYLOAD_TOO_LARGE', { details: { limit } }));
       } else chunks.push(chunk);
     });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
+  return parseJson(text);
+}
+
+function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {

@@ -212,6 +212,25 @@ export class KeychainService {
     return { keychain, created };
   }
 
+  /**
+   * The hot path: the answer when every user is cached with the needed root keys
+   * unwrapped (or their keys already derived), computed synchronously; undefined
+   * otherwise (then `lookup`). With `createIfAbsent`, an absent or incomplete
+   * keychain also means undefined.
+   */
+  lookupCached(context: string, users: readonly { userId: string; categories: readonly string[] }[], createIfAbsent: boolean): UserResult[] | undefined {
+    const results: UserResult[] = new Array<UserResult>(users.length);
+    for (let i = 0; i < users.length; i++) {
+      const user = users[i]!;
+      const keychain = this.cache.get(user.userId);
+      if (keychain === undefined) return undefined;
+      if (createIfAbsent && this.missing(keychain).length > 0) return undefined;
+      if (!derivable(context, user.categories, keychain)) return undefined;
+      results[i] = this.deriveNow(context, user.userId, user.categories, keychain);
+    }
+    return results;
+  }
+
   /** Synchronous once the needed root keys are unwrapped (the hot path: no promise per key). */
   private derive(context: string, userId: string, categories: readonly string[], keychain: CachedKeychain): UserResult | Promise<UserResult> {
     if (keychain.state !== 'active') return { userId, status: keychain.state };
@@ -223,12 +242,18 @@ export class KeychainService {
         pending.push(entry.unwrapping);
       }
     }
-    if (pending.length > 0) return Promise.all(pending).then(() => this.derive(context, userId, categories, keychain));
+    if (pending.length > 0) return Promise.all(pending).then(() => this.deriveNow(context, userId, categories, keychain));
+    return this.deriveNow(context, userId, categories, keychain);
+  }
+
+  /** `derive` once every needed root key is unwrapped (`derivable`). */
+  private deriveNow(context: string, userId: string, categories: readonly string[], keychain: CachedKeychain): UserResult {
+    if (keychain.state !== 'active') return { userId, status: keychain.state };
     const results = new Map<string, CategoryResult>();
     for (const category of categories) {
       const entry = keychain.categories.get(category);
-      if (entry === undefined) results.set(category, { status: 'absent' });
-      else if (entry.state === 'deleted') results.set(category, { status: 'deleted' });
+      if (entry === undefined) results.set(category, ABSENT);
+      else if (entry.state === 'deleted') results.set(category, DELETED);
       else {
         let served = entry.derived.get(context);
         if (served === undefined) {
@@ -272,6 +297,19 @@ export class KeychainService {
       clearTimeout(timer);
     }
   }
+}
+
+const ABSENT: CategoryResult = Object.freeze({ status: 'absent' });
+const DELETED: CategoryResult = Object.freeze({ status: 'deleted' });
+
+/** Whether every needed key of `categories` can be derived without unwrapping. */
+function derivable(context: string, categories: readonly string[], keychain: CachedKeychain): boolean {
+  if (keychain.state !== 'active') return true;
+  for (const category of categories) {
+    const entry = keychain.categories.get(category);
+    if (entry?.state === 'active' && entry.rootKey === undefined && !entry.derived.has(context)) return false;
+  }
+  return true;
 }
 
 function toCached(stored: StoredKeychain): CachedKeychain {

@@ -39,8 +39,18 @@ export function sha256Hex(secret: string): string {
 
 const DUMMY_HASH = Buffer.alloc(32);
 
+/** Bound on remembered Authorization header values (a few per service in practice). */
+export const AUTH_CACHE_MAX = 256;
+
 export class ServiceRegistry {
   private readonly byName: Map<string, { caller: Caller; hash: Buffer }>;
+  /**
+   * Exact `Authorization` values that authenticated, with their caller: a
+   * service's repeat requests skip the parse and the hash. Only successes are
+   * kept (a wrong secret can't fill it), and the registry never changes, so an
+   * entry never goes stale. Bounded, oldest out first.
+   */
+  private readonly authenticated = new Map<string, Caller>();
 
   constructor(entries: readonly ServiceEntry[]) {
     this.byName = new Map(
@@ -53,6 +63,20 @@ export class ServiceRegistry {
 
   /** The caller of an `Authorization: Basic base64(service:secret)` header; 401 SERVICE_UNKNOWN otherwise. */
   authenticate(header: string | undefined): Caller {
+    if (header === undefined) return this.verify(header);
+    const known = this.authenticated.get(header);
+    if (known !== undefined) return known;
+    const caller = this.verify(header);
+    if (this.authenticated.size >= AUTH_CACHE_MAX) {
+      const oldest = this.authenticated.keys().next();
+      if (oldest.done !== true) this.authenticated.delete(oldest.value);
+    }
+    this.authenticated.set(header, caller);
+    return caller;
+  }
+
+  /** The full check: parse, hash the presented secret, compare in constant time. */
+  private verify(header: string | undefined): Caller {
     const credentials = parseBasic(header);
     if (credentials === undefined) {
       throw new AppError('SERVICE_UNKNOWN', { message: 'Missing or malformed Authorization header (expected Basic service:secret)' });

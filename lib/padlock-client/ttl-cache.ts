@@ -8,10 +8,14 @@ export type Clock = () => number;
 interface Entry<V> {
   value: V;
   expiresAt: number;
+  /** `TtlCache.moves` when the entry last went to the most recent end. */
+  movedAt: number;
 }
 
 export class TtlCache<K, V> {
   private readonly entries = new Map<K, Entry<V>>();
+  /** Count of insertions at the most recent end (sets and refreshes). */
+  private moves = 0;
 
   /**
    * @param maxEntries bound on the number of entries (0 disables caching)
@@ -27,7 +31,12 @@ export class TtlCache<K, V> {
     return this.entries.size;
   }
 
-  /** The live value for `key`, refreshed as most recently used; undefined if absent or expired. */
+  /**
+   * The live value for `key`, refreshed as most recently used; undefined if
+   * absent or expired. An entry already in the most recent half is left where it
+   * is (hot keys would otherwise be re-inserted on every hit): at most
+   * `maxEntries / 2` insertions came after it, so it is not next to be evicted.
+   */
   get(key: K): V | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
@@ -35,8 +44,11 @@ export class TtlCache<K, V> {
       this.delete(key);
       return undefined;
     }
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    if (this.moves - entry.movedAt >= this.maxEntries / 2) {
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      entry.movedAt = ++this.moves;
+    }
     return entry.value;
   }
 
@@ -44,7 +56,7 @@ export class TtlCache<K, V> {
   set(key: K, value: V, expiresAt: number): void {
     if (this.maxEntries <= 0 || expiresAt <= this.clock()) return;
     this.delete(key);
-    this.entries.set(key, { value, expiresAt });
+    this.entries.set(key, { value, expiresAt, movedAt: ++this.moves });
     while (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next();
       if (oldest.done === true) break;

@@ -1,0 +1,68 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { AppError } from '../../../lib/errors.ts';
+import { parseLookupBody } from '../lookup-body.ts';
+
+/** The zod schema the hand-written validator replaced: the reference for rules and messages. */
+const userIdSchema = z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters');
+const lookupSchema = z.object({
+  context: z.string().min(1).max(63).optional(),
+  createIfAbsent: z.boolean().optional(),
+  users: z.array(z.object({ userId: userIdSchema, categories: z.array(z.string()).optional() })).min(1, 'must list at least one user'),
+});
+
+/** What the zod-based parser answered: the error message, or 'ok'. */
+function viaZod(value: unknown): string {
+  const result = lookupSchema.safeParse(value);
+  if (result.success) return 'ok';
+  const issue = result.error.issues[0];
+  let field = '';
+  for (const p of issue?.path ?? []) field += typeof p === 'number' ? `[${p}]` : field === '' ? String(p) : `.${String(p)}`;
+  return `${field || '(body)'}: ${issue?.message ?? 'invalid'}`;
+}
+
+function viaHand(value: unknown): string {
+  try {
+    parseLookupBody(value);
+    return 'ok';
+  } catch (err) {
+    if (!(err instanceof AppError)) throw err;
+    expect(err.code).toBe('BODY_INVALID');
+    expect(err.message.startsWith(`${String(err.details?.field)}: `)).toBe(true);
+    return err.message;
+  }
+}
+
+const anyJson = fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<unknown>;
+const sometimes = <T,>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | unknown> => fc.oneof({ weight: 4, arbitrary: arb }, { weight: 1, arbitrary: anyJson });
+const text = (max: number) => fc.oneof(fc.string({ maxLength: 4 }), fc.string({ minLength: max - 1, maxLength: max + 2 }));
+const user = fc.record(
+  { userId: sometimes(text(256)), categories: sometimes(fc.array(sometimes(fc.constantFrom('contact', 'ads', 'x')), { maxLength: 3 })) },
+  { requiredKeys: [] },
+);
+const body = fc.record(
+  { context: sometimes(text(63)), createIfAbsent: sometimes(fc.boolean()), users: sometimes(fc.array(sometimes(user), { maxLength: 3 })), extra: anyJson },
+  { requiredKeys: [] },
+);
+
+describe('parseLookupBody', () => {
+  it('accepts and rejects exactly what the zod schema did, with the same message naming the field', () => {
+    fc.assert(
+      fc.property(fc.oneof({ weight: 6, arbitrary: body }, { weight: 1, arbitrary: anyJson }), (value) => {
+        // Through JSON, as on the wire.
+        const parsed: unknown = JSON.parse(JSON.stringify(value) ?? 'null');
+        expect(viaHand(parsed)).toBe(viaZod(parsed));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('names the first offending field in document order', () => {
+    expect(viaHand({ users: [{ userId: 'u1' }, { userId: 42 }] })).toBe('users[1].userId: Invalid input: expected string, received number');
+    expect(viaHand({ users: [] })).toBe('users: must list at least one user');
+    expect(viaHand({ context: '', users: [] })).toBe('context: Too small: expected string to have >=1 characters');
+    expect(viaHand([])).toBe('(body): Invalid input: expected object, received array');
+    expect(viaHand({ users: [{ userId: 'u', categories: ['contact', 7] }] })).toBe('users[0].categories[1]: Invalid input: expected string, received number');
+  });
+});
