@@ -21,6 +21,22 @@ describe('Tink AEAD wire format', () => {
     expect(a.subarray(5, 17).equals(b.subarray(5, 17))).toBe(false);
   });
 
+  it('never repeats an IV, across refills of the IV pool', () => {
+    // Well past the pool's 1 024 IVs: several refills.
+    const ivs = new Set<string>();
+    for (let i = 0; i < 5000; i++) ivs.add(encrypt(key, Buffer.from('x'), ad).subarray(5, 17).toString('hex'));
+    expect(ivs.size).toBe(5000);
+  });
+
+  it('writes every byte of the result (no stale pool bytes) for empty and long values', () => {
+    for (const size of [0, 1, 15, 16, 17, 5000]) {
+      const plaintext = Buffer.alloc(size, 0xab);
+      const ct = encrypt(key, plaintext, ad);
+      expect(ct.length).toBe(CIPHERTEXT_OVERHEAD + size);
+      expect(decrypt(key, ct, ad).equals(plaintext)).toBe(true);
+    }
+  });
+
   it('refuses a value moved to another field or event type', () => {
     const ct = encrypt(key, Buffer.from('secret'), ad);
     expect(() => decrypt(key, ct, associatedData('signup', 'user.phone'))).toThrow(/Authentication failed/);

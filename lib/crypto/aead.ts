@@ -9,7 +9,7 @@
  * BigQuery user holding the derived key can decrypt with
  * `AEAD.DECRYPT_BYTES(tinkKeyset(key), value, associated_data)`.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { AppError } from '../errors.ts';
 
 export const TINK_PREFIX_BYTE = 0x01;
@@ -30,16 +30,46 @@ export function associatedData(eventType: string, fieldPath: string): Buffer {
   return Buffer.from(`${eventType}\u0000${fieldPath}`, 'utf8');
 }
 
+/**
+ * IVs are drawn from a pool of random bytes refilled in bulk: one
+ * `randomFillSync` per `IV_POOL_IVS` values instead of one `randomBytes` call
+ * (≈ 3 µs) per value. Each 12-byte slice is handed out once (the offset only
+ * moves forward) and the whole pool is overwritten with fresh random bytes
+ * before any slice is handed out again, so no IV is ever reused: the IVs are
+ * as random and as unique as with a `randomBytes(12)` per value.
+ */
+const IV_POOL_IVS = 1024;
+const ivPool = Buffer.allocUnsafeSlow(IV_LEN * IV_POOL_IVS);
+let ivPoolOffset = ivPool.length;
+
+/** The next unused IV, a view of the pool valid until the next call. */
+function nextIv(): Buffer {
+  if (ivPoolOffset + IV_LEN > ivPool.length) {
+    randomFillSync(ivPool);
+    ivPoolOffset = 0;
+  }
+  const iv = ivPool.subarray(ivPoolOffset, ivPoolOffset + IV_LEN);
+  ivPoolOffset += IV_LEN;
+  return iv;
+}
+
 export function encrypt(key: AeadKey, plaintext: Uint8Array, ad: Uint8Array): Buffer {
   checkKey(key);
-  const iv = randomBytes(IV_LEN);
+  const iv = nextIv();
   const cipher = createCipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_LEN });
   cipher.setAAD(ad);
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  const prefix = Buffer.alloc(PREFIX_LEN);
-  prefix[0] = TINK_PREFIX_BYTE;
-  prefix.writeUInt32BE(key.keyId >>> 0, 1);
-  return Buffer.concat([prefix, iv, body, cipher.getAuthTag()]);
+  const body = cipher.update(plaintext);
+  const rest = cipher.final(); // empty for GCM, kept in case
+  const tag = cipher.getAuthTag();
+  // One allocation for the result: prefix, IV, ciphertext and tag written in place.
+  const out = Buffer.allocUnsafe(PREFIX_LEN + IV_LEN + body.length + rest.length + TAG_LEN);
+  out[0] = TINK_PREFIX_BYTE;
+  out.writeUInt32BE(key.keyId >>> 0, 1);
+  let pos = PREFIX_LEN + iv.copy(out, PREFIX_LEN);
+  pos += body.copy(out, pos);
+  pos += rest.copy(out, pos);
+  tag.copy(out, pos);
+  return out;
 }
 
 /** The key id in a ciphertext's prefix, to pick the key before decrypting. */

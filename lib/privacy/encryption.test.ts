@@ -192,6 +192,18 @@ describe('RecordEncryptor + RecordDecryptor', () => {
     expect(reason((other.records[0] as Record<string, unknown>).email)).toBe('tampered');
   });
 
+  it('binds each batch to its own event type when one encryptor serves several (associated data cached per type)', async () => {
+    const keys = new FakeKeySource();
+    const encryptor = new RecordEncryptor({ keys });
+    const [a] = await encryptor.encryptBatch('signups', [{ record: decoded(event('alice')), schema, fingerprint }]);
+    const [b] = await encryptor.encryptBatch('logins', [{ record: decoded(event('alice')), schema, fingerprint }]);
+    const [{ key: contact }] = (await keys.getKeys([{ userId: 'alice', category: 'contact' }], { context: 'events' })) as [{ status: 'found'; key: { keyId: number; key: Buffer } }];
+    const emailOf = (r: unknown): Buffer => (r as Record<string, unknown>).email as Buffer;
+    expect(decrypt(contact, emailOf(a!.record), associatedData('signups', 'email')).toString('utf8')).toBe('alice-0@example.com');
+    expect(decrypt(contact, emailOf(b!.record), associatedData('logins', 'email')).toString('utf8')).toBe('alice-0@example.com');
+    expect(() => decrypt(contact, emailOf(b!.record), associatedData('signups', 'email'))).toThrow(/Authentication failed/);
+  });
+
   it('binds values to documented field paths and UTF-8 strings (what BigQuery AEAD.DECRYPT_STRING needs)', async () => {
     const keys = new FakeKeySource();
     const { out } = await encryptAll(keys, [event('alice')]);

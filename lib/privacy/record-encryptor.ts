@@ -13,7 +13,7 @@ import type { AvroSchemaJson } from '../registry/types.ts';
 import type { SemanticCatalogue } from '../semantic-types.ts';
 import { compileEncryptionPlan, DEFAULT_KEY_CONTEXT, type EncryptionPlan, type PlanNode } from './delivered-schema.ts';
 import { fieldStep, itemStep, valueStep } from './field-path.ts';
-import { dedupeRequests, type KeyRequest, type KeyResult, type KeySource } from './keys.ts';
+import type { KeyRequest, KeyResult, KeySource } from './keys.ts';
 
 export interface RecordEncryptorOptions {
   keys: KeySource;
@@ -51,6 +51,8 @@ const MAX_USER_ID_LENGTH = 256;
 
 export class RecordEncryptor {
   private readonly plans = new Map<string, EncryptionPlan>();
+  private readonly plansBySource = new WeakMap<AvroSchemaJson, EncryptionPlan>();
+  private readonly adCaches = new Map<string, AdCache>();
   private readonly keyContext: string;
 
   constructor(private readonly options: RecordEncryptorOptions) {
@@ -59,15 +61,25 @@ export class RecordEncryptor {
 
   /** The delivered schema of a source schema, for this encryptor's key context. */
   deliveredSchema(source: AvroSchemaJson): AvroSchemaJson {
-    return compileEncryptionPlan(source, this.compileOptions()).delivered;
+    return this.planOfSource(source).delivered;
   }
 
-  /** The (cached) plan of a writer schema. */
+  /** The (cached) plan of a writer schema: compiled once per schema version. */
   plan(schema: AvroSchemaJson, fingerprint: string): EncryptionPlan {
     let plan = this.plans.get(fingerprint);
     if (plan === undefined) {
-      plan = compileEncryptionPlan(schema, this.compileOptions());
+      plan = this.planOfSource(schema);
       this.plans.set(fingerprint, plan);
+    }
+    return plan;
+  }
+
+  /** Registry schema objects are not mutated, so a plan is reused for the same object. */
+  private planOfSource(source: AvroSchemaJson): EncryptionPlan {
+    let plan = this.plansBySource.get(source);
+    if (plan === undefined) {
+      plan = compileEncryptionPlan(source, this.compileOptions());
+      this.plansBySource.set(source, plan);
     }
     return plan;
   }
@@ -77,45 +89,69 @@ export class RecordEncryptor {
    * AppError (nothing is written) when padlock cannot answer.
    */
   async encryptBatch(eventType: string, items: readonly RecordToEncrypt[]): Promise<EncryptedRecord[]> {
-    const prepared = items.map((item) => {
+    const plans: EncryptionPlan[] = new Array<EncryptionPlan>(items.length);
+    const subjects: (string | undefined)[] = new Array<string | undefined>(items.length);
+    // subject → categories its records need: each (user, category) is asked for and resolved once per batch.
+    const wanted = new Map<string, Set<string>>();
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
       const plan = this.plan(item.schema, item.fingerprint);
-      return { item, plan, subject: plan.root === undefined ? undefined : subjectOf(item.record, plan.subjectPath) };
-    });
-    const requests: KeyRequest[] = [];
-    for (const p of prepared) {
-      if (p.plan.root === undefined || p.subject === undefined) continue;
-      for (const category of p.plan.categories) requests.push({ userId: p.subject, category });
+      plans[i] = plan;
+      const subject = plan.root === undefined ? undefined : subjectOf(item.record, plan.subjectPath);
+      subjects[i] = subject;
+      if (subject === undefined) continue;
+      let categories = wanted.get(subject);
+      if (categories === undefined) wanted.set(subject, (categories = new Set()));
+      for (const category of plan.categories) categories.add(category);
     }
-    const keys = await this.fetchKeys(eventType, requests);
+    const keys = await this.fetchKeys(eventType, wanted);
+    const ctx: EncryptContext = { adCache: this.adCacheOf(eventType), subjectKeys: undefined, stats: { encryptedFields: 0, nulledFields: 0 } };
 
-    return prepared.map(({ item, plan, subject }) => {
+    const out: EncryptedRecord[] = new Array<EncryptedRecord>(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const record = items[i]!.record;
+      const root = plans[i]!.root;
       const stats: EncryptionStats = { encryptedFields: 0, nulledFields: 0 };
-      if (plan.root === undefined) return { record: item.record, stats };
-      const keyFor = (category: string): AeadKey | undefined => {
-        if (subject === undefined) return undefined;
-        const result = keys.get(`${category}\u0000${subject}`);
-        return result?.status === 'found' ? result.key : undefined;
-      };
-      const record = encryptValue(plan.root, item.record, '', { eventType, keyFor, stats });
-      return { record, stats };
-    });
+      if (root === undefined) {
+        out[i] = { record, stats };
+        continue;
+      }
+      const subject = subjects[i];
+      ctx.subjectKeys = subject === undefined ? undefined : keys.get(subject);
+      ctx.stats = stats;
+      out[i] = { record: encryptValue(root, record, '', ctx), stats };
+    }
+    return out;
+  }
+
+  /** The associated-data cache of an event type (bounded: paths under maps and arrays can vary without end). */
+  private adCacheOf(eventType: string): AdCache {
+    let cache = this.adCaches.get(eventType);
+    if (cache === undefined) {
+      if (this.adCaches.size >= MAX_CACHED_EVENT_TYPES) this.adCaches.clear();
+      cache = { eventType, byPath: new Map() };
+      this.adCaches.set(eventType, cache);
+    }
+    return cache;
   }
 
   private compileOptions(): { keyContext: string; catalogue?: SemanticCatalogue } {
     return { keyContext: this.keyContext, ...(this.options.catalogue ? { catalogue: this.options.catalogue } : {}) };
   }
 
-  private async fetchKeys(eventType: string, requests: KeyRequest[]): Promise<Map<string, KeyResult>> {
-    const out = new Map<string, KeyResult>();
-    if (requests.length === 0) return out;
-    const { unique, keyOf } = dedupeRequests(requests);
+  /** The keys found, per subject then category; a deleted (or absent) key is not in the map. */
+  private async fetchKeys(eventType: string, wanted: ReadonlyMap<string, ReadonlySet<string>>): Promise<Map<string, Map<string, AeadKey>>> {
+    const out = new Map<string, Map<string, AeadKey>>();
+    if (wanted.size === 0) return out;
+    const requests: KeyRequest[] = [];
+    for (const [userId, categories] of wanted) for (const category of categories) requests.push({ userId, category });
     let results: KeyResult[];
     try {
-      results = await this.options.keys.getKeys(unique, { createIfAbsent: true, context: this.keyContext });
+      results = await this.options.keys.getKeys(requests, { createIfAbsent: true, context: this.keyContext });
     } catch (err) {
       // Any failure (padlock down, or refusing us) stops the batch: it is neither
       // delivered in clear nor dead-lettered; the ETL backs off and retries.
-      this.options.logger?.error('padlock key lookup failed; batch not processed', { eventType, users: unique.length, err });
+      this.options.logger?.error('padlock key lookup failed; batch not processed', { eventType, users: wanted.size, err });
       if (isAppError(err) && err.retryable) throw err;
       throw new AppError('UNAVAILABLE', {
         message: 'Key service lookup failed; personal fields cannot be encrypted',
@@ -123,10 +159,17 @@ export class RecordEncryptor {
         cause: err,
       });
     }
-    if (results.length !== unique.length) {
-      throw new AppError('UNAVAILABLE', { message: `Key service answered ${results.length} keys for ${unique.length} requests` });
+    if (results.length !== requests.length) {
+      throw new AppError('UNAVAILABLE', { message: `Key service answered ${results.length} keys for ${requests.length} requests` });
     }
-    unique.forEach((request, i) => out.set(keyOf(request), results[i]!));
+    for (let i = 0; i < requests.length; i++) {
+      const result = results[i]!;
+      if (result.status !== 'found') continue;
+      const { userId, category } = requests[i]!;
+      let byCategory = out.get(userId);
+      if (byCategory === undefined) out.set(userId, (byCategory = new Map()));
+      byCategory.set(category, result.key);
+    }
     return out;
   }
 }
@@ -144,23 +187,44 @@ export function subjectOf(record: unknown, path: readonly string[] | undefined):
   return undefined;
 }
 
-interface EncryptContext {
+/** Associated data of one event type, per concrete field path. */
+interface AdCache {
   eventType: string;
-  keyFor(category: string): AeadKey | undefined;
+  byPath: Map<string, Buffer>;
+}
+
+/** Bounds of the associated-data caches (cleared when full: a cache, never a requirement). */
+const MAX_CACHED_EVENT_TYPES = 256;
+const MAX_CACHED_PATHS = 4096;
+
+interface EncryptContext {
+  adCache: AdCache;
+  /** The current record subject's keys per category (undefined: no subject, or none found). */
+  subjectKeys: Map<string, AeadKey> | undefined;
   stats: EncryptionStats;
+}
+
+function adOf(cache: AdCache, path: string): Buffer {
+  let ad = cache.byPath.get(path);
+  if (ad === undefined) {
+    if (cache.byPath.size >= MAX_CACHED_PATHS) cache.byPath.clear();
+    ad = associatedData(cache.eventType, path);
+    cache.byPath.set(path, ad);
+  }
+  return ad;
 }
 
 function encryptValue(node: PlanNode, value: unknown, path: string, ctx: EncryptContext): unknown {
   if (value === null || value === undefined) return null;
   switch (node.kind) {
     case 'personal': {
-      const key = ctx.keyFor(node.category);
+      const key = ctx.subjectKeys?.get(node.category);
       if (key === undefined) {
         ctx.stats.nulledFields++;
         return null;
       }
       ctx.stats.encryptedFields++;
-      return encrypt(key, node.encode(value), associatedData(ctx.eventType, path));
+      return encrypt(key, node.encode(value), adOf(ctx.adCache, path));
     }
     case 'record': {
       const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
