@@ -7,7 +7,9 @@
  * 2. The processing path alone (decode → transform → Avro file bytes), next
  *    to avsc's bare decode+encode of the same records.
  * Each drain runs in a child process (this file with `worker`/`raw`), so its
- * CPU and memory are its own.
+ * CPU and memory are its own. Drains: ack-only and worker with the ETL's
+ * subscriber defaults under the recommended heap cap, then ack-only with the
+ * client library's defaults (no cap), each on a fresh 200,000-message backlog.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -26,26 +28,76 @@ import { eventTypeRecord, makeEvents, pageViewSchema, publishEvents } from '../e
 import { buildStagedFile } from '../etl/files.ts';
 import type { StagedRecord } from '../etl/envelope.ts';
 import { identityTransform, type RecordTransform } from '../etl/transform.ts';
+import { defaultTuning } from '../etl/config.ts';
 
 const EVENTS = Number(process.env.BENCH_ETL_EVENTS ?? 200_000);
 const TYPE = 'bench_page_view';
-const FLOW = { maxMessages: 2000, maxBytes: 32 * 1024 * 1024, maxStreams: 2 };
+/**
+ * Live memory of a drain is small (≈70 MB by a full GC every second); the
+ * rest of the RSS is garbage V8 keeps while its heap grows. A deployment caps
+ * it with NODE_OPTIONS=--max-old-space-size (etl/README.md); the bench runs
+ * the ETL-settings drains with the same cap.
+ */
+const ETL_HEAP_MB = 160;
+
+/** Subscriber settings a drain runs with (the same for the ack-only ceiling and the worker). */
+interface ClientSettings {
+  label: string;
+  maxMessages: number;
+  maxBytes: number;
+  maxStreams: number;
+  /** V8 old-space limit of the drain process (`--max-old-space-size`), MB; absent: Node's default. */
+  heapMb?: number;
+}
+
+/** The ETL's defaults (etl/config.ts), what a deployment runs with; `BENCH_ETL_SETTINGS` (JSON) overrides them to experiment. */
+const TUNED: ClientSettings = {
+  label: 'etl defaults',
+  maxMessages: defaultTuning.maxMessagesInFlight,
+  maxBytes: defaultTuning.maxBytesInFlight,
+  maxStreams: defaultTuning.maxStreams,
+  heapMb: ETL_HEAP_MB,
+  ...(process.env.BENCH_ETL_SETTINGS === undefined ? {} : (JSON.parse(process.env.BENCH_ETL_SETTINGS) as Partial<ClientSettings>)),
+};
+/** The Pub/Sub client's own defaults (flow control 1000 messages / 100 MiB, 5 streams): the ack-only figure only. */
+const LIBRARY: ClientSettings = { label: 'client library defaults', maxMessages: 1000, maxBytes: 100 * 1024 * 1024, maxStreams: 5 };
 
 interface DrainResult {
   events: number;
   seconds: number;
   cpuUs: number;
   peakRssMb: number;
+  /** process.memoryUsage() when RSS peaked, MB. */
+  atPeak: { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
+  /** Most messages the worker held un-acked at once (worker only). */
+  maxInFlight: number;
+  /** Largest heap after a full GC, MB (BENCH_ETL_GC_PROBE=1 only). */
+  maxLiveHeap: number;
 }
 
 async function childMode(mode: 'raw' | 'worker'): Promise<void> {
-  const [pubsubHost, gcsUrl, staging, data, subName] = process.argv.slice(3);
+  const [settingsJson, pubsubHost, gcsUrl, staging, data, subName] = process.argv.slice(3);
+  const settings = JSON.parse(settingsJson!) as ClientSettings;
   const pubsub = createPubSub({ projectId: 'bench-project', emulatorHost: pubsubHost });
-  let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  const mb = (n: number): number => Math.round(n / 1e6);
+  let peakRss = 0;
+  let atPeak: DrainResult['atPeak'] = { heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+  const sample = (): void => {
+    const m = process.memoryUsage();
+    if (m.rss <= peakRss) return;
+    peakRss = m.rss;
+    atPeak = { heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) };
+  };
+  sample();
+  const sampler = setInterval(sample, 50);
+  // BENCH_ETL_GC_PROBE=1: full GC every second, to tell live memory from garbage (slows the drain).
+  let maxLiveHeap = 0;
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const probe = process.env.BENCH_ETL_GC_PROBE === '1' && gc !== undefined ? setInterval(() => { gc(); maxLiveHeap = Math.max(maxLiveHeap, mb(process.memoryUsage().heapUsed)); }, 1000) : undefined;
   const cpu0 = process.cpuUsage();
   let t0 = 0;
   let done = 0;
+  let maxInFlight = 0;
   const finished = new Promise<void>((resolve) => {
     const check = setInterval(() => {
       if (done >= EVENTS) {
@@ -56,7 +108,10 @@ async function childMode(mode: 'raw' | 'worker'): Promise<void> {
   });
   let close: () => Promise<void>;
   if (mode === 'raw') {
-    const sub = pubsub.subscription(subName!, { flowControl: { maxMessages: FLOW.maxMessages, maxBytes: FLOW.maxBytes, allowExcessMessages: false }, streamingOptions: { maxStreams: FLOW.maxStreams } });
+    const sub = pubsub.subscription(subName!, {
+      flowControl: { maxMessages: settings.maxMessages, maxBytes: settings.maxBytes, allowExcessMessages: false },
+      streamingOptions: { maxStreams: settings.maxStreams },
+    });
     sub.on('message', (m: Message) => {
       if (t0 === 0) t0 = performance.now();
       m.ack();
@@ -76,13 +131,14 @@ async function childMode(mode: 'raw' | 'worker'): Promise<void> {
       registry,
       logger: silentLogger,
       closeEnabled: false,
-      tuning: { maxMessagesInFlight: FLOW.maxMessages, maxBytesInFlight: FLOW.maxBytes, maxStreams: FLOW.maxStreams, flushRecords: 1000 },
+      tuning: { maxMessagesInFlight: settings.maxMessages, maxBytesInFlight: settings.maxBytes, maxStreams: settings.maxStreams },
     });
     const poll = setInterval(() => {
       const s = workers.stats()[TYPE];
       if (s === undefined) return;
       if (t0 === 0 && s.received > 0) t0 = performance.now();
       done = s.acked;
+      maxInFlight = Math.max(maxInFlight, s.received - s.acked - s.nacked);
     }, 10);
     close = async () => {
       clearInterval(poll);
@@ -93,16 +149,29 @@ async function childMode(mode: 'raw' | 'worker'): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   clearInterval(sampler);
-  const result: DrainResult = { events: done, seconds, cpuUs: (cpu.user + cpu.system) / done, peakRssMb: Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 1e6 };
+  clearInterval(probe);
+  sample();
+  const result: DrainResult = {
+    events: done,
+    seconds,
+    cpuUs: (cpu.user + cpu.system) / done,
+    peakRssMb: Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 1e6,
+    atPeak,
+    maxInFlight,
+    maxLiveHeap,
+  };
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
   await close();
   await pubsub.close();
   process.exit(0);
 }
 
-function runChild(mode: 'raw' | 'worker', args: string[]): Promise<DrainResult> {
+function runChild(mode: 'raw' | 'worker', settings: ClientSettings, args: string[]): Promise<DrainResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), mode, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const heap = settings.heapMb === undefined ? [] : [`--max-old-space-size=${settings.heapMb}`];
+    const child = spawn(process.execPath, [...heap, '--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), mode, JSON.stringify(settings), ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.on('exit', (code) => {
@@ -111,6 +180,16 @@ function runChild(mode: 'raw' | 'worker', args: string[]): Promise<DrainResult> 
       else resolve(JSON.parse(line.slice(7)) as DrainResult);
     });
   });
+}
+
+function describeDrain(label: string, r: DrainResult): string {
+  const p = r.atPeak;
+  return (
+    `${label}: ${(r.events / r.seconds).toFixed(0)} events/s, ${r.cpuUs.toFixed(1)} CPU µs/event, peak RSS ${r.peakRssMb.toFixed(0)} MB ` +
+    `(at peak: heap ${p.heapUsed}/${p.heapTotal} MB, external ${p.external} MB, array buffers ${p.arrayBuffers} MB)` +
+    (r.maxInFlight > 0 ? `, max un-acked ${r.maxInFlight}` : '') +
+    (r.maxLiveHeap > 0 ? `, max live heap ${r.maxLiveHeap} MB` : '')
+  );
 }
 
 async function pubsubBench(): Promise<void> {
@@ -124,25 +203,35 @@ async function pubsubBench(): Promise<void> {
     await pubsub.createTopic(resourceNames.deadLetterTopic(TYPE));
     const start = Date.now() - 3_600_000;
     const events = makeEvents(EVENTS, (i) => start + (i % 3_000_000), 'b');
-    // One backlog at a time, so both drains see the emulator in the same state.
-    const backlog = async (topicName: string, subName: string): Promise<void> => {
-      const [topic] = await pubsub.createTopic(topicName);
-      await topic.createSubscription(subName, { ackDeadlineSeconds: 60 });
+    // A backlog per drain, published just before it: the emulator holds one backlog at a time (a bigger one slows it down).
+    const withLibrary = process.env.BENCH_ETL_LIBRARY !== '0';
+    const drains: { mode: 'raw' | 'worker'; settings: ClientSettings; topic: string; sub: string }[] = [
+      { mode: 'raw', settings: TUNED, topic: 'bench-raw-etl-settings', sub: 'bench-raw-etl-settings' },
+      { mode: 'worker', settings: TUNED, topic: resourceNames.topic(TYPE), sub: resourceNames.etlSubscription(TYPE) },
+      ...(withLibrary ? [{ mode: 'raw' as const, settings: LIBRARY, topic: 'bench-raw-library-settings', sub: 'bench-raw-library-settings' }] : []),
+    ];
+    const results: DrainResult[] = [];
+    for (const d of drains) {
+      const [topic] = await pubsub.createTopic(d.topic);
+      await topic.createSubscription(d.sub, { ackDeadlineSeconds: 60 });
       const t = performance.now();
       await publishEvents(topic, TYPE, pageViewSchema, events);
-      console.log(`  backlog of ${EVENTS} events published to ${subName} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    };
-    await backlog('bench-raw', 'bench-raw');
-    const raw = await runChild('raw', [ps.host, gcs.url, 'bench-staging', 'bench-data', 'bench-raw']);
-    await pubsub.subscription('bench-raw').delete();
-    await backlog(resourceNames.topic(TYPE), resourceNames.etlSubscription(TYPE));
-    const etl = await runChild('worker', [ps.host, gcs.url, 'bench-staging', 'bench-data', resourceNames.etlSubscription(TYPE)]);
+      const published = (performance.now() - t) / 1000;
+      const { label, ...flow } = d.settings;
+      const r = await runChild(d.mode, d.settings, [ps.host, gcs.url, 'bench-staging', 'bench-data', d.sub]);
+      results.push(r);
+      console.log(`${d.mode === 'raw' ? 'ack-only subscriber' : 'etl worker (decode → stage → ack)'}, ${label} ${JSON.stringify(flow)} (backlog of ${EVENTS} published in ${published.toFixed(1)} s):`);
+      console.log(`  ${describeDrain(d.mode === 'raw' ? 'ceiling' : 'worker', r)}`);
+      await pubsub.subscription(d.sub).delete();
+      await topic.delete();
+    }
+    const [raw, etl] = results as [DrainResult, DrainResult];
+    const ratio = (etl.events / etl.seconds / (raw.events / raw.seconds)) * 100;
+    console.log(
+      `ratio etl/ack-only (same settings): ${ratio.toFixed(0)}% (target ≥ 70%): ${ratio >= 70 ? 'met' : 'MISSED'}; ` +
+        `etl peak RSS ${etl.peakRssMb.toFixed(0)} MB (target < 300 MB): ${etl.peakRssMb < 300 ? 'met' : 'MISSED'}`,
+    );
     await pubsub.close();
-    const rawRate = raw.events / raw.seconds;
-    const etlRate = etl.events / etl.seconds;
-    console.log(`raw ceiling (subscriber that only acks): ${rawRate.toFixed(0)} events/s, ${raw.cpuUs.toFixed(1)} CPU µs/event, peak RSS ${raw.peakRssMb.toFixed(0)} MB`);
-    console.log(`etl worker (decode → stage → ack):       ${etlRate.toFixed(0)} events/s, ${etl.cpuUs.toFixed(1)} CPU µs/event, peak RSS ${etl.peakRssMb.toFixed(0)} MB`);
-    console.log(`ratio etl/raw: ${((etlRate / rawRate) * 100).toFixed(0)}% (target ≥ 70%); peak RSS target < 300 MB: ${etl.peakRssMb < 300 ? 'met' : 'MISSED'}`);
     const period = periodOf(start, 'hourly');
     console.log(`  (staged under staging/${TYPE}/${period.key}/ …)`);
   } finally {
@@ -202,8 +291,10 @@ const mode = process.argv[2];
 if (mode === 'raw' || mode === 'worker') {
   await childMode(mode);
 } else {
-  console.log('--- processing path alone ---');
-  await processingBench();
+  if (process.env.BENCH_ETL_PROCESSING !== '0') {
+    console.log('--- processing path alone ---');
+    await processingBench();
+  }
   console.log('--- through the Pub/Sub emulator ---');
   await pubsubBench();
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Backoff } from './backoff.ts';
 import { loadConfig, resolveTuning } from './config.ts';
 
-const ok = { STAGING_BUCKET: 'stage-b', DATA_BUCKET: 'data-b', REGISTRY_FILE: '/tmp/r.json' };
+const ok = { STAGING_BUCKET: 'stage-b', DATA_BUCKET: 'data-b' };
 
 describe('loadConfig', () => {
   it('applies defaults and overrides', () => {
@@ -11,6 +11,22 @@ describe('loadConfig', () => {
     expect(c.tuning.closeDeadlineMs).toEqual({ high: 5000, normal: 24 * 3_600_000, low: 72 * 3_600_000 });
     expect(c.tuning.closeGraceMs).toBe(0);
     expect(c.projectId).toBe('local-project');
+    expect(c.registry).toEqual({ kind: 'file', dir: '.data/registry' });
+    expect(c.padlock).toBeUndefined();
+  });
+  it('reads the registry store and padlock settings', () => {
+    expect(loadConfig({ ...ok, REGISTRY_DIR: '/srv/registry' }).registry).toEqual({ kind: 'file', dir: '/srv/registry' });
+    expect(loadConfig({ ...ok, REGISTRY_STORE: 'firestore', FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' }).registry).toEqual({
+      kind: 'firestore',
+      emulatorHost: '127.0.0.1:8080',
+      collection: 'eventTypes',
+    });
+    expect(loadConfig({ ...ok, PADLOCK_URL: 'http://127.0.0.1:8091', PADLOCK_SECRET: 's3cret' }).padlock).toEqual({
+      url: 'http://127.0.0.1:8091',
+      service: 'etl',
+      secret: 's3cret',
+      keyContext: 'events',
+    });
   });
   it.each([
     [{ ...ok, DATA_BUCKET: undefined }, 'DATA_BUCKET'],
@@ -18,6 +34,9 @@ describe('loadConfig', () => {
     [{ ...ok, EVENT_TYPES: 'Bad-Type' }, 'EVENT_TYPES'],
     [{ ...ok, ETL_MAX_MESSAGES: '0' }, 'ETL_MAX_MESSAGES'],
     [{ ...ok, ETL_FLUSH_RECORDS: '9000', ETL_MAX_MESSAGES: '100' }, 'ETL_FLUSH_RECORDS'],
+    [{ ...ok, REGISTRY_STORE: 'postgres' }, 'REGISTRY_STORE'],
+    [{ ...ok, PADLOCK_URL: 'http://127.0.0.1:8091' }, 'PADLOCK_SECRET'],
+    [{ ...ok, PADLOCK_URL: 'not a url', PADLOCK_SECRET: 's' }, 'PADLOCK_URL'],
   ])('names the bad variable %#', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(variable);
   });

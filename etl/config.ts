@@ -1,10 +1,34 @@
 /**
  * Every tunable of the ETL workers in one commented place, and `loadConfig`
  * for `etl/main.ts` (environment → validated config, errors naming the variable).
+ *
+ * | variable | default | meaning |
+ * |---|---|---|
+ * | GCP_PROJECT | local-project | project of the Pub/Sub and storage resources |
+ * | PUBSUB_EMULATOR_HOST | — | `host:port`; absent: Google Pub/Sub |
+ * | GCS_ENDPOINT | — | storage base URL; absent: Google Cloud Storage |
+ * | STAGING_BUCKET, DATA_BUCKET | (required) | staged files + audit counts; closed partitions |
+ * | EVENT_TYPES | — (every active GCS type) | `a,b`: types this deployment hosts |
+ * | REGISTRY_STORE | file | `file` (the composer's embedded store, local) or `firestore` (production) |
+ * | REGISTRY_DIR | .data/registry | folder of the file store (`<name>.json` records) |
+ * | FIRESTORE_EMULATOR_HOST | — | Firestore emulator; absent: Google Firestore |
+ * | REGISTRY_COLLECTION | eventTypes | Firestore collection of the registry |
+ * | PADLOCK_URL | — | padlock base URL: enables field encryption |
+ * | PADLOCK_SERVICE | etl | service name the ETL authenticates as |
+ * | PADLOCK_SECRET | — (required with PADLOCK_URL) | the service's secret |
+ * | PADLOCK_CONTEXT | events | key context personal fields are encrypted under |
+ * | INSTANCE_ID | etl-<pid> | worker id (logs, dead-letter attributes, leases) |
+ * | LOG_LEVEL | INFO | DEBUG, INFO, WARNING, ERROR |
+ * | ETL_* | see `defaultTuning` | flow control, flush, close, lease, poll tunables |
+ *
+ * Without PADLOCK_URL a type whose schema has personal fields is refused
+ * (`startEtlWorkers`), never delivered in clear.
  */
 import { z } from 'zod';
 import { hostPortVar, parseEnv, positiveIntVar, urlVar, type Env } from '../lib/config.ts';
+import { DEFAULT_KEY_CONTEXT } from '../lib/privacy/delivered-schema.ts';
 import type { Priority } from '../lib/registry/types.ts';
+import { DEFAULT_REGISTRY_DIR, registryEnvShape, registryLocationFromEnv, type RegistryLocation } from '../lib/registry/open.ts';
 import { eventTypeNamePattern } from '../lib/names.ts';
 import { AppError } from '../lib/errors.ts';
 
@@ -54,6 +78,8 @@ export interface EtlTuning {
 const HOUR = 3_600_000;
 
 export const defaultTuning: EtlTuning = {
+  // Peak RSS is bounded by the V8 heap cap (etl/README.md, Benchmark), not by these: live memory
+  // stays ≈70 MB. One stream (maxStreams 1) stalled the chaos test's SIGKILL recovery on the emulator.
   maxMessagesInFlight: 4000,
   maxBytesInFlight: 64 * 1024 * 1024,
   maxStreams: 2,
@@ -86,6 +112,18 @@ export function resolveTuning(overrides: Partial<EtlTuning> = {}): EtlTuning {
   return t;
 }
 
+export { DEFAULT_REGISTRY_DIR };
+
+/** The composer's file store locally; its Firestore store (`FirestoreRegistryStore`) in production. */
+export type EtlRegistryConfig = RegistryLocation;
+
+export interface EtlPadlockConfig {
+  url: string;
+  service: string;
+  secret: string;
+  keyContext: string;
+}
+
 /** What `etl/main.ts` runs with. */
 export interface EtlMainConfig {
   projectId: string;
@@ -95,8 +133,10 @@ export interface EtlMainConfig {
   dataBucket: string;
   /** Types this deployment hosts; undefined: every active type with GCS storage. */
   eventTypes: string[] | undefined;
-  /** JSON file with the registry's event types (the composer's export), re-read every poll. */
-  registryFile: string;
+  /** Where the registry is read: the composer's store (re-read every poll). */
+  registry: EtlRegistryConfig;
+  /** Field encryption through padlock; absent: no transform (types with personal fields are refused). */
+  padlock: EtlPadlockConfig | undefined;
   instanceId: string;
   logLevel: 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
   tuning: EtlTuning;
@@ -119,7 +159,11 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
         .trim()
         .refine((s) => s === '' || s.split(',').every((t) => eventTypeNamePattern.test(t.trim())), 'expected comma-separated event type names')
         .optional(),
-      REGISTRY_FILE: z.string().trim().min(1, 'expected a file path'),
+      ...registryEnvShape,
+      PADLOCK_URL: urlVar.optional(),
+      PADLOCK_SERVICE: z.string().trim().regex(/^[a-z][a-z0-9._-]{0,62}$/, 'expected a service name').default('etl'),
+      PADLOCK_SECRET: z.string().min(1, 'expected the service secret').optional(),
+      PADLOCK_CONTEXT: z.string().trim().min(1).default(DEFAULT_KEY_CONTEXT),
       INSTANCE_ID: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected an instance id').optional(),
       LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
       ETL_MAX_MESSAGES: positiveIntVar.optional(),
@@ -152,6 +196,9 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
     normal: e.ETL_DEADLINE_NORMAL_MS ?? defaultTuning.closeDeadlineMs.normal,
     low: e.ETL_DEADLINE_LOW_MS ?? defaultTuning.closeDeadlineMs.low,
   };
+  if (e.PADLOCK_URL !== undefined && e.PADLOCK_SECRET === undefined) {
+    throw new AppError('CONFIG_INVALID', { message: 'Invalid configuration: PADLOCK_SECRET: required when PADLOCK_URL is set' });
+  }
   const types = e.EVENT_TYPES === undefined || e.EVENT_TYPES === '' ? undefined : e.EVENT_TYPES.split(',').map((t) => t.trim());
   return {
     projectId: e.GCP_PROJECT,
@@ -160,7 +207,11 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
     stagingBucket: e.STAGING_BUCKET,
     dataBucket: e.DATA_BUCKET,
     eventTypes: types,
-    registryFile: e.REGISTRY_FILE,
+    registry: registryLocationFromEnv(e),
+    padlock:
+      e.PADLOCK_URL === undefined || e.PADLOCK_SECRET === undefined
+        ? undefined
+        : { url: e.PADLOCK_URL, service: e.PADLOCK_SERVICE, secret: e.PADLOCK_SECRET, keyContext: e.PADLOCK_CONTEXT },
     instanceId: e.INSTANCE_ID ?? `etl-${process.pid}`,
     logLevel: e.LOG_LEVEL,
     tuning: resolveTuning(o),

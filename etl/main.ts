@@ -1,13 +1,31 @@
 /**
  * `node --import tsx etl/main.ts`: one ETL worker deployment. Hosts the types
  * in EVENT_TYPES (or every active type), exits 1 naming the variable on bad
- * configuration, and shuts down cleanly on SIGTERM/SIGINT.
+ * configuration, and shuts down cleanly on SIGTERM/SIGINT. Variables: the
+ * table in etl/config.ts.
+ *
+ * The registry is read like the rest of the platform reads it: the
+ * composer's embedded store (`FileRegistryStore` over REGISTRY_DIR) locally,
+ * its Firestore store (`FirestoreRegistryStore`, REGISTRY_STORE=firestore) in
+ * production. With PADLOCK_URL, personal fields are encrypted
+ * (`createEncryptionTransform` over a padlock client); without it, a type
+ * with personal fields is refused, never delivered in clear.
  */
 import { isAppError } from '../lib/errors.ts';
 import { createLogger } from '../lib/logger.ts';
-import { loadConfig } from './config.ts';
-import { FileRegistryReader } from './registry-file.ts';
+import { createPadlockClient } from '../lib/padlock-client/index.ts';
+import { openRegistryStore } from '../lib/registry/open.ts';
+import { loadConfig, type EtlMainConfig } from './config.ts';
+import { createEncryptionTransform } from './encryption-transform.ts';
+import type { RecordTransform } from './transform.ts';
 import { startEtlWorkers } from './workers.ts';
+
+function transformOf(config: EtlMainConfig, logger: ReturnType<typeof createLogger>): RecordTransform | undefined {
+  if (config.padlock === undefined) return undefined;
+  const { url, service, secret, keyContext } = config.padlock;
+  const keys = createPadlockClient({ url, service, secret, context: keyContext });
+  return createEncryptionTransform({ keys, keyContext, logger });
+}
 
 async function main(): Promise<void> {
   let config;
@@ -18,19 +36,26 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const logger = createLogger({ component: 'etl', level: config.logLevel, labels: { instanceId: config.instanceId } });
+  const transform = transformOf(config, logger);
   const workers = await startEtlWorkers({
     projectId: config.projectId,
     pubsubEmulatorHost: config.pubsubEmulatorHost,
     storageEndpoint: config.storageEndpoint,
     stagingBucket: config.stagingBucket,
     dataBucket: config.dataBucket,
-    registry: new FileRegistryReader(config.registryFile),
+    registry: openRegistryStore(config.registry, config.projectId),
     eventTypes: config.eventTypes,
     tuning: config.tuning,
     logger,
     instanceId: config.instanceId,
+    ...(transform === undefined ? {} : { transform }),
   });
-  logger.info('etl workers started', { eventTypes: workers.eventTypes() });
+  logger.info('etl workers started', {
+    eventTypes: workers.eventTypes(),
+    registry: config.registry.kind,
+    encryption: transform === undefined ? 'off' : 'padlock',
+    refused: Object.keys(workers.refused()),
+  });
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;

@@ -41,6 +41,8 @@ export interface PipelineOptions {
   closerHooks?: CloserHooks;
   /** Run the periodic closer (default true). */
   closeEnabled?: boolean;
+  /** Called when a record of a refused schema version (personal fields in clear) shows up. */
+  onRefusedVersion?: (fingerprint: string) => void;
 }
 
 export class TypePipeline {
@@ -181,6 +183,12 @@ export class TypePipeline {
         // registry down: not the record's fault, keep it un-acked for a later delivery
         this.ctx.logger.warn('registry refresh failed', { error: err as Error });
         m.nack();
+        return;
+      }
+      if (this.ctx.schemas.isRefused(fingerprint)) {
+        // would be staged in clear: keep it un-acked (not dead-lettered) until encryption is configured
+        m.nack();
+        this.opts.onRefusedVersion?.(fingerprint);
         return;
       }
       const resolved = this.ctx.schemas.get(fingerprint);

@@ -1,10 +1,14 @@
 /**
  * Writer schemas of one event type, by fingerprint, with their avsc types and
  * delivered schemas; refreshed from the registry when an unknown fingerprint
- * shows up (a new version registered after the worker started).
+ * shows up (a new version registered after the worker started). A version
+ * whose delivered schema would hold personal fields in clear is refused
+ * (etl/personal-guard.ts): never resolvable, so its records stay un-acked.
  */
 import avro from 'avsc';
 import type { AvroSchemaJson, EventTypeRecord, RegistryReader, SchemaVersion } from '../lib/registry/types.ts';
+import type { SemanticCatalogue } from '../lib/semantic-types.ts';
+import { clearPersonalData, type ClearPersonalData } from './personal-guard.ts';
 import type { RecordTransform } from './transform.ts';
 
 export interface ResolvedVersion {
@@ -16,6 +20,7 @@ export interface ResolvedVersion {
 
 export class SchemaResolver {
   private readonly byFingerprint = new Map<string, ResolvedVersion>();
+  private readonly refusedVersions = new Map<string, ClearPersonalData>();
   private lastRefresh = 0;
   private refreshing: Promise<void> | undefined;
 
@@ -25,17 +30,34 @@ export class SchemaResolver {
     private readonly transform: RecordTransform,
     private readonly minRefreshMs: number,
     private readonly now: () => number = Date.now,
+    private readonly catalogue?: SemanticCatalogue,
   ) {}
 
-  /** Loads `record`'s versions (new ones only; versions are immutable). */
-  load(record: EventTypeRecord): void {
+  /** Loads `record`'s versions (new ones only; versions are immutable); returns every refused version. */
+  load(record: EventTypeRecord): ClearPersonalData[] {
     for (const v of record.versions) {
-      if (this.byFingerprint.has(v.fingerprint)) continue;
-      const writerType = avro.Type.forSchema(v.schema as avro.Schema);
+      if (this.byFingerprint.has(v.fingerprint) || this.refusedVersions.has(v.fingerprint)) continue;
       const deliveredSchema = this.transform.deliveredSchema(v.schema);
+      const clear = clearPersonalData(v, deliveredSchema, this.catalogue);
+      if (clear !== undefined) {
+        this.refusedVersions.set(v.fingerprint, clear);
+        continue;
+      }
+      const writerType = avro.Type.forSchema(v.schema as avro.Schema);
       const deliveredType = deliveredSchema === v.schema ? writerType : avro.Type.forSchema(deliveredSchema as avro.Schema);
       this.byFingerprint.set(v.fingerprint, { version: v, writerType, deliveredSchema, deliveredType });
     }
+    return this.refused();
+  }
+
+  /** Versions refused because they would deliver personal fields in clear. */
+  refused(): ClearPersonalData[] {
+    return [...this.refusedVersions.values()];
+  }
+
+  /** Whether `fingerprint` names a refused version (its records must not be staged nor dead-lettered). */
+  isRefused(fingerprint: string): boolean {
+    return this.refusedVersions.has(fingerprint);
   }
 
   get(fingerprint: string): ResolvedVersion | undefined {

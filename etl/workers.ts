@@ -3,11 +3,18 @@
  * control, backoff, closer), started for every active registered type with
  * GCS storage and picked up or stopped as the registry changes (polling), so
  * one process can host many types locally and a deployment can host one.
+ *
+ * A type whose schema has personal fields the transform would deliver in
+ * clear (no encryption transform configured) is refused: its pipeline does
+ * not start (or stops, if such a version is registered while it runs), an
+ * ERROR log names the type and the fields, `refused()` lists it and the
+ * `pipelinesRefused` counter of `hostMetrics()` counts it. Other types run.
  */
 import type { PubSub } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
 import { createPubSub, createStorage } from '../lib/gcp/clients.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
+import type { SemanticCatalogue } from '../lib/semantic-types.ts';
 import type { EventTypeRecord, RegistryReader } from '../lib/registry/types.ts';
 import { resolveTuning, type EtlTuning } from './config.ts';
 import { newMetrics, type PipelineMetrics } from './metrics.ts';
@@ -15,6 +22,7 @@ import { TypePipeline } from './pipeline.ts';
 import { SchemaResolver } from './schemas.ts';
 import { identityTransform, type RecordTransform } from './transform.ts';
 import type { CloserHooks } from './closer.ts';
+import { refusalError, type ClearPersonalData } from './personal-guard.ts';
 
 export interface EtlWorkersConfig {
   projectId: string;
@@ -36,6 +44,8 @@ export interface EtlWorkersConfig {
   now?: () => number;
   /** The transform between decode and stage (field encryption); identity by default. */
   transform?: RecordTransform | ((eventType: string) => RecordTransform);
+  /** Catalogue of semantic types (default: lib/semantic-types.ts), to find personal fields. */
+  catalogue?: SemanticCatalogue;
   logger?: Logger;
   instanceId?: string;
   closerHooks?: CloserHooks;
@@ -52,6 +62,22 @@ export interface EtlWorkers {
   eventTypes(): string[];
   pipeline(eventType: string): TypePipeline | undefined;
   stats(): Record<string, PipelineMetrics>;
+  /** Types refused because they would deliver personal fields in clear, with why. */
+  refused(): Record<string, RefusedPipeline>;
+  hostMetrics(): HostMetrics;
+}
+
+/** A type whose pipeline does not run: its schema has personal fields and the transform does not encrypt them. */
+export interface RefusedPipeline {
+  code: 'CONFIG_INVALID';
+  message: string;
+  versions: ClearPersonalData[];
+  since: string;
+}
+
+export interface HostMetrics {
+  /** Times a type's pipeline was refused (or stopped) for personal data in clear. */
+  pipelinesRefused: number;
 }
 
 /** Whether a registered type gets a GCS pipeline: active or draining (deprecated), with GCS storage. */
@@ -68,16 +94,36 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
   const now = config.now ?? Date.now;
   const instanceId = config.instanceId ?? `etl-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const pipelines = new Map<string, TypePipeline>();
+  const resolvers = new Map<string, SchemaResolver>();
+  const refusedTypes = new Map<string, RefusedPipeline>();
+  const hostMetrics: HostMetrics = { pipelinesRefused: 0 };
   let closed = false;
 
   const transformFor = (eventType: string): RecordTransform =>
     config.transform === undefined ? identityTransform : typeof config.transform === 'function' ? config.transform(eventType) : config.transform;
 
+  const refuse = (eventType: string, versions: ClearPersonalData[]): void => {
+    if (refusedTypes.has(eventType)) return;
+    const err = refusalError(eventType, versions);
+    refusedTypes.set(eventType, { code: 'CONFIG_INVALID', message: err.message, versions, since: new Date(now()).toISOString() });
+    hostMetrics.pipelinesRefused++;
+    logger.error('pipeline refused: personal fields would be delivered in clear', {
+      eventType,
+      code: err.code,
+      error: err,
+      fields: [...new Set(versions.flatMap((v) => v.fields))],
+    });
+  };
+
   const startPipeline = (record: EventTypeRecord): void => {
     const eventType = record.settings.name;
     const transform = transformFor(eventType);
-    const schemas = new SchemaResolver(eventType, config.registry, transform, tuning.schemaRefreshMinMs, now);
-    schemas.load(record);
+    const schemas = new SchemaResolver(eventType, config.registry, transform, tuning.schemaRefreshMinMs, now, config.catalogue);
+    const refusedVersions = schemas.load(record);
+    if (refusedVersions.length > 0) {
+      refuse(eventType, refusedVersions);
+      return;
+    }
     const pipeline = new TypePipeline({
       ctx: {
         eventType,
@@ -96,9 +142,11 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
       transform,
       closerHooks: config.closerHooks,
       closeEnabled: config.closeEnabled,
+      onRefusedVersion: () => void refresh(),
     });
     pipeline.start();
     pipelines.set(eventType, pipeline);
+    resolvers.set(eventType, schemas);
     logger.info('pipeline started', { eventType, partitioning: record.settings.partitioning, priority: record.settings.priority });
   };
 
@@ -109,10 +157,18 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
         const records = await config.registry.listEventTypes();
         if (closed) return;
         const wanted = new Map(records.filter((r) => hostsType(r, config.eventTypes)).map((r) => [r.settings.name, r]));
-        for (const [name, record] of wanted) if (!pipelines.has(name)) startPipeline(record);
+        for (const name of refusedTypes.keys()) if (!wanted.has(name)) refusedTypes.delete(name);
+        for (const [name, record] of wanted) {
+          if (refusedTypes.has(name)) continue;
+          // A running type may have gained a version with personal fields: stop it rather than stage them in clear.
+          const refusedVersions = resolvers.get(name)?.load(record) ?? [];
+          if (refusedVersions.length > 0) refuse(name, refusedVersions);
+          else if (!pipelines.has(name)) startPipeline(record);
+        }
         for (const [name, p] of pipelines) {
-          if (wanted.has(name)) continue;
+          if (wanted.has(name) && !refusedTypes.has(name)) continue;
           pipelines.delete(name);
+          resolvers.delete(name);
           await p.close();
           logger.info('pipeline stopped', { eventType: name });
         }
@@ -143,5 +199,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
     eventTypes: () => [...pipelines.keys()].sort(),
     pipeline: (eventType) => pipelines.get(eventType),
     stats: () => Object.fromEntries([...pipelines].map(([name, p]) => [name, { ...p.metrics }])),
+    refused: () => Object.fromEntries([...refusedTypes].map(([name, r]) => [name, structuredClone(r)])),
+    hostMetrics: () => ({ ...hostMetrics }),
   };
 }

@@ -5,7 +5,7 @@
  * exactly once, and every manifest's audit says complete.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -13,6 +13,7 @@ import { createPubSub, createStorage } from '../lib/gcp/clients.ts';
 import { startGcsEmulator, type GcsEmulator } from '../lib/gcs-emulator/index.ts';
 import { injectFault, clearFaults, listFaults } from '../lib/gcs-emulator/admin-client.ts';
 import { periodOf } from '../lib/partitions.ts';
+import { FileRegistryStore } from '../lib/registry/file.ts';
 import { eventTypeRecord, makeEvents, pageViewSchema, provisionType, publishEvents, readPartition, waitUntil, writeAudit } from '../etl/test-support.ts';
 import { uniqueName } from './helpers/names.ts';
 
@@ -43,8 +44,8 @@ describe('ETL under SIGKILL and storage faults', () => {
     const { topic } = await provisionType(pubsub, type);
     await pubsub.subscription(`events-${type}-etl`).setMetadata({ ackDeadlineSeconds: 10 });
     const dir = mkdtempSync(path.join(tmpdir(), 'etl-chaos-'));
-    const registryFile = path.join(dir, 'registry.json');
-    writeFileSync(registryFile, JSON.stringify([eventTypeRecord(type)]));
+    const registryDir = path.join(dir, 'registry');
+    await new FileRegistryStore(registryDir).putEventType(eventTypeRecord(type), 0);
 
     const env = {
       ...process.env,
@@ -55,7 +56,8 @@ describe('ETL under SIGKILL and storage faults', () => {
       STAGING_BUCKET: staging,
       DATA_BUCKET: data,
       EVENT_TYPES: type,
-      REGISTRY_FILE: registryFile,
+      REGISTRY_STORE: 'file',
+      REGISTRY_DIR: registryDir,
       LOG_LEVEL: 'ERROR',
       ETL_FLUSH_AGE_MS: '500',
       ETL_CLOSE_CHECK_MS: '1000',

@@ -14,9 +14,10 @@ function run(env: Record<string, string>): Promise<{ code: number | null; stderr
 
 describe('etl/main.ts', () => {
   it.each([
-    [{ STAGING_BUCKET: 'stage-b', REGISTRY_FILE: '/tmp/r.json' }, 'DATA_BUCKET'],
-    [{ STAGING_BUCKET: 'stage-b', DATA_BUCKET: 'data-b', REGISTRY_FILE: '/tmp/r.json', ETL_FLUSH_AGE_MS: 'soon' }, 'ETL_FLUSH_AGE_MS'],
-    [{ STAGING_BUCKET: 'stage-b', DATA_BUCKET: 'data-b', REGISTRY_FILE: '/tmp/r.json', EVENT_TYPES: 'Not A Type' }, 'EVENT_TYPES'],
+    [{ STAGING_BUCKET: 'stage-b' }, 'DATA_BUCKET'],
+    [{ STAGING_BUCKET: 'stage-b', DATA_BUCKET: 'data-b', ETL_FLUSH_AGE_MS: 'soon' }, 'ETL_FLUSH_AGE_MS'],
+    [{ STAGING_BUCKET: 'stage-b', DATA_BUCKET: 'data-b', EVENT_TYPES: 'Not A Type' }, 'EVENT_TYPES'],
+    [{ STAGING_BUCKET: 'stage-b', DATA_BUCKET: 'data-b', PADLOCK_URL: 'http://127.0.0.1:1' }, 'PADLOCK_SECRET'],
   ])('exits 1 on %j naming %s', async (env, variable) => {
     const r = await run(env);
     expect(r.code).toBe(1);

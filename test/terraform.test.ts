@@ -12,6 +12,10 @@ import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportTerraform, TERRAFORM_EXPORT_FILE } from '../composer/terraform-export.ts';
+import { loadConfig as loadEtlConfig } from '../etl/config.ts';
+import { loadConfig as loadEventServiceConfig } from '../functions/event-service/config.ts';
+import { loadConfig as loadPadlockConfig } from '../functions/padlock/config.ts';
+import { serviceEntry } from '../functions/padlock/services.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
 import { resourceNames } from '../lib/names.ts';
 import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings } from '../lib/registry/types.ts';
@@ -222,10 +226,11 @@ function evaluateExpression(expr: string, scope: (ref: string) => string): strin
   const str = /^"((?:[^"\\]|\\.)*)"$/.exec(expr);
   if (str) return JSON.parse(`"${str[1]}"`) as string;
   if (/^(local|var)\.[A-Za-z0-9_.]+$/.test(expr)) return scope(expr);
-  const call = /^(replace|lower)\((.*)\)$/s.exec(expr);
+  const call = /^(replace|lower|upper)\((.*)\)$/s.exec(expr);
   if (call) {
     const args = splitArguments(call[2]!).map((a) => evaluateExpression(a, scope));
     if (call[1] === 'lower' && args.length === 1) return args[0]!.toLowerCase();
+    if (call[1] === 'upper' && args.length === 1) return args[0]!.toUpperCase();
     if (call[1] === 'replace' && args.length === 3) {
       const [s, search, replacement] = args as [string, string, string];
       if (search.startsWith('/')) throw new Error(`regex replace not supported by this evaluator: ${expr}`);
@@ -401,5 +406,221 @@ describe('composer export against the module inputs', () => {
   it('the example ships the export of the sample records, byte for byte', () => {
     const shipped = readFileSync(join(moduleDirs.example, TERRAFORM_EXPORT_FILE), 'utf8');
     expect(shipped).toBe(files[0]!.content);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Container environments against the components' configuration
+
+const repo = join(import.meta.dirname, '..');
+
+interface EnvVar {
+  name: string;
+  /** The HCL value (literal or `${…}` expression), or where the value comes from. */
+  source: string;
+}
+
+/**
+ * The variables a config module reads: the top-level keys of the shape its
+ * `parseEnv` call validates (inline, or a `const <name> = {…}` it passes).
+ * Also tells which are required (neither `.optional()` nor `.default(…)`).
+ */
+function configVariables(file: string): Map<string, { required: boolean }> {
+  const source = readFileSync(join(repo, file), 'utf8');
+  const call = /parseEnv\(\s*(\{|[A-Za-z_$][\w$]*)/.exec(source);
+  if (!call) throw new Error(`${file}: no parseEnv call`);
+  let open: number;
+  if (call[1] === '{') open = call.index + call[0].length - 1;
+  else {
+    const decl = new RegExp(`const ${call[1]}\\s*=\\s*\\{`).exec(source);
+    if (!decl) throw new Error(`${file}: shape ${call[1]} not found`);
+    open = decl.index + decl[0].length - 1;
+  }
+  const variables = shapeVariables(file, source, open);
+  if (variables.size === 0) throw new Error(`${file}: empty parseEnv shape`);
+  return variables;
+}
+
+/** Shapes shared between components, spread into their parseEnv shapes (`...registryEnvShape`). */
+const sharedShapes: Record<string, string> = { registryEnvShape: 'lib/registry/open.ts' };
+
+function shapeVariables(file: string, source: string, open: number): Map<string, { required: boolean }> {
+  const variables = new Map<string, { required: boolean }>();
+  // Depth-1 entries only: split the body at top-level commas.
+  for (const entry of splitArguments(balancedBlock(source, open))) {
+    const spread = /^\.\.\.([A-Za-z_$][\w$]*)$/.exec(entry);
+    if (spread) {
+      const sharedFile = sharedShapes[spread[1]!];
+      if (sharedFile === undefined) throw new Error(`${file}: unknown shape spread ${entry}`);
+      const sharedSource = readFileSync(join(repo, sharedFile), 'utf8');
+      const decl = new RegExp(`const ${spread[1]}\\s*=\\s*\\{`).exec(sharedSource);
+      if (!decl) throw new Error(`${sharedFile}: shape ${spread[1]} not found`);
+      for (const [k, v] of shapeVariables(sharedFile, sharedSource, decl.index + decl[0].length - 1)) variables.set(k, v);
+      continue;
+    }
+    const m = /^([A-Z][A-Z0-9_]+)\s*:([\s\S]*)$/.exec(entry);
+    if (!m) throw new Error(`${file}: unexpected shape entry ${entry.slice(0, 60)}`);
+    variables.set(m[1]!, { required: !/\.(optional|default)\(/.test(m[2]!) });
+  }
+  return variables;
+}
+
+/** The text inside the braces opening at `open` (strings and template literals skipped). */
+function balancedBlock(source: string, open: number): string {
+  let depth = 0;
+  for (let k = open; k < source.length; k++) {
+    const c = source[k]!;
+    if (c === "'" || c === '"' || c === '`') {
+      for (k++; k < source.length && source[k] !== c; k++) if (source[k] === '\\') k++;
+      continue;
+    }
+    if (c === '{') depth++;
+    if (c === '}' && --depth === 0) return source.slice(open + 1, k);
+  }
+  throw new Error('unbalanced braces');
+}
+
+function envOf(container: Block | undefined, where: string): EnvVar[] {
+  if (container === undefined) throw new Error(`${where}: no container`);
+  return ((container.env ?? []) as Block[]).map((e) => {
+    const name = e.name as string;
+    if (typeof e.value === 'string') return { name, source: e.value };
+    const from = ((e.value_source ?? e.value_from) as Block[] | undefined)?.[0];
+    if (from?.secret_key_ref) return { name, source: 'secret' };
+    if (from?.field_ref) return { name, source: `field:${((from.field_ref as Block[])[0] as Block).field_path as string}` };
+    throw new Error(`${where}: env ${name} has no value`);
+  });
+}
+
+const at = (block: Block | undefined, ...path: string[]): Block | undefined =>
+  path.reduce<Block | undefined>((b, key) => (b?.[key] as Block[] | undefined)?.[0], block);
+
+const priorities = ['high', 'normal', 'low'] as const;
+
+/** Each component's container env as the modules set it; the ETL's for the given priority. */
+function componentEnvs(priority: (typeof priorities)[number] = 'normal'): Record<'eventService' | 'padlock' | 'etl', EnvVar[]> {
+  const run = configs.platform.resource.google_cloud_run_v2_service ?? {};
+  const worker = configs.eventType.resource.kubernetes_deployment_v1?.worker;
+  const scope = (ref: string): string => {
+    if (ref === 'var.event_type.priority') return priority;
+    throw new Error(`env name refers to ${ref}`);
+  };
+  return {
+    eventService: envOf(at(run.event_service, 'template', 'containers'), 'event_service'),
+    padlock: envOf(at(run.padlock, 'template', 'containers'), 'padlock'),
+    etl: envOf(at(worker, 'spec', 'template', 'spec', 'container'), 'etl worker').map((v) => ({ ...v, name: evaluateTemplate(v.name, scope) })),
+  };
+}
+
+const configFiles = {
+  eventService: 'functions/event-service/config.ts',
+  padlock: 'functions/padlock/config.ts',
+  etl: 'etl/config.ts',
+} as const;
+
+const etlSecret = 'etl-secret-0123456789abcdef';
+const project = 'acme-events-prod';
+
+/** Sample values for the HCL expressions and value sources; an unknown one fails the test. */
+const samples: Record<string, string> = {
+  '${var.project_id}': project,
+  '${google_storage_bucket.staging.name}': `${project}-events-staging`,
+  '${var.event_service.registry_dir}': '/srv/registry',
+  '${google_kms_crypto_key.padlock_kek.id}': `projects/${project}/locations/europe-west1/keyRings/event-platform/cryptoKeys/padlock-kek`,
+  '${google_bigtable_instance.keys.name}': 'padlock-keys',
+  '${google_bigtable_table.keychains.name}': 'keychains',
+  '${local.name}': 'page_view',
+  '${var.platform.data_bucket}': `${project}-events-data`,
+  '${var.platform.staging_bucket}': `${project}-events-staging`,
+  '${tostring(var.event_type.slo_hours * 3600000)}': String(3 * 3_600_000),
+  '${var.platform.padlock_urls[0]}': 'https://padlock-abc123-ew.a.run.app',
+  'field:metadata.name': 'etl-page-view-5d8f7c9b6-x2x7q',
+};
+const secretSamples: Record<string, string> = {
+  PADLOCK_SERVICES: JSON.stringify([serviceEntry('etl', etlSecret, { contexts: ['events'] })]),
+  PADLOCK_SECRET: etlSecret,
+};
+
+function sampleEnv(vars: EnvVar[]): Record<string, string> {
+  return Object.fromEntries(
+    vars.map(({ name, source }) => {
+      const value = source === 'secret' ? secretSamples[name] : source.includes('${') || source.startsWith('field:') ? samples[source] : source;
+      if (value === undefined) throw new Error(`no sample value for ${name} = ${source}: add one to the test`);
+      return [name, value];
+    }),
+  );
+}
+
+describe('container environments match the components', () => {
+  const components = Object.keys(configFiles) as (keyof typeof configFiles)[];
+
+  it.each(components)('%s: every variable Terraform sets is one its loadConfig reads, every required one is set', (component) => {
+    const read = configVariables(configFiles[component]);
+    for (const priority of priorities) {
+      const set = componentEnvs(priority)[component].map((v) => v.name);
+      expect(set.length).toBeGreaterThan(0);
+      expect(new Set(set).size, `${component}: no variable set twice`).toBe(set.length);
+      expect(set.filter((name) => !read.has(name)), `${component}: set by Terraform but not read by ${configFiles[component]}`).toEqual([]);
+      const required = [...read].filter(([, v]) => v.required).map(([name]) => name);
+      expect(required.filter((name) => !set.includes(name)), `${component}: required by ${configFiles[component]} but not set`).toEqual([]);
+    }
+  });
+
+  it('the variable extraction is real: it reads each config, and a renamed variable on either side is caught', () => {
+    expect([...configVariables(configFiles.padlock).keys()]).toEqual(expect.arrayContaining(['PADLOCK_MODE', 'PADLOCK_KMS_KEY', 'PADLOCK_SERVICES']));
+    expect(configVariables(configFiles.eventService).get('GCP_PROJECT')).toEqual({ required: true });
+    expect(configVariables(configFiles.etl).get('LOG_LEVEL')).toEqual({ required: false });
+    const read = configVariables(configFiles.etl);
+    expect(read.has('GOOGLE_CLOUD_PROJECT')).toBe(false);
+    expect(read.has('ETL_DEADLINE_HIGH_MS') && read.has('ETL_DEADLINE_NORMAL_MS') && read.has('ETL_DEADLINE_LOW_MS')).toBe(true);
+  });
+
+  it('event service: the environment loads', () => {
+    const config = loadEventServiceConfig(sampleEnv(componentEnvs().eventService));
+    expect(config.service.projectId).toBe(project);
+    expect(config.service.host).toBe('0.0.0.0');
+    expect(config.service.stagingBucket).toBe(`${project}-events-staging`);
+  });
+
+  it('padlock: the environment loads in production mode (KMS KEK, Bigtable store) on the container port', () => {
+    const config = loadPadlockConfig(sampleEnv(componentEnvs().padlock));
+    expect(config.mode).toBe('production');
+    expect(config.kek.kind).toBe('kms');
+    expect(config.store).toMatchObject({ kind: 'bigtable', projectId: project, instanceId: 'padlock-keys', tableId: 'keychains', createTable: false });
+    expect(config.host).toBe('0.0.0.0');
+    const ports = at(configs.platform.resource.google_cloud_run_v2_service?.padlock, 'template', 'containers', 'ports');
+    expect(config.port).toBe(ports?.container_port);
+    // The ETL's entry in padlock's services is the name the ETL authenticates as, with the context it encrypts under.
+    const etl = loadEtlConfig(sampleEnv(componentEnvs().etl));
+    expect(config.services.find((s) => s.name === etl.padlock?.service)?.contexts).toContain(etl.padlock?.keyContext);
+  });
+
+  it.each(priorities)('etl (%s): the environment loads with the Firestore registry, padlock, one type and its SLO as close deadline', (priority) => {
+    const config = loadEtlConfig(sampleEnv(componentEnvs(priority).etl));
+    expect(config.projectId).toBe(project);
+    expect(config.eventTypes).toEqual(['page_view']);
+    expect(config.registry.kind).toBe('firestore');
+    expect(config.padlock).toMatchObject({ url: 'https://padlock-abc123-ew.a.run.app', secret: etlSecret });
+    expect(config.instanceId).toBe('etl-page-view-5d8f7c9b6-x2x7q');
+    expect(config.tuning.closeDeadlineMs[priority]).toBe(3 * 3_600_000);
+  });
+});
+
+describe('lateness metric against the ETL log entry', () => {
+  it('the log-based metric matches what the closer logs on a deadline close', () => {
+    const metric = configs.platform.resource.google_logging_metric?.late_partitions;
+    const filter = String(metric?.filter);
+    const closer = readFileSync(join(repo, 'etl/closer.ts'), 'utf8');
+    const entry = /logger\.info\('([^']+)', \{([^}]*)\}\)/.exec(closer.slice(closer.indexOf("closedBy: complete ? 'complete' : 'deadline'")));
+    expect(entry, 'etl/closer.ts logs the close').not.toBeNull();
+    expect(filter).toContain(`jsonPayload.message="${entry![1]!}"`);
+    expect(entry![2]).toMatch(/\bclosedBy:/);
+    expect(closer).toContain("closedBy: complete ? 'complete' : 'deadline'");
+    expect(filter).toContain('jsonPayload.closedBy="deadline"');
+    // Labels: component from etl/main.ts's logger, eventType from the per-type child logger.
+    expect(readFileSync(join(repo, 'etl/main.ts'), 'utf8')).toMatch(/createLogger\(\{ component: 'etl'/);
+    expect(filter).toContain('labels.component="etl"');
+    expect(readFileSync(join(repo, 'etl/workers.ts'), 'utf8')).toMatch(/logger\.child\(\{ eventType \}\)/);
+    expect((metric?.label_extractors as Record<string, string>).event_type).toBe('EXTRACT(labels.eventType)');
   });
 });

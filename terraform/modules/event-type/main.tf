@@ -231,29 +231,15 @@ resource "kubernetes_deployment_v1" "worker" {
           name  = "etl"
           image = var.platform.etl_image
 
+          # etl/config.ts loadConfig: this Deployment hosts one type, reads the registry from
+          # Firestore and encrypts personal fields through padlock.
           env {
-            name  = "GOOGLE_CLOUD_PROJECT"
+            name  = "GCP_PROJECT"
             value = var.project_id
           }
           env {
-            name  = "ETL_EVENT_TYPE"
+            name  = "EVENT_TYPES"
             value = local.name
-          }
-          env {
-            name  = "ETL_SUBSCRIPTION"
-            value = google_pubsub_subscription.etl.name
-          }
-          env {
-            name  = "ETL_STORAGE"
-            value = join(",", var.event_type.storage)
-          }
-          env {
-            name  = "ETL_PARTITIONING"
-            value = var.event_type.partitioning
-          }
-          env {
-            name  = "ETL_SLO_HOURS"
-            value = tostring(var.event_type.slo_hours)
           }
           env {
             name  = "DATA_BUCKET"
@@ -264,12 +250,34 @@ resource "kubernetes_deployment_v1" "worker" {
             value = var.platform.staging_bucket
           }
           env {
-            name  = "BIGQUERY_DATASET"
-            value = var.platform.dataset_id
+            name  = "REGISTRY_STORE"
+            value = "firestore"
           }
           env {
-            name  = "PADLOCK_URLS"
-            value = join(",", var.platform.padlock_urls)
+            # Leases and dead-letter attributes are keyed by it; the default (etl-<pid>) would
+            # be etl-1 in every pod.
+            name = "INSTANCE_ID"
+            value_from {
+              field_ref {
+                field_path = "metadata.name"
+              }
+            }
+          }
+          env {
+            # The ETL closes a partition at its priority's deadline: make it this type's SLO,
+            # the one the lateness alert below is about.
+            name  = "ETL_DEADLINE_${upper(var.event_type.priority)}_MS"
+            value = tostring(var.event_type.slo_hours * 3600000)
+          }
+          env {
+            # The primary deployment group (see README, Known gaps: no failover to the mirror).
+            name  = "PADLOCK_URL"
+            value = var.platform.padlock_urls[0]
+          }
+          env {
+            # Must be the name of the ETL's entry in padlock's PADLOCK_SERVICES.
+            name  = "PADLOCK_SERVICE"
+            value = "etl"
           }
           env {
             # Created by ops per cluster (kubectl create secret), so it never lands in Terraform state.

@@ -358,8 +358,9 @@ resource "google_cloud_run_v2_service" "event_service" {
         }
       }
 
+      # functions/event-service/config.ts loadConfig. Cloud Run sets PORT; HOST defaults to 0.0.0.0.
       env {
-        name  = "GOOGLE_CLOUD_PROJECT"
+        name  = "GCP_PROJECT"
         value = var.project_id
       }
       env {
@@ -367,8 +368,9 @@ resource "google_cloud_run_v2_service" "event_service" {
         value = google_storage_bucket.staging.name
       }
       env {
-        name  = "REGISTRY_FIRESTORE_DATABASE"
-        value = google_firestore_database.registry.name
+        # The registry the composer writes: Firestore (Native mode), default database.
+        name  = "REGISTRY_STORE"
+        value = "firestore"
       }
     }
   }
@@ -413,17 +415,34 @@ resource "google_cloud_run_v2_service" "padlock" {
         }
       }
 
+      # functions/padlock/config.ts loadConfig, production mode: KMS KEK and Bigtable store.
+      ports {
+        container_port = 8080
+      }
       env {
-        name  = "GOOGLE_CLOUD_PROJECT"
+        name  = "PADLOCK_MODE"
+        value = "production"
+      }
+      env {
+        name  = "PADLOCK_HOST"
+        value = "0.0.0.0"
+      }
+      env {
+        # Padlock reads PADLOCK_PORT, not Cloud Run's PORT; both are the container port.
+        name  = "PADLOCK_PORT"
+        value = "8080"
+      }
+      env {
+        name  = "GCP_PROJECT"
         value = var.project_id
       }
       env {
-        name  = "PADLOCK_DEPLOYMENT_GROUP"
-        value = each.key
+        name  = "PADLOCK_KMS_KEY"
+        value = google_kms_crypto_key.padlock_kek.id
       }
       env {
-        name  = "PADLOCK_KEK"
-        value = google_kms_crypto_key.padlock_kek.id
+        name  = "PADLOCK_STORE"
+        value = "bigtable"
       }
       env {
         name  = "PADLOCK_BIGTABLE_INSTANCE"
@@ -434,11 +453,8 @@ resource "google_cloud_run_v2_service" "padlock" {
         value = google_bigtable_table.keychains.name
       }
       env {
-        name  = "PADLOCK_BIGTABLE_APP_PROFILE"
-        value = google_bigtable_app_profile.padlock.app_profile_id
-      }
-      env {
-        name = "PADLOCK_SERVICE_SECRETS"
+        # JSON array of {name, secretSha256, contexts?, admin?}: the calling services.
+        name = "PADLOCK_SERVICES"
         value_source {
           secret_key_ref {
             secret  = var.padlock.service_secrets_secret_id

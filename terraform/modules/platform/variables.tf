@@ -85,7 +85,8 @@ variable "padlock" {
     The key service: two independent deployment groups (`padlock` in `region`, `padlock-mirror`
     in `mirror_region`), each sized for ALL traffic, so either can take the whole load when
     the other is down. `service_secrets_secret_id` is an existing Secret Manager secret holding
-    padlock's per-service secrets (created by ops, so its value never enters Terraform state).
+    padlock's calling services, PADLOCK_SERVICES: a JSON array of {name, secretSha256, contexts?,
+    admin?} (created by ops, so its value never enters Terraform state).
   EOT
   type = object({
     image                            = string
@@ -123,9 +124,9 @@ variable "key_store" {
 }
 
 variable "registry_store" {
-  description = "The composer's registry: a Firestore database in Native mode."
+  description = "The composer's registry: a Firestore database in Native mode. Keep `(default)`: the composer and the ETL open the project's default database (they read no database id)."
   type = object({
-    database_id = optional(string, "registry")
+    database_id = optional(string, "(default)")
     location_id = optional(string, "eur3")
   })
   default = {}
