@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import avro from 'avsc';
 import type { Bucket } from '@google-cloud/storage';
-import { crc32c, crc32cToBase64 } from '../lib/gcs-emulator/crc32c.ts';
+import { crc32c, crc32cToBase64 } from '../lib/crc32c.ts';
 import { deliveredFileSchema, type Period } from '../lib/partitions.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import { decodeRecords, readContainer, writeContainer } from './avro-container.ts';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Message } from '@google-cloud/pubsub';
 import { createPubSub, createStorage } from '../lib/gcp/clients.ts';
 import { startGcsEmulator, type GcsEmulator } from '../lib/gcs-emulator/index.ts';
-import { crc32c, crc32cToBase64 } from '../lib/gcs-emulator/crc32c.ts';
+import { crc32c, crc32cToBase64 } from '../lib/crc32c.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { resourceNames } from '../lib/names.ts';
 import { lateCounterObjectName, latePrefix, periodOf, successObjectName } from '../lib/partitions.ts';

@@ -13,7 +13,7 @@ import { Storage as StorageClient } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStorage } from '../gcp/clients.ts';
 import { uniqueName } from '../../test/helpers/names.ts';
-import { crc32cToBase64, crc32cUpdate } from './crc32c.ts';
+import { crc32cToBase64, crc32cUpdate } from '../crc32c.ts';
 import { startGcsEmulator, type GcsEmulator } from './index.ts';
 
 const MiB = 1024 * 1024;

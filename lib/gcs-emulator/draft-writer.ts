@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { BlobWriter } from './backend.ts';
-import { crc32cToBase64, crc32cUpdate } from './crc32c.ts';
+import { crc32cToBase64, crc32cUpdate } from '../crc32c.ts';
 import { errors } from './gcs-errors.ts';
 import type { WritableObjectFields } from './model.ts';
 import type { ObjectDraft } from './store.ts';

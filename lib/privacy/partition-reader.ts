@@ -10,7 +10,7 @@ import path from 'node:path';
 import avro from 'avsc';
 import type { Storage } from '@google-cloud/storage';
 import { AppError } from '../errors.ts';
-import { crc32c, crc32cToBase64 } from '../gcs-emulator/crc32c.ts';
+import { crc32c, crc32cToBase64 } from '../crc32c.ts';
 import { canonicalForm } from '../avro/fingerprint.ts';
 import { deliveredFileSchema, parseManifest, type Manifest, type ManifestFile } from '../partitions.ts';
 import type { AvroSchemaJson } from '../registry/types.ts';
