@@ -10,7 +10,10 @@ import type { Logger } from '../../lib/logger.ts';
 import { KEYCHAINS_PATH, LOOKUP_PATH, type CategoryKeyWire, type LookupResponse, type UserKeysWire } from '../../lib/padlock-client/protocol.ts';
 import type { KeychainService, UserResult } from './keychains.ts';
 import { parseLookupBody, USER_ID_MAX, type LookupBody } from './lookup-body.ts';
+import { assembleLookup, lookupJson, lookupPrefix } from './lookup-json.ts';
 import { authoriseContext, requireAdmin, type Caller, type ServiceRegistry } from './services.ts';
+
+export { lookupJson } from './lookup-json.ts';
 
 export interface ApiOptions {
   keychains: KeychainService;
@@ -94,6 +97,7 @@ class Api {
   private readonly known: ReadonlySet<string>;
   private readonly maxUsersPerRequest: number;
   readonly maxBodyBytes: number;
+  private readonly prefixes = new Map<string, Buffer>();
 
   constructor(opts: ApiOptions) {
     this.keychains = opts.keychains;
@@ -138,9 +142,9 @@ class Api {
       context = authoriseContext(call.caller, body.context);
       users = this.lookupUsers(body);
       createIfAbsent = body.createIfAbsent === true;
-      const cached = this.keychains.lookupCached(context, users, createIfAbsent);
+      const cached = this.keychains.lookupCachedJson(context, users, createIfAbsent);
       if (cached !== undefined) {
-        sendText(res, 200, lookupJson(context, cached));
+        sendBytes(res, 200, assembleLookup(this.prefix(context), cached));
         this.done(req, res, call.started);
         return;
       }
@@ -155,6 +159,13 @@ class Api {
       },
       (err: unknown) => this.fail(req, res, err),
     );
+  }
+
+  /** The response prefix of `context` as bytes (contexts are the configured ones: bounded). */
+  private prefix(context: string): Buffer {
+    let bytes = this.prefixes.get(context);
+    if (bytes === undefined) this.prefixes.set(context, (bytes = Buffer.from(lookupPrefix(context))));
+    return bytes;
   }
 
   /** Each user with the categories to look up: all if unlisted, else the listed ones (known, without repeats). */
@@ -254,30 +265,6 @@ function safeDecode(part: string): string {
   }
 }
 
-/**
- * The `LookupResponse` JSON, spliced from each key's precomputed JSON: on the hot
- * path this replaces a JSON.stringify of the whole response (same bytes).
- */
-export function lookupJson(context: string, results: readonly UserResult[]): string {
-  let out = `{"context":${JSON.stringify(context)},"users":[`;
-  for (let i = 0; i < results.length; i++) {
-    const r = results[i]!;
-    if (i > 0) out += ',';
-    out += `{"userId":${JSON.stringify(r.userId)},"status":"${r.status}"`;
-    if (r.status === 'found') {
-      out += ',"categories":{';
-      let first = true;
-      for (const [name, c] of r.categories) {
-        out += `${first ? '' : ','}${JSON.stringify(name)}:${c.status === 'found' ? c.key.json : `{"status":"${c.status}"}`}`;
-        first = false;
-      }
-      out += '}';
-    }
-    out += '}';
-  }
-  return `${out}]}`;
-}
-
 /** The plain-object form of a lookup result (the reference `lookupJson` must match). */
 export function toWire(context: string, results: readonly UserResult[]): LookupResponse {
   return {
@@ -300,6 +287,12 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 function sendText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+function sendBytes(res: ServerResponse, status: number, bytes: Buffer): void {
+  // The flat array form: no header object to walk.
+  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(bytes.length)]);
+  res.end(bytes);
 }
 
 /** 415 if the request is not JSON, 413 if it declares more than `limit` bytes. */

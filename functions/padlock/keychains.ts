@@ -9,6 +9,7 @@ import { AppError, isAppError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { TtlCache, type Clock } from '../../lib/padlock-client/ttl-cache.ts';
 import { deriveKey, type DerivedKey } from './derive.ts';
+import { userJson } from './lookup-json.ts';
 import { wrapAad, type Kek } from './kek.ts';
 import type { KeyStore, StoredKeychain } from './store.ts';
 
@@ -51,7 +52,20 @@ interface ActiveCategory {
   derived: Map<string, ServedKey>;
 }
 type CachedCategory = ActiveCategory | { state: 'deleted' };
-type CachedKeychain = { state: 'absent' } | { state: 'deleted' } | { state: 'active'; categories: Map<string, CachedCategory> };
+interface ActiveKeychain {
+  state: 'active';
+  categories: Map<string, CachedCategory>;
+  /**
+   * This user's element of lookup responses, as bytes, by context and categories
+   * asked. It hangs on the cached keychain, so it lives and dies with it: same
+   * TTL, same LRU bound, gone with the entry on every delete.
+   */
+  responses?: Map<string, Buffer>;
+}
+type CachedKeychain = { state: 'absent' } | { state: 'deleted' } | ActiveKeychain;
+
+/** Bound on cached response elements per user (contexts x category lists asked). */
+export const RESPONSES_PER_USER_MAX = 16;
 
 export interface CreateResult {
   created: boolean;
@@ -231,6 +245,34 @@ export class KeychainService {
     return results;
   }
 
+  /**
+   * `lookupCached` as each user's element of the response JSON, in bytes: served
+   * from the cached keychain when it was built before, else built and kept there.
+   */
+  lookupCachedJson(context: string, users: readonly { userId: string; categories: readonly string[] }[], createIfAbsent: boolean): Buffer[] | undefined {
+    const out = new Array<Buffer>(users.length);
+    for (let i = 0; i < users.length; i++) {
+      const user = users[i]!;
+      const keychain = this.cache.get(user.userId);
+      if (keychain === undefined) return undefined;
+      if (createIfAbsent && this.missing(keychain).length > 0) return undefined;
+      if (keychain.state !== 'active') {
+        out[i] = Buffer.from(userJson({ userId: user.userId, status: keychain.state }));
+        continue;
+      }
+      const key = responseKey(context, user.categories);
+      let bytes = keychain.responses?.get(key);
+      if (bytes === undefined) {
+        if (!derivable(context, user.categories, keychain)) return undefined;
+        bytes = Buffer.from(userJson(this.deriveNow(context, user.userId, user.categories, keychain)));
+        const responses = (keychain.responses ??= new Map());
+        if (responses.size < RESPONSES_PER_USER_MAX) responses.set(key, bytes);
+      }
+      out[i] = bytes;
+    }
+    return out;
+  }
+
   /** Synchronous once the needed root keys are unwrapped (the hot path: no promise per key). */
   private derive(context: string, userId: string, categories: readonly string[], keychain: CachedKeychain): UserResult | Promise<UserResult> {
     if (keychain.state !== 'active') return { userId, status: keychain.state };
@@ -297,6 +339,13 @@ export class KeychainService {
       clearTimeout(timer);
     }
   }
+}
+
+/** Contexts are lowercase names and categories known names: neither holds a NUL. */
+function responseKey(context: string, categories: readonly string[]): string {
+  let key = context;
+  for (let i = 0; i < categories.length; i++) key += '\0' + categories[i]!;
+  return key;
 }
 
 const ABSENT: CategoryResult = Object.freeze({ status: 'absent' });
