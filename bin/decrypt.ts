@@ -1,5 +1,5 @@
 /**
- * `npm run decrypt -- <partition> --padlock <url> --service <name> --secret-env <VAR> [--storage-endpoint <url>]`
+ * `npm run decrypt -- <partition> --padlock <url[,url…]> --service <name> --secret-env <VAR> [--storage-endpoint <url>]`
  *
  * Reads a closed partition (Cloud Storage or a local copy; refused without
  * `_SUCCESS`), decrypts what the service is entitled to and prints one JSON
@@ -8,6 +8,7 @@
  * A summary goes to stderr. Exit 0 on success, 1 on bad options or any failure.
  */
 import { createStorage } from '../lib/gcp/clients.ts';
+import { googleIdTokens } from '../lib/padlock-client/google-id-token.ts';
 import { createPadlockClient } from '../lib/padlock-client/index.ts';
 import { decryptPartition, toJsonValue } from '../lib/privacy/consumer.ts';
 import { RecordDecryptor } from '../lib/privacy/decryptor.ts';
@@ -16,7 +17,8 @@ import { gcsPartitionSource, localPartitionSource } from '../lib/privacy/partiti
 
 async function main(options: DecryptOptions): Promise<void> {
   const keys = createPadlockClient({
-    url: options.padlockUrl,
+    url: options.padlockUrls,
+    ...(options.idToken ? { idToken: googleIdTokens() } : {}),
     service: options.service,
     secret: options.secret,
     ...(options.context ? { context: options.context } : {}),

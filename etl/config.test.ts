@@ -22,11 +22,15 @@ describe('loadConfig', () => {
       collection: 'eventTypes',
     });
     expect(loadConfig({ ...ok, PADLOCK_URL: 'http://127.0.0.1:8091', PADLOCK_SECRET: 's3cret' }).padlock).toEqual({
-      url: 'http://127.0.0.1:8091',
+      urls: ['http://127.0.0.1:8091'],
+      idToken: false,
       service: 'etl',
       secret: 's3cret',
       keyContext: 'events',
     });
+    expect(
+      loadConfig({ ...ok, PADLOCK_URL: 'https://padlock-a.example, https://padlock-mirror-a.example', PADLOCK_ID_TOKEN: 'true', PADLOCK_SECRET: 's' }).padlock,
+    ).toMatchObject({ urls: ['https://padlock-a.example', 'https://padlock-mirror-a.example'], idToken: true });
   });
   it.each([
     [{ ...ok, DATA_BUCKET: undefined }, 'DATA_BUCKET'],
@@ -37,6 +41,8 @@ describe('loadConfig', () => {
     [{ ...ok, REGISTRY_STORE: 'postgres' }, 'REGISTRY_STORE'],
     [{ ...ok, PADLOCK_URL: 'http://127.0.0.1:8091' }, 'PADLOCK_SECRET'],
     [{ ...ok, PADLOCK_URL: 'not a url', PADLOCK_SECRET: 's' }, 'PADLOCK_URL'],
+    [{ ...ok, PADLOCK_URL: 'http://127.0.0.1:8091,', PADLOCK_SECRET: 's' }, 'PADLOCK_URL'],
+    [{ ...ok, PADLOCK_URL: 'http://127.0.0.1:8091', PADLOCK_SECRET: 's', PADLOCK_ID_TOKEN: 'yes' }, 'PADLOCK_ID_TOKEN'],
   ])('names the bad variable %#', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(variable);
   });

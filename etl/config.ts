@@ -13,7 +13,8 @@
  * | REGISTRY_DIR | .data/registry | folder of the file store (`<name>.json` records) |
  * | FIRESTORE_EMULATOR_HOST | — | Firestore emulator; absent: Google Firestore |
  * | REGISTRY_COLLECTION | eventTypes | Firestore collection of the registry |
- * | PADLOCK_URL | — | padlock base URL: enables field encryption |
+ * | PADLOCK_URL | — | padlock base URL, or its deployment groups' URLs comma-separated (primary first, failover in order): enables field encryption |
+ * | PADLOCK_ID_TOKEN | false | send an identity token for each padlock URL (padlock on Cloud Run with IAM) |
  * | PADLOCK_SERVICE | etl | service name the ETL authenticates as |
  * | PADLOCK_SECRET | — (required with PADLOCK_URL) | the service's secret |
  * | PADLOCK_CONTEXT | events | key context personal fields are encrypted under |
@@ -25,7 +26,7 @@
  * (`startEtlWorkers`), never delivered in clear.
  */
 import { z } from 'zod';
-import { hostPortVar, parseEnv, positiveIntVar, urlVar, type Env } from '../lib/config.ts';
+import { booleanVar, hostPortVar, parseEnv, positiveIntVar, urlListVar, urlVar, type Env } from '../lib/config.ts';
 import { DEFAULT_KEY_CONTEXT } from '../lib/privacy/delivered-schema.ts';
 import type { Priority } from '../lib/registry/types.ts';
 import { DEFAULT_REGISTRY_DIR, registryEnvShape, registryLocationFromEnv, type RegistryLocation } from '../lib/registry/open.ts';
@@ -118,7 +119,10 @@ export { DEFAULT_REGISTRY_DIR };
 export type EtlRegistryConfig = RegistryLocation;
 
 export interface EtlPadlockConfig {
-  url: string;
+  /** Each deployment group's base URL, primary first. */
+  urls: string[];
+  /** Send identity tokens (Cloud Run IAM) along with the service credentials. */
+  idToken: boolean;
   service: string;
   secret: string;
   keyContext: string;
@@ -160,7 +164,8 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
         .refine((s) => s === '' || s.split(',').every((t) => eventTypeNamePattern.test(t.trim())), 'expected comma-separated event type names')
         .optional(),
       ...registryEnvShape,
-      PADLOCK_URL: urlVar.optional(),
+      PADLOCK_URL: urlListVar.optional(),
+      PADLOCK_ID_TOKEN: booleanVar.default(false),
       PADLOCK_SERVICE: z.string().trim().regex(/^[a-z][a-z0-9._-]{0,62}$/, 'expected a service name').default('etl'),
       PADLOCK_SECRET: z.string().min(1, 'expected the service secret').optional(),
       PADLOCK_CONTEXT: z.string().trim().min(1).default(DEFAULT_KEY_CONTEXT),
@@ -211,7 +216,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
     padlock:
       e.PADLOCK_URL === undefined || e.PADLOCK_SECRET === undefined
         ? undefined
-        : { url: e.PADLOCK_URL, service: e.PADLOCK_SERVICE, secret: e.PADLOCK_SECRET, keyContext: e.PADLOCK_CONTEXT },
+        : { urls: e.PADLOCK_URL, idToken: e.PADLOCK_ID_TOKEN, service: e.PADLOCK_SERVICE, secret: e.PADLOCK_SECRET, keyContext: e.PADLOCK_CONTEXT },
     instanceId: e.INSTANCE_ID ?? `etl-${process.pid}`,
     logLevel: e.LOG_LEVEL,
     tuning: resolveTuning(o),

@@ -13,6 +13,7 @@
  */
 import { isAppError } from '../lib/errors.ts';
 import { createLogger } from '../lib/logger.ts';
+import { googleIdTokens } from '../lib/padlock-client/google-id-token.ts';
 import { createPadlockClient } from '../lib/padlock-client/index.ts';
 import { openRegistryStore } from '../lib/registry/open.ts';
 import { loadConfig, type EtlMainConfig } from './config.ts';
@@ -22,8 +23,8 @@ import { startEtlWorkers } from './workers.ts';
 
 function transformOf(config: EtlMainConfig, logger: ReturnType<typeof createLogger>): RecordTransform | undefined {
   if (config.padlock === undefined) return undefined;
-  const { url, service, secret, keyContext } = config.padlock;
-  const keys = createPadlockClient({ url, service, secret, context: keyContext });
+  const { urls, idToken, service, secret, keyContext } = config.padlock;
+  const keys = createPadlockClient({ url: urls, service, secret, context: keyContext, ...(idToken ? { idToken: googleIdTokens() } : {}) });
   return createEncryptionTransform({ keys, keyContext, logger });
 }
 

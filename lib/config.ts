@@ -35,6 +35,13 @@ export const urlVar = z
     }
   }, 'expected an http(s) URL (e.g. http://127.0.0.1:4443)');
 
+/** One or more absolute http(s) URLs, comma-separated (e.g. a service's deployment groups, primary first). */
+export const urlListVar = z
+  .string()
+  .trim()
+  .transform((s) => s.split(',').map((u) => u.trim()))
+  .refine((urls) => urls.every((u) => urlVar.safeParse(u).success), 'expected comma-separated http(s) URLs (e.g. https://a.example,https://b.example)');
+
 /** A positive integer given as a decimal string. */
 export const positiveIntVar = z
   .string()

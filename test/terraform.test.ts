@@ -533,7 +533,8 @@ const samples: Record<string, string> = {
   '${var.platform.data_bucket}': `${project}-events-data`,
   '${var.platform.staging_bucket}': `${project}-events-staging`,
   '${tostring(var.event_type.slo_hours * 3600000)}': String(3 * 3_600_000),
-  '${var.platform.padlock_urls[0]}': 'https://padlock-abc123-ew.a.run.app',
+  '${join(",", var.platform.padlock_urls)}': 'https://padlock-abc123-ew.a.run.app,https://padlock-mirror-abc123-ew.a.run.app',
+  '${google_bigtable_app_profile.padlock.app_profile_id}': 'padlock',
   'field:metadata.name': 'etl-page-view-5d8f7c9b6-x2x7q',
 };
 const secretSamples: Record<string, string> = {
@@ -586,7 +587,7 @@ describe('container environments match the components', () => {
     const config = loadPadlockConfig(sampleEnv(componentEnvs().padlock));
     expect(config.mode).toBe('production');
     expect(config.kek.kind).toBe('kms');
-    expect(config.store).toMatchObject({ kind: 'bigtable', projectId: project, instanceId: 'padlock-keys', tableId: 'keychains', createTable: false });
+    expect(config.store).toMatchObject({ kind: 'bigtable', projectId: project, instanceId: 'padlock-keys', tableId: 'keychains', appProfileId: 'padlock', createTable: false });
     expect(config.host).toBe('0.0.0.0');
     const ports = at(configs.platform.resource.google_cloud_run_v2_service?.padlock, 'template', 'containers', 'ports');
     expect(config.port).toBe(ports?.container_port);
@@ -600,7 +601,11 @@ describe('container environments match the components', () => {
     expect(config.projectId).toBe(project);
     expect(config.eventTypes).toEqual(['page_view']);
     expect(config.registry.kind).toBe('firestore');
-    expect(config.padlock).toMatchObject({ url: 'https://padlock-abc123-ew.a.run.app', secret: etlSecret });
+    expect(config.padlock).toMatchObject({
+      urls: ['https://padlock-abc123-ew.a.run.app', 'https://padlock-mirror-abc123-ew.a.run.app'],
+      idToken: true,
+      secret: etlSecret,
+    });
     expect(config.instanceId).toBe('etl-page-view-5d8f7c9b6-x2x7q');
     expect(config.tuning.closeDeadlineMs[priority]).toBe(3 * 3_600_000);
   });

@@ -34,7 +34,7 @@ export const defaults = {
 
 export type StoreConfig =
   | { kind: 'embedded'; dataDir: string }
-  | { kind: 'bigtable'; projectId: string; instanceId: string; tableId: string; emulatorHost?: string; createTable: boolean };
+  | { kind: 'bigtable'; projectId: string; instanceId: string; tableId: string; appProfileId?: string; emulatorHost?: string; createTable: boolean };
 
 export type KekConfig = { kind: 'local-file'; path: string } | { kind: 'kms'; keyName: string; apiEndpoint?: string; deadlineMs: number };
 
@@ -68,6 +68,7 @@ const shape = {
   PADLOCK_STORE: z.enum(['embedded', 'bigtable']).default('embedded'),
   PADLOCK_BIGTABLE_INSTANCE: z.string().trim().min(1).default(defaults.bigtableInstance),
   PADLOCK_BIGTABLE_TABLE: z.string().trim().min(1).default(defaults.bigtableTable),
+  PADLOCK_BIGTABLE_APP_PROFILE: z.string().trim().regex(/^[a-z0-9_-]{1,50}$/i, 'expected a Bigtable app profile id').optional(),
   BIGTABLE_EMULATOR_HOST: hostPortVar.optional(),
   GCP_PROJECT: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a GCP project id').default('local-project'),
   PADLOCK_KMS_KEY: kmsKeyName.optional(),
@@ -139,6 +140,7 @@ export function loadConfig(env: Env = process.env): PadlockConfig {
       projectId: e.GCP_PROJECT,
       instanceId: e.PADLOCK_BIGTABLE_INSTANCE,
       tableId: e.PADLOCK_BIGTABLE_TABLE,
+      ...(e.PADLOCK_BIGTABLE_APP_PROFILE ? { appProfileId: e.PADLOCK_BIGTABLE_APP_PROFILE } : {}),
       ...(e.BIGTABLE_EMULATOR_HOST ? { emulatorHost: e.BIGTABLE_EMULATOR_HOST } : {}),
       // Terraform owns the production table; locally (emulator) padlock creates it.
       createTable: e.BIGTABLE_EMULATOR_HOST !== undefined,

@@ -85,7 +85,7 @@ function buildKek(config: PadlockConfig, deps: PadlockDeps): Kek {
 async function buildStore(config: PadlockConfig): Promise<KeyStore> {
   if (config.store.kind === 'embedded') return createEmbeddedStore(config.store.dataDir);
   const s = config.store;
-  const bigtable = createBigtable({ projectId: s.projectId, emulatorHost: s.emulatorHost });
+  const bigtable = createBigtable({ projectId: s.projectId, emulatorHost: s.emulatorHost, appProfileId: s.appProfileId });
   if (s.createTable) await ensureKeychainTable(bigtable, s.instanceId, s.tableId);
   return createBigtableStore(bigtable, { instanceId: s.instanceId, tableId: s.tableId, deadlineMs: config.storeDeadlineMs });
 }

@@ -61,12 +61,14 @@ export function createFirestore(opts: GcpTarget & { emulatorHost?: string | unde
   });
 }
 
-export function createBigtable(opts: GcpTarget & { emulatorHost?: string | undefined }): Bigtable {
-  if (opts.emulatorHost === undefined) return new Bigtable({ projectId: opts.projectId });
+export function createBigtable(opts: GcpTarget & { emulatorHost?: string | undefined; appProfileId?: string | undefined }): Bigtable {
+  const profile = opts.appProfileId === undefined ? {} : { appProfileId: opts.appProfileId };
+  if (opts.emulatorHost === undefined) return new Bigtable({ projectId: opts.projectId, ...profile });
   const [host, port] = splitHostPort(opts.emulatorHost);
   // metricsEnabled: false, or the client looks for credentials to export metrics and dies.
   return new Bigtable({
     projectId: opts.projectId,
+    ...profile,
     apiEndpoint: `${host}:${port}`,
     metricsEnabled: false,
   } as ConstructorParameters<typeof Bigtable>[0]);

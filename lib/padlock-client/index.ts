@@ -4,8 +4,14 @@
  * tick coalesced into one multi-get, and every request under a deadline.
  * Failures are AppErrors: UNAVAILABLE (retryable) when padlock is down or
  * late, the service's own code (e.g. KEY_STORE_UNAVAILABLE) otherwise.
+ *
+ * Padlock runs as independent deployment groups (padlock, padlock-mirror), each
+ * able to take all traffic: given several URLs, a request the current group
+ * can't answer (unreachable, late, 5xx, 429) goes to the next one, which then
+ * stays current. Every route is safe to repeat (create-if-absent is race-free in
+ * the store, deletes are idempotent). A 4xx is the answer, not a failure.
  */
-import { AppError, errorCatalogue, type ErrorCode } from '../errors.ts';
+import { AppError, errorCatalogue, isAppError, type ErrorCode } from '../errors.ts';
 import {
   KEYCHAINS_PATH,
   LOOKUP_PATH,
@@ -35,8 +41,8 @@ export interface KeyRequest {
 }
 
 export interface PadlockClientOptions {
-  /** Base URL of padlock, e.g. `http://127.0.0.1:8090`. */
-  url: string;
+  /** Base URL of padlock, e.g. `http://127.0.0.1:8090`, or of each deployment group, primary first. */
+  url: string | readonly string[];
   service: string;
   secret: string;
   /** Default key context (the service's default context if absent). */
@@ -51,6 +57,12 @@ export interface PadlockClientOptions {
   maxUsersPerRequest?: number;
   /** Time source of the cache (tests). */
   clock?: Clock;
+  /**
+   * An identity token whose audience is a group's base URL, sent as
+   * `X-Serverless-Authorization: Bearer …`: Cloud Run's IAM check reads it there
+   * and leaves `Authorization` (the service credentials) to padlock.
+   */
+  idToken?: (audience: string) => Promise<string>;
 }
 
 export interface PadlockClient {
@@ -90,7 +102,10 @@ interface PendingBatch {
 const SEP = '\u0000';
 
 export function createPadlockClient(options: PadlockClientOptions): PadlockClient {
-  const base = options.url.replace(/\/+$/, '');
+  const bases = (typeof options.url === 'string' ? [options.url] : options.url).map((u) => u.replace(/\/+$/, ''));
+  if (bases.length === 0) throw new AppError('CONFIG_INVALID', { message: 'Invalid configuration: padlock client needs at least one URL' });
+  /** The group that answered last. */
+  let current = 0;
   const auth = authorizationHeader(options.service, options.secret);
   const ttl = options.cacheTtlMs ?? clientDefaults.cacheTtlMs;
   const deadlineMs = options.deadlineMs ?? clientDefaults.deadlineMs;
@@ -105,16 +120,26 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
 
   const cacheKey = (context: string | undefined, item: KeyRequest): string => `${context ?? ''}${SEP}${item.userId}${SEP}${item.category}`;
 
-  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+  const identityHeader = async (base: string): Promise<Record<string, string>> => {
+    if (options.idToken === undefined) return {};
+    try {
+      return { 'x-serverless-authorization': `Bearer ${await options.idToken(base)}` };
+    } catch (cause) {
+      throw new AppError('UNAVAILABLE', { message: 'No identity token for padlock', details: { reason: 'id-token' }, cause });
+    }
+  };
+
+  const callGroup = async <T>(base: string, method: string, path: string, body?: unknown): Promise<T> => {
     let res: Response;
     try {
       res = await fetch(base + path, {
         method,
-        headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: { authorization: auth, ...(await identityHeader(base)), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(deadlineMs),
       });
     } catch (cause) {
+      if (isAppError(cause)) throw cause;
       const timedOut = (cause as { name?: string }).name === 'TimeoutError';
       throw new AppError('UNAVAILABLE', {
         message: timedOut ? `Padlock did not answer within ${deadlineMs} ms` : 'Padlock is unreachable',
@@ -130,6 +155,24 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     }
     if (res.ok) return JSON.parse(text) as T;
     throw errorFromResponse(res.status, text);
+  };
+
+  /** `callGroup` on the current group, then on each other group while they fail over. */
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    let failure: AppError | undefined;
+    for (let attempt = 0; attempt < bases.length; attempt++) {
+      const group = (current + attempt) % bases.length;
+      try {
+        const result = await callGroup<T>(bases[group]!, method, path, body);
+        current = group;
+        return result;
+      } catch (err) {
+        if (!failsOver(err)) throw err;
+        failure = err;
+      }
+    }
+    if (bases.length === 1) throw failure!;
+    throw new AppError(failure!.code, { message: `${failure!.message} (every padlock group failed: ${bases.length})`, details: failure!.details, cause: failure });
   };
 
   const lookupBatch = async (batch: PendingBatch, waiters: Waiter[]): Promise<void> => {
@@ -242,6 +285,13 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
       return res;
     },
   };
+}
+
+/** Whether another deployment group may answer where this one failed: down, late, 5xx or 429, not a 4xx verdict. */
+function failsOver(err: unknown): err is AppError {
+  if (!isAppError(err) || !err.retryable) return false;
+  const status = err.details?.status;
+  return typeof status !== 'number' || status >= 500 || status === 429;
 }
 
 /** The AppError of a non-2xx answer: the service's catalogue code when it sent one. */

@@ -1,18 +1,22 @@
 /**
- * Options of the decrypt CLI (`npm run decrypt -- <partition> --padlock <url>
+ * Options of the decrypt CLI (`npm run decrypt -- <partition> --padlock <url[,url…]>
  * --service <name> --secret-env <VAR> [--storage-endpoint <url>]
- * [--context <key context>] [--project <id>] [--padlock-cache-ttl-ms <n>]`),
+ * [--context <key context>] [--project <id>] [--padlock-cache-ttl-ms <n>]
+ * [--id-token true]`),
  * validated once; the secret is read from the named environment variable so
  * it never appears in a process listing.
  */
 import { z } from 'zod';
-import { flagsToEnv, parseEnv, positiveIntVar, urlVar, type Env } from '../config.ts';
+import { booleanVar, flagsToEnv, parseEnv, positiveIntVar, urlListVar, urlVar, type Env } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { parsePartitionLocation, type PartitionLocation } from './partition-reader.ts';
 
 export interface DecryptOptions {
   partition: PartitionLocation;
-  padlockUrl: string;
+  /** Padlock's deployment groups, primary first. */
+  padlockUrls: string[];
+  /** Send identity tokens of the runtime service account (padlock on Cloud Run with IAM). */
+  idToken: boolean;
   service: string;
   secret: string;
   /** Overrides the key context recorded in the delivered schema. */
@@ -23,10 +27,11 @@ export interface DecryptOptions {
 }
 
 export const decryptUsage =
-  'usage: npm run decrypt -- <gs://bucket/<type>/dt=YYYY-MM-DD/hour=HH | local folder> --padlock <url> --service <name> --secret-env <VAR> [--storage-endpoint <url>] [--context <key context>] [--project <id>]';
+  'usage: npm run decrypt -- <gs://bucket/<type>/dt=YYYY-MM-DD/hour=HH | local folder> --padlock <url[,url…]> --service <name> --secret-env <VAR> [--storage-endpoint <url>] [--context <key context>] [--project <id>] [--id-token true]';
 
 const shape = {
-  PADLOCK: urlVar,
+  PADLOCK: urlListVar,
+  ID_TOKEN: booleanVar.default(false),
   SERVICE: z.string().trim().min(1, 'expected the consumer service name'),
   SECRET_ENV: z.string().trim().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected the name of an environment variable'),
   STORAGE_ENDPOINT: urlVar.optional(),
@@ -49,7 +54,8 @@ export function parseDecryptOptions(argv: readonly string[], env: Env): DecryptO
   }
   return {
     partition: parsePartitionLocation(positional[0]!),
-    padlockUrl: e.PADLOCK,
+    padlockUrls: e.PADLOCK,
+    idToken: e.ID_TOKEN,
     service: e.SERVICE,
     secret,
     context: e.CONTEXT,

@@ -143,6 +143,9 @@ describe('loadConfig', () => {
     const c = loadConfig({ PADLOCK_SERVICES: services, PADLOCK_MODE: 'production', PADLOCK_KMS_KEY: kms, PADLOCK_STORE: 'bigtable' });
     expect(c.kek.kind).toBe('kms');
     expect(c.store.kind === 'bigtable' && c.store.createTable).toBe(false);
+    const profiled = loadConfig({ PADLOCK_SERVICES: services, PADLOCK_MODE: 'production', PADLOCK_KMS_KEY: kms, PADLOCK_STORE: 'bigtable', PADLOCK_BIGTABLE_APP_PROFILE: 'padlock' });
+    expect(profiled.store).toMatchObject({ kind: 'bigtable', appProfileId: 'padlock' });
+    expect(thrown(() => loadConfig({ PADLOCK_SERVICES: services, PADLOCK_STORE: 'bigtable', PADLOCK_BIGTABLE_APP_PROFILE: 'no spaces' })).message).toContain('PADLOCK_BIGTABLE_APP_PROFILE');
   });
 
   it('names the bad variable', () => {

@@ -273,9 +273,15 @@ resource "kubernetes_deployment_v1" "worker" {
             value = tostring(var.event_type.slo_hours * 3600000)
           }
           env {
-            # The primary deployment group (see README, Known gaps: no failover to the mirror).
+            # Every deployment group, primary first: the client fails over in this order.
             name  = "PADLOCK_URL"
-            value = var.platform.padlock_urls[0]
+            value = join(",", var.platform.padlock_urls)
+          }
+          env {
+            # Padlock's Cloud Run services admit only run.invoker callers: the client sends the
+            # workload's identity token (audience: each group's URL) as X-Serverless-Authorization.
+            name  = "PADLOCK_ID_TOKEN"
+            value = "true"
           }
           env {
             # Must be the name of the ETL's entry in padlock's PADLOCK_SERVICES.

@@ -453,6 +453,11 @@ resource "google_cloud_run_v2_service" "padlock" {
         value = google_bigtable_table.keychains.name
       }
       env {
+        # Single-cluster routing with transactional writes: create-if-absent is a check-and-mutate.
+        name  = "PADLOCK_BIGTABLE_APP_PROFILE"
+        value = google_bigtable_app_profile.padlock.app_profile_id
+      }
+      env {
         # JSON array of {name, secretSha256, contexts?, admin?}: the calling services.
         name = "PADLOCK_SERVICES"
         value_source {
