@@ -3,7 +3,8 @@
  * `--serve`); the load generators run in this one:
  *  1. hot cache: multi-get lookups/s (10 users x 2 categories per request) at full
  *     load (autocannon), next to a bare node:http server answering a fixed JSON
- *     body of the same size, in rounds that each start both servers afresh (one
+ *     body of the same size (and, for reference, one that also parses the request
+ *     body: the floor of any JSON API), in rounds that each start both servers afresh (one
  *     bare process may run at 15k or 26k req/s on this machine: medians of fresh
  *     processes are what compare); then p50/p99 latency of each at half its load,
  *     from an open-loop paced generator in a process of its own;
@@ -42,14 +43,25 @@ if (process.argv[2] === '--serve') {
   process.stdin.resume();
   process.stdin.on('end', () => process.exit(0));
   const kind = process.argv[3];
-  if (kind === 'bare') {
+  if (kind === 'bare' || kind === 'bare-parse') {
     const size = Number(process.argv[4] ?? 2);
     const body = Buffer.from(JSON.stringify({ pad: 'x'.repeat(Math.max(0, size - 10)) }));
+    const answer = (res: http.ServerResponse): void => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.end(body);
+    };
     const server = http.createServer((req, res) => {
-      req.resume();
+      if (kind === 'bare') {
+        req.resume();
+        req.on('end', () => answer(res));
+        return;
+      }
+      // The reference for any JSON API: read the body and parse it, nothing else.
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-        res.end(body);
+        if (JSON.parse(Buffer.concat(chunks).toString('utf8')) === null) res.statusCode = 400;
+        answer(res);
       });
     });
     server.listen(0, '127.0.0.1', () => console.log(`READY http://127.0.0.1:${(server.address() as { port: number }).port}`));
@@ -123,28 +135,32 @@ async function main(): Promise<void> {
   const body = JSON.stringify({ users });
 
   // ---- 1. hot cache vs bare node:http ----
-  /** A padlock with the users' keychains cached, and a bare server answering as many bytes. */
-  const startPair = async (): Promise<{ padlock: Served; bare: Served; responseBytes: number }> => {
+  /** A padlock with the users' keychains cached, and bare servers answering as many bytes. */
+  const startPair = async (): Promise<{ padlock: Served; bare: Served; bareParse: Served; responseBytes: number }> => {
     const padlock = await serve('padlock');
     const warm = await fetch(padlock.url + LOOKUP_PATH, { method: 'POST', headers, body: JSON.stringify({ users, createIfAbsent: true }) });
     const sample = await (await fetch(padlock.url + LOOKUP_PATH, { method: 'POST', headers, body })).text();
     if (!warm.ok || !sample.includes('"found"')) throw new Error(`padlock warm-up failed: ${warm.status}`);
     const responseBytes = Buffer.byteLength(sample);
-    return { padlock, bare: await serve('bare', String(responseBytes)), responseBytes };
+    return { padlock, bare: await serve('bare', String(responseBytes)), bareParse: await serve('bare-parse', String(responseBytes)), responseBytes };
   };
-  const stopPair = (pair: { padlock: Served; bare: Served }): Promise<unknown> => Promise.all([stop(pair.bare.child), stop(pair.padlock.child)]);
+  const stopPair = (pair: { padlock: Served; bare: Served; bareParse: Served }): Promise<unknown> =>
+    Promise.all([stop(pair.bare.child), stop(pair.bareParse.child), stop(pair.padlock.child)]);
 
   const bareRounds: Load[] = [];
+  const bareParseRounds: Load[] = [];
   const hotRounds: Load[] = [];
   let responseBytes = 0;
   for (let i = 0; i < ROUNDS; i++) {
     const pair = await startPair();
     responseBytes = pair.responseBytes;
     bareRounds.push(await cannon(pair.bare.url, { body, headers }));
+    bareParseRounds.push(await cannon(pair.bareParse.url, { body, headers }));
     hotRounds.push(await cannon(pair.padlock.url, { body, headers }));
     await stopPair(pair);
   }
   const bareRps = median(bareRounds.map((r) => r.rps));
+  const bareParseRps = median(bareParseRounds.map((r) => r.rps));
   const hotRps = median(hotRounds.map((r) => r.rps));
   const pair = await startPair();
   // Warm both JITs first: a cold server builds a queue that the paced run then measures.
@@ -163,8 +179,10 @@ async function main(): Promise<void> {
   );
   console.log(row('bare node:http', bareRounds, bareHalf));
   console.log(row('padlock (hot cache)', hotRounds, hotHalf));
+  console.log(`${'bare + JSON.parse'.padEnd(20)} ${bareParseRps.toFixed(0).padStart(6)} req/s (rounds: ${bareParseRounds.map((r) => r.rps.toFixed(0)).join(', ')}): reads and parses the body, answers the fixed body`);
   const ratio = hotRps / bareRps;
   console.log(`ratio padlock / bare (medians): ${(ratio * 100).toFixed(0)}% (target >= 60%): ${ratio >= 0.6 ? 'OK' : 'BELOW TARGET'}`);
+  console.log(`for reference: bare + JSON.parse / bare ${((bareParseRps / bareRps) * 100).toFixed(0)}%, padlock / bare + JSON.parse ${((hotRps / bareParseRps) * 100).toFixed(0)}%`);
   console.log(`keys/s (hot): ${(hotRps * USERS_PER_REQUEST * 2).toFixed(0)}; p99 at half load ${hotHalf.p99Ms.toFixed(2)} ms (target < 5 ms): ${hotHalf.p99Ms < 5 ? 'OK' : 'ABOVE TARGET'}`);
 
   // ---- 2. cold path through the Bigtable emulator ----
