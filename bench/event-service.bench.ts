@@ -5,8 +5,9 @@
  * and batching, wait for the confirms, answer), measured the same way.
  *
  * Both servers run in this process (one measured at a time, so
- * process.cpuUsage deltas are the server's alone); autocannon runs in a child
- * process. Each request is a batch of 100 events of ~500 bytes.
+ * process.cpuUsage deltas are the server's alone); the load generators run in
+ * child processes: autocannon for full load, then an open-loop paced generator
+ * for latency at half that rate. Each request is a batch of 100 events of ~500 bytes.
  *
  * `node --import tsx bench/event-service.bench.ts load <url> <connections> <seconds> <rate|0>`
  * is the child's mode.
@@ -26,6 +27,7 @@ import { MemoryAuditSink } from '../functions/event-service/audit.ts';
 import { withDefaults } from '../functions/event-service/config.ts';
 import { eventTypeRecord } from '../functions/event-service/fixtures.ts';
 import { startEventService } from '../functions/event-service/server.ts';
+import { pacedLoadInChild } from './paced-load.ts';
 
 const TYPE = 'bench_page_view';
 const BATCH = 100;
@@ -129,14 +131,22 @@ async function measure(url: string, confirmed: () => number): Promise<Figures> {
   const used = process.cpuUsage(cpu);
   const events = confirmed() - before;
   const halfRate = Math.max(1, Math.floor(max.requestsPerSec / 2));
-  const half = await load(url, CONNECTIONS, SECONDS, halfRate);
+  const half = await pacedLoadInChild({
+    url,
+    path: new URL(url).pathname,
+    headers: { 'content-type': 'application/json' },
+    body: batchBody(),
+    rate: halfRate,
+    connections: CONNECTIONS,
+    durationS: SECONDS,
+  });
   return {
     eventsPerSec: events / SECONDS,
     cpuUsPerEvent: (used.user + used.system) / Math.max(1, events),
-    p50: half.p50,
-    p99: half.p99,
+    p50: half.p50Ms,
+    p99: half.p99Ms,
     halfRate,
-    non2xx: max.non2xx + half.non2xx + max.errors + half.errors,
+    non2xx: max.non2xx + max.errors + half.errors,
   };
 }
 
@@ -186,7 +196,7 @@ async function main(): Promise<void> {
 
     const row = (name: string, f: Figures): string =>
       `${name.padEnd(14)} ${f.eventsPerSec.toFixed(0).padStart(8)} events/s  ${f.cpuUsPerEvent.toFixed(1).padStart(7)} µs CPU/event  ` +
-      `p50 ${String(f.p50).padStart(4)} ms  p99 ${String(f.p99).padStart(4)} ms at ${f.halfRate} req/s  non-2xx/errors ${f.non2xx}`;
+      `p50 ${f.p50.toFixed(1).padStart(6)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms at ${f.halfRate} req/s  non-2xx/errors ${f.non2xx}`;
     console.log(row('baseline', base));
     console.log(row('event-service', svc));
     const ratio = svc.eventsPerSec / base.eventsPerSec;

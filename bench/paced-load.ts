@@ -130,16 +130,28 @@ export async function pacedLoad(opts: PacedOptions): Promise<PacedLoad> {
   return { rps: latencies.length / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: latencies.at(-1) ?? 0, queued, errors };
 }
 
-/** The status and length of the first whole response in `buffered` (content-length framing), if it has arrived. */
+/** The status and length of the first whole response in `buffered` (content-length or chunked framing), if it has arrived. */
 function completeResponse(buffered: Buffer): { status: number; length: number } | undefined {
   const headEnd = buffered.indexOf('\r\n\r\n');
   if (headEnd === -1) return undefined;
   const head = buffered.toString('latin1', 0, headEnd);
+  const status = Number(head.slice(9, 12));
   const lengthMatch = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-  if (lengthMatch === null) throw new Error('paced load: response without content-length');
-  const length = headEnd + 4 + Number(lengthMatch[1]);
-  if (buffered.length < length) return undefined;
-  return { status: Number(head.slice(9, 12)), length };
+  if (lengthMatch !== null) {
+    const length = headEnd + 4 + Number(lengthMatch[1]);
+    return buffered.length < length ? undefined : { status, length };
+  }
+  if (!/\r\ntransfer-encoding:\s*chunked/i.test(head)) throw new Error('paced load: response with neither content-length nor chunked encoding');
+  // Chunks: <hex size>\r\n<data>\r\n ... 0\r\n\r\n (no trailers).
+  let at = headEnd + 4;
+  for (;;) {
+    const lineEnd = buffered.indexOf('\r\n', at);
+    if (lineEnd === -1) return undefined;
+    const size = parseInt(buffered.toString('latin1', at, lineEnd), 16);
+    if (size === 0) return buffered.length < lineEnd + 4 ? undefined : { status, length: lineEnd + 4 };
+    at = lineEnd + 2 + size + 2;
+    if (buffered.length < at) return undefined;
+  }
 }
 
 /** `pacedLoad` in a fresh child process. */
