@@ -6,21 +6,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { isAppError, type AppError } from '../../../lib/errors.ts';
 import { freePort } from '../../../lib/emulators/process.ts';
 import { uniqueName } from '../../../test/helpers/names.ts';
 import type { RunningPadlock } from '../server.ts';
-import { clientFor, makeTarget, type Target } from './harness.ts';
-
-async function rejection(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isAppError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
+import { clientFor, makeTarget, rejection, type Target } from './harness.ts';
 
 /** A loopback server answering every request with `status` and `body`, recording the headers it got. */
 async function fixedServer(status: number, body: string): Promise<{ url: string; headers: http.IncomingHttpHeaders[]; close(): Promise<void> }> {

@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { isAppError, type AppError } from '../../../lib/errors.ts';
 import { createBigtable } from '../../../lib/gcp/clients.ts';
 import { createLogger } from '../../../lib/logger.ts';
 import { createPadlockClient, type PadlockClient, type PadlockClientOptions } from '../../../lib/padlock-client/index.ts';
@@ -122,4 +123,15 @@ export async function rawCall(url: string, method: string, p: string, opts: { se
   if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
   const res = await fetch(url + p, { method, headers, ...(opts.body !== undefined ? { body: typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body) } : {}) });
   return { status: res.status, body: (await res.json()) as never };
+}
+
+/** The AppError `p` rejects with (fails the test if it resolves, or rejects with anything else). */
+export async function rejection(p: Promise<unknown>): Promise<AppError> {
+  try {
+    await p;
+  } catch (err) {
+    if (isAppError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a rejection');
 }

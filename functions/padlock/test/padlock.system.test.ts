@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { isAppError, type AppError } from '../../../lib/errors.ts';
+import type { AppError } from '../../../lib/errors.ts';
 import { createBigtable } from '../../../lib/gcp/clients.ts';
 import { silentLogger } from '../../../lib/logger.ts';
 import { freePort } from '../../../lib/emulators/process.ts';
@@ -10,19 +10,9 @@ import { createBigtableStore } from '../bigtable-store.ts';
 import { loadConfig } from '../config.ts';
 import { deriveKey, keyIdOf } from '../derive.ts';
 import { startPadlock, type RunningPadlock } from '../server.ts';
-import { clientFor, makeTarget, rawCall, type StoreKind, type Target } from './harness.ts';
+import { clientFor, makeTarget, rawCall, rejection, type StoreKind, type Target } from './harness.ts';
 
 const categories = personalCategories();
-
-async function rejection(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isAppError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe.each<StoreKind>(['embedded', 'bigtable'])('padlock on the %s store', (kind) => {
   let target: Target;
