@@ -4,7 +4,7 @@
  *  1. hot cache: multi-get lookups/s (10 users x 2 categories per request) at full
  *     load (autocannon), next to a bare node:http server answering a fixed JSON
  *     body of the same size (and, for reference, one that also parses the request
- *     body: the floor of any JSON API), in rounds that each start both servers afresh (one
+ *     body: the floor of any JSON API), in rounds that each start every server afresh (one
  *     bare process may run at 15k or 26k req/s on this machine: medians of fresh
  *     processes are what compare); then p50/p99 latency of each at half its load,
  *     from an open-loop paced generator in a process of its own;
@@ -35,7 +35,7 @@ const ROUND_S = 5;
 const CONNECTIONS = 32;
 const USERS_PER_REQUEST = 10;
 /** Servers on core 1, load generators on core 0, if asked for and taskset works. */
-const PINNED = process.env.BENCH_PIN === '1' && spawnSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' }).status === 0;
+const PINNED = process.argv[2] !== '--serve' && process.env.BENCH_PIN === '1' && spawnSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' }).status === 0;
 
 // ---- child: one server ----
 if (process.argv[2] === '--serve') {
