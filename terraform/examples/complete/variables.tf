@@ -91,6 +91,7 @@ variable "event_types" {
       target_oldest_unacked_age_seconds = optional(number, 600)
       cpu                               = optional(string, "500m")
       memory                            = optional(string, "1Gi")
+      heap_mb                           = optional(number, 160)
     }), {})
   }))
   default = {}
@@ -110,6 +111,7 @@ variable "worker_overrides" {
     target_oldest_unacked_age_seconds = optional(number, 600)
     cpu                               = optional(string, "500m")
     memory                            = optional(string, "1Gi")
+    heap_mb                           = optional(number, 160)
   }))
   default = {}
 }

@@ -231,8 +231,9 @@ resource "kubernetes_deployment_v1" "worker" {
           name  = "etl"
           image = var.platform.etl_image
           # The image holds the repository (dependencies installed) as its working directory.
-          # A 160 MB V8 heap keeps a worker draining a large backlog under 300 MB RSS (etl/README.md).
-          command = ["node", "--max-old-space-size=160", "--import", "tsx", "etl/main.ts"]
+          # The default 160 MB V8 heap keeps a worker draining a large backlog under 300 MB RSS;
+          # closing an hour holds its records (~0.7 KB each): size heap_mb for the peak hour (README).
+          command = ["node", "--max-old-space-size=${var.event_type.worker.heap_mb}", "--import", "tsx", "etl/main.ts"]
 
           # etl/config.ts loadConfig: this Deployment hosts one type, reads the registry from
           # Firestore and encrypts personal fields through padlock.

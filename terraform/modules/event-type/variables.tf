@@ -37,6 +37,7 @@ variable "event_type" {
       target_oldest_unacked_age_seconds = optional(number, 600)
       cpu                               = optional(string, "500m")
       memory                            = optional(string, "1Gi")
+      heap_mb                           = optional(number, 160)
     }), {})
   })
 
@@ -78,6 +79,10 @@ variable "event_type" {
   validation {
     condition     = var.event_type.worker.min_replicas >= 1 && var.event_type.worker.max_replicas >= var.event_type.worker.min_replicas
     error_message = "worker.min_replicas must be at least 1 (an idle worker still closes partitions) and at most max_replicas."
+  }
+  validation {
+    condition     = var.event_type.worker.heap_mb >= 128
+    error_message = "worker.heap_mb must be at least 128 (a draining worker's live heap is about 70 MB before any partition closes)."
   }
 }
 
