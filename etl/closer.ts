@@ -180,15 +180,16 @@ export class PartitionCloser {
       const complete = accepted === unique.length;
       if (!complete && !opts.force) return undefined;
 
-      const files = await this.writeParts(period, unique);
+      const fingerprints = await this.fingerprintsInOrder(unique);
+      const files = await this.writeParts(period, unique, fingerprints);
       await this.step('parts-written', period);
       const manifest = buildManifest({
         eventType: ctx.eventType,
         period,
         records: unique,
         files,
-        fingerprints: await this.fingerprintsInOrder(unique),
-        deliveredSchemas: await this.deliveredSchemas(unique),
+        fingerprints,
+        deliveredSchemas: await this.deliveredSchemas(fingerprints),
         accepted,
         duplicatesDropped: all.length - unique.length,
         closedBy: complete ? 'complete' : 'deadline',
@@ -227,9 +228,9 @@ export class PartitionCloser {
     return fps.sort((a, b) => order.get(a)! - order.get(b)! || compareIds(a, b));
   }
 
-  private async deliveredSchemas(records: readonly StagedRecord[]): Promise<Record<string, Record<string, unknown>>> {
+  private async deliveredSchemas(fingerprints: readonly string[]): Promise<Record<string, Record<string, unknown>>> {
     const out: Record<string, Record<string, unknown>> = {};
-    for (const fp of await this.fingerprintsInOrder(records)) {
+    for (const fp of fingerprints) {
       const resolved = await this.ctx.schemas.resolve(fp);
       if (resolved === undefined) throw new AppError('DECODE_FAILED', { message: `unknown schema fingerprint ${fp}` });
       out[fp] = resolved.deliveredSchema;
@@ -237,12 +238,12 @@ export class PartitionCloser {
     return out;
   }
 
-  /** One set of parts per writer version (oldest first), records sorted by id, split by `partMaxRecords`. */
-  private async writeParts(period: Period, unique: readonly StagedRecord[]): Promise<ManifestFile[]> {
+  /** One set of parts per writer version (`fingerprints`: oldest first), records sorted by id, split by `partMaxRecords`. */
+  private async writeParts(period: Period, unique: readonly StagedRecord[], fingerprints: readonly string[]): Promise<ManifestFile[]> {
     const { ctx } = this;
     const files: ManifestFile[] = [];
     let index = 0;
-    for (const fp of await this.fingerprintsInOrder(unique)) {
+    for (const fp of fingerprints) {
       const resolved = await ctx.schemas.resolve(fp);
       if (resolved === undefined) throw new AppError('DECODE_FAILED', { message: `unknown schema fingerprint ${fp}` });
       const group = unique.filter((r) => r.schemaFingerprint === fp);

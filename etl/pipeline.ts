@@ -161,15 +161,8 @@ export class TypePipeline {
       return;
     }
     const resolved = this.ctx.schemas.get(fingerprint);
-    if (resolved !== undefined) {
-      try {
-        this.enqueue({ message: m, eventId, receiveTime, resolved, record: decodeExact(resolved, m.data) });
-        return;
-      } catch {
-        // corrupt bytes: retried below after a registry refresh, then dead-lettered
-      }
-    }
-    void this.decodeSlowly(m, eventId, receiveTime, fingerprint);
+    // Unknown fingerprint or corrupt bytes: retried after a registry refresh, then dead-lettered.
+    if (resolved === undefined || !this.decodeAndEnqueue(m, eventId, receiveTime, resolved)) void this.decodeSlowly(m, eventId, receiveTime, fingerprint);
   }
 
   /** Unknown fingerprint or undecodable bytes: retry with registry refreshes, then dead-letter. */
@@ -193,16 +186,24 @@ export class TypePipeline {
       }
       const resolved = this.ctx.schemas.get(fingerprint);
       if (resolved !== undefined) {
-        try {
-          this.enqueue({ message: m, eventId, receiveTime, resolved, record: decodeExact(resolved, m.data) });
-          return;
-        } catch {
-          reason = 'record does not decode with its writer schema';
-        }
+        if (this.decodeAndEnqueue(m, eventId, receiveTime, resolved)) return;
+        reason = 'record does not decode with its writer schema';
       }
       if (attempt < attempts) await sleep(this.ctx.tuning.schemaRefreshMinMs, this.abort.signal);
     }
     await this.deadLetter(m, 'DECODE_FAILED', reason, attempts);
+  }
+
+  /** Decodes `m` with its writer schema and enqueues it; false if the bytes do not decode. */
+  private decodeAndEnqueue(m: Message, eventId: string, receiveTime: number, resolved: ResolvedVersion): boolean {
+    let record: unknown;
+    try {
+      record = decodeExact(resolved, m.data);
+    } catch {
+      return false;
+    }
+    this.enqueue({ message: m, eventId, receiveTime, resolved, record });
+    return true;
   }
 
   private enqueue(d: Decoded): void {
