@@ -136,7 +136,7 @@ async function main(): Promise<void> {
 
   // ---- 1. hot cache vs bare node:http ----
   /** A padlock with the users' keychains cached, and bare servers answering as many bytes. */
-  const startPair = async (): Promise<{ padlock: Served; bare: Served; bareParse: Served; responseBytes: number }> => {
+  const startServers = async (): Promise<{ padlock: Served; bare: Served; bareParse: Served; responseBytes: number }> => {
     const padlock = await serve('padlock');
     const warm = await fetch(padlock.url + LOOKUP_PATH, { method: 'POST', headers, body: JSON.stringify({ users, createIfAbsent: true }) });
     const sample = await (await fetch(padlock.url + LOOKUP_PATH, { method: 'POST', headers, body })).text();
@@ -144,33 +144,33 @@ async function main(): Promise<void> {
     const responseBytes = Buffer.byteLength(sample);
     return { padlock, bare: await serve('bare', String(responseBytes)), bareParse: await serve('bare-parse', String(responseBytes)), responseBytes };
   };
-  const stopPair = (pair: { padlock: Served; bare: Served; bareParse: Served }): Promise<unknown> =>
-    Promise.all([stop(pair.bare.child), stop(pair.bareParse.child), stop(pair.padlock.child)]);
+  const stopServers = (servers: { padlock: Served; bare: Served; bareParse: Served }): Promise<unknown> =>
+    Promise.all([stop(servers.bare.child), stop(servers.bareParse.child), stop(servers.padlock.child)]);
 
   const bareRounds: Load[] = [];
   const bareParseRounds: Load[] = [];
   const hotRounds: Load[] = [];
   let responseBytes = 0;
   for (let i = 0; i < ROUNDS; i++) {
-    const pair = await startPair();
-    responseBytes = pair.responseBytes;
-    bareRounds.push(await cannon(pair.bare.url, { body, headers }));
-    bareParseRounds.push(await cannon(pair.bareParse.url, { body, headers }));
-    hotRounds.push(await cannon(pair.padlock.url, { body, headers }));
-    await stopPair(pair);
+    const servers = await startServers();
+    responseBytes = servers.responseBytes;
+    bareRounds.push(await cannon(servers.bare.url, { body, headers }));
+    bareParseRounds.push(await cannon(servers.bareParse.url, { body, headers }));
+    hotRounds.push(await cannon(servers.padlock.url, { body, headers }));
+    await stopServers(servers);
   }
   const bareRps = median(bareRounds.map((r) => r.rps));
   const bareParseRps = median(bareParseRounds.map((r) => r.rps));
   const hotRps = median(hotRounds.map((r) => r.rps));
-  const pair = await startPair();
+  const servers = await startServers();
   // Warm both JITs first: a cold server builds a queue that the paced run then measures.
-  await cannon(pair.bare.url, { body, headers });
-  await cannon(pair.padlock.url, { body, headers });
+  await cannon(servers.bare.url, { body, headers });
+  await cannon(servers.padlock.url, { body, headers });
   const paced = (url: string, rps: number): Promise<PacedLoad> =>
     pacedLoadInChild({ url, path: LOOKUP_PATH, headers, body, rate: Math.round(rps / 2), connections: CONNECTIONS, durationS: DURATION_S });
-  const bareHalf = await paced(pair.bare.url, bareRps);
-  const hotHalf = await paced(pair.padlock.url, hotRps);
-  await stopPair(pair);
+  const bareHalf = await paced(servers.bare.url, bareRps);
+  const hotHalf = await paced(servers.padlock.url, hotRps);
+  await stopServers(servers);
 
   console.log(
     `multi-get of ${USERS_PER_REQUEST} users x 2 categories, response ${responseBytes} bytes, ${CONNECTIONS} connections; ` +
