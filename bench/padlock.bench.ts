@@ -2,12 +2,13 @@
  * Padlock benchmark. Each server runs in its own child process (this file with
  * `--serve`); the load generators run in this one:
  *  1. hot cache: multi-get lookups/s (10 users x 2 categories per request) at full
- *     load (autocannon), next to a bare node:http server answering a fixed JSON
- *     body of the same size (and, for reference, one that also parses the request
- *     body: the floor of any JSON API), in rounds that each start every server afresh (one
- *     bare process may run at 15k or 26k req/s on this machine: medians of fresh
- *     processes are what compare); then p50/p99 latency of each at half its load,
- *     from an open-loop paced generator in a process of its own;
+ *     load (autocannon, after 1 s of warm-up), next to a bare node:http server
+ *     answering a fixed JSON body of the same size (and, for reference, one that
+ *     also parses the request body: the floor of any JSON API), in rounds that
+ *     each start every server afresh (one bare process may run at 15k or 26k
+ *     req/s on this machine: medians of fresh processes are what compare); then
+ *     p50/p99 latency of each at half its load, from an open-loop paced
+ *     generator in a process of its own;
  *  2. cold path: lookups through the Bigtable emulator with padlock's cache off.
  *
  * BENCH_PIN=1 pins the servers to core 1 and the load to core 0 (taskset).
@@ -32,6 +33,7 @@ const SERVICES = JSON.stringify([serviceEntry('etl', SECRET)]);
 const DURATION_S = 8;
 const ROUNDS = 5;
 const ROUND_S = 5;
+const WARM_S = 1;
 const CONNECTIONS = 32;
 const USERS_PER_REQUEST = 10;
 /** Servers on core 1, load generators on core 0, if asked for and taskset works. */
@@ -110,8 +112,8 @@ interface Load {
 }
 
 /** Full-load throughput: autocannon, closed loop. */
-async function cannon(url: string, opts: { body: string; headers: Record<string, string> }): Promise<Load> {
-  const result = await autocannon({ url: url + LOOKUP_PATH, method: 'POST', headers: opts.headers, body: opts.body, connections: CONNECTIONS, duration: ROUND_S });
+async function cannon(url: string, opts: { body: string; headers: Record<string, string> }, seconds = ROUND_S): Promise<Load> {
+  const result = await autocannon({ url: url + LOOKUP_PATH, method: 'POST', headers: opts.headers, body: opts.body, connections: CONNECTIONS, duration: seconds });
   return { rps: result.requests.average, errors: result.errors + result.non2xx + result.timeouts };
 }
 
@@ -151,12 +153,17 @@ async function main(): Promise<void> {
   const bareParseRounds: Load[] = [];
   const hotRounds: Load[] = [];
   let responseBytes = 0;
+  /** A server's steady state: its first second of load (JIT warm-up) is not measured. */
+  const measure = async (url: string): Promise<Load> => {
+    await cannon(url, { body, headers }, WARM_S);
+    return cannon(url, { body, headers });
+  };
   for (let i = 0; i < ROUNDS; i++) {
     const servers = await startServers();
     responseBytes = servers.responseBytes;
-    bareRounds.push(await cannon(servers.bare.url, { body, headers }));
-    bareParseRounds.push(await cannon(servers.bareParse.url, { body, headers }));
-    hotRounds.push(await cannon(servers.padlock.url, { body, headers }));
+    bareRounds.push(await measure(servers.bare.url));
+    bareParseRounds.push(await measure(servers.bareParse.url));
+    hotRounds.push(await measure(servers.padlock.url));
     await stopServers(servers);
   }
   const bareRps = median(bareRounds.map((r) => r.rps));
@@ -164,8 +171,8 @@ async function main(): Promise<void> {
   const hotRps = median(hotRounds.map((r) => r.rps));
   const servers = await startServers();
   // Warm both JITs first: a cold server builds a queue that the paced run then measures.
-  await cannon(servers.bare.url, { body, headers });
-  await cannon(servers.padlock.url, { body, headers });
+  await cannon(servers.bare.url, { body, headers }, WARM_S);
+  await cannon(servers.padlock.url, { body, headers }, WARM_S);
   const paced = (url: string, rps: number): Promise<PacedLoad> =>
     pacedLoadInChild({ url, path: LOOKUP_PATH, headers, body, rate: Math.round(rps / 2), connections: CONNECTIONS, durationS: DURATION_S });
   const bareHalf = await paced(servers.bare.url, bareRps);
@@ -174,7 +181,7 @@ async function main(): Promise<void> {
 
   console.log(
     `multi-get of ${USERS_PER_REQUEST} users x 2 categories, response ${responseBytes} bytes, ${CONNECTIONS} connections; ` +
-      `${ROUNDS} rounds of ${ROUND_S} s at full load (fresh servers each), then ${DURATION_S} s paced at half load` +
+      `${ROUNDS} rounds of ${ROUND_S} s at full load (fresh servers each, ${WARM_S} s warm-up), then ${DURATION_S} s paced at half load` +
       (PINNED ? '; servers pinned to core 1, load to core 0' : ''),
   );
   console.log(row('bare node:http', bareRounds, bareHalf));

@@ -82,11 +82,10 @@ function onLookupEnd(this: LookupRequest): void {
   call.api.answerLookup(this, call, text);
 }
 
-function onLookupError(this: LookupRequest, err: Error): void {
-  const call = this[LOOKUP];
-  if (call === undefined || call.failed) return;
-  call.failed = true;
-  call.api.fail(this, call.res, err);
+/** A user of a lookup with the categories to look up. */
+interface LookupUser {
+  userId: string;
+  categories: readonly string[];
 }
 
 /** The routes, with what they share. */
@@ -97,7 +96,7 @@ class Api {
   private readonly known: ReadonlySet<string>;
   private readonly maxUsersPerRequest: number;
   readonly maxBodyBytes: number;
-  private readonly prefixes = new Map<string, Buffer>();
+  private readonly prefixes = new Map<string, string>();
 
   constructor(opts: ApiOptions) {
     this.keychains = opts.keychains;
@@ -124,27 +123,28 @@ class Api {
       return;
     }
     req[LOOKUP] = { api: this, res, caller, started, first: undefined, rest: undefined, size: 0, failed: false };
+    // No 'error' listener: an aborted request then ends without one (node emits
+    // it only to listeners), and there is nothing to answer or free.
     req.on('data', onLookupData);
     req.on('end', onLookupEnd);
-    req.on('error', onLookupError);
   }
 
   answerLookup(req: LookupRequest, call: LookupCall, text: string): void {
     const { res } = call;
     let context: string;
-    let users: { userId: string; categories: readonly string[] }[];
+    let users: LookupUser[];
     let createIfAbsent: boolean;
     try {
-      const body = parseLookupBody(parseJson(text));
-      if (body.users.length > this.maxUsersPerRequest) {
+      const lookup = parseLookupBody(parseJson(text));
+      if (lookup.users.length > this.maxUsersPerRequest) {
         throw new AppError('PAYLOAD_TOO_LARGE', { message: `users: at most ${this.maxUsersPerRequest} users per request`, details: { field: 'users' } });
       }
-      context = authoriseContext(call.caller, body.context);
-      users = this.lookupUsers(body);
-      createIfAbsent = body.createIfAbsent === true;
+      context = authoriseContext(call.caller, lookup.context);
+      users = this.lookupUsers(lookup);
+      createIfAbsent = lookup.createIfAbsent === true;
       const cached = this.keychains.lookupCachedJson(context, users, createIfAbsent);
       if (cached !== undefined) {
-        sendBytes(res, 200, assembleLookup(this.prefix(context), cached));
+        sendAscii(res, 200, assembleLookup(this.prefix(context), cached));
         this.done(req, res, call.started);
         return;
       }
@@ -154,34 +154,44 @@ class Api {
     }
     this.keychains.lookup(context, users, createIfAbsent).then(
       (results) => {
-        sendText(res, 200, lookupJson(context, results));
+        sendAscii(res, 200, lookupJson(context, results));
         this.done(req, res, call.started);
       },
       (err: unknown) => this.fail(req, res, err),
     );
   }
 
-  /** The response prefix of `context` as bytes (contexts are the configured ones: bounded). */
-  private prefix(context: string): Buffer {
-    let bytes = this.prefixes.get(context);
-    if (bytes === undefined) this.prefixes.set(context, (bytes = Buffer.from(lookupPrefix(context))));
-    return bytes;
+  /** The response prefix of `context` (contexts are the configured ones: bounded). */
+  private prefix(context: string): string {
+    let prefix = this.prefixes.get(context);
+    if (prefix === undefined) this.prefixes.set(context, (prefix = lookupPrefix(context)));
+    return prefix;
   }
 
-  /** Each user with the categories to look up: all if unlisted, else the listed ones (known, without repeats). */
-  private lookupUsers(body: LookupBody): { userId: string; categories: readonly string[] }[] {
-    const out = new Array<{ userId: string; categories: readonly string[] }>(body.users.length);
+  /**
+   * Each user with the categories to look up: all if unlisted, else the listed
+   * ones (known, without repeats). A user listing the same categories as the
+   * one before shares its array (checked once; the cache keys responses by it).
+   */
+  private lookupUsers(body: LookupBody): LookupUser[] {
+    const out = new Array<LookupUser>(body.users.length);
+    let listed: readonly string[] | undefined;
+    let checked: readonly string[] = this.keychains.categories;
     for (let i = 0; i < body.users.length; i++) {
       const { userId, categories } = body.users[i]!;
       if (categories === undefined) {
         out[i] = { userId, categories: this.keychains.categories };
         continue;
       }
-      for (let j = 0; j < categories.length; j++) {
-        const category = categories[j]!;
-        if (!this.known.has(category)) this.unknownCategory(category, `users[${i}].categories[${j}]`);
+      if (listed === undefined || !sameList(categories, listed)) {
+        for (let j = 0; j < categories.length; j++) {
+          const category = categories[j]!;
+          if (!this.known.has(category)) this.unknownCategory(category, `users[${i}].categories[${j}]`);
+        }
+        listed = categories;
+        checked = withoutRepeats(categories);
       }
-      out[i] = { userId, categories: withoutRepeats(categories) };
+      out[i] = { userId, categories: checked };
     }
     return out;
   }
@@ -249,6 +259,12 @@ class Api {
   }
 }
 
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** `categories` itself when it has no repeats (the usual case), else its distinct values in order. */
 function withoutRepeats(categories: readonly string[]): readonly string[] {
   for (let j = 1; j < categories.length; j++) {
@@ -289,10 +305,10 @@ function sendText(res: ServerResponse, status: number, text: string): void {
   res.end(text);
 }
 
-function sendBytes(res: ServerResponse, status: number, bytes: Buffer): void {
-  // The flat array form: no header object to walk.
-  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(bytes.length)]);
-  res.end(bytes);
+/** `text` is ASCII: its length is its byte count, and latin1 writes it as a plain copy (node sends the header and body as one string). */
+function sendAscii(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(text.length)]);
+  res.end(text, 'latin1');
 }
 
 /** 415 if the request is not JSON, 413 if it declares more than `limit` bytes. */

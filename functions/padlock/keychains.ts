@@ -52,17 +52,26 @@ interface ActiveCategory {
   derived: Map<string, ServedKey>;
 }
 type CachedCategory = ActiveCategory | { state: 'deleted' };
-interface ActiveKeychain {
+/**
+ * When a cached keychain that is still being asked for is read again, in the
+ * background: halfway through its TTL. A hot user then never waits for the
+ * store, and the entry read afresh still expires TTL after *that* read started,
+ * so the deletion bound holds.
+ */
+interface Refresh {
+  refreshAt: number;
+  refreshing: boolean;
+}
+interface ActiveKeychain extends Refresh {
   state: 'active';
   categories: Map<string, CachedCategory>;
   /**
-   * This user's element of lookup responses, as bytes, by context and categories
-   * asked. It hangs on the cached keychain, so it lives and dies with it: same
+   * This user's element of lookup responses, by context and categories asked. It hangs on the cached keychain, so it lives and dies with it: same
    * TTL, same LRU bound, gone with the entry on every delete.
    */
-  responses?: Map<string, Buffer>;
+  responses?: Map<string, string>;
 }
-type CachedKeychain = { state: 'absent' } | { state: 'deleted' } | ActiveKeychain;
+type CachedKeychain = ({ state: 'absent' } & Refresh) | ({ state: 'deleted' } & Refresh) | ActiveKeychain;
 
 /** Bound on cached response elements per user (contexts x category lists asked). */
 export const RESPONSES_PER_USER_MAX = 16;
@@ -100,7 +109,7 @@ export class KeychainService {
         }),
       );
     }
-    return Promise.all(users.map((u) => this.derive(context, u.userId, u.categories, keychains.get(u.userId) ?? { state: 'absent' })));
+    return Promise.all(users.map((u) => this.derive(context, u.userId, u.categories, keychains.get(u.userId) ?? toCached({ state: 'absent' }))));
   }
 
   /** Create-if-absent of the whole keychain (sign-up). 410 KEYCHAIN_DELETED for a deleted user. */
@@ -178,8 +187,31 @@ export class KeychainService {
   }
 
   private remember(userId: string, keychain: CachedKeychain, readAt: number, epoch: number): void {
+    if (epoch !== this.deleteEpoch) return;
     // The entry expires TTL after the read *started*: the deletion bound holds even for slow reads.
-    if (epoch === this.deleteEpoch) this.cache.set(userId, keychain, readAt + this.opts.cacheTtlMs);
+    keychain.refreshAt = readAt + this.opts.cacheTtlMs / 2;
+    keychain.refreshing = false;
+    this.cache.set(userId, keychain, readAt + this.opts.cacheTtlMs);
+  }
+
+  /**
+   * Reads `userIds` again in the background (their entries are due); see
+   * `refreshed` for what is kept. A failure is logged by `callStore`; the
+   * entries then expire at their TTL.
+   */
+  private refresh(userIds: string[]): void {
+    const readAt = this.clock();
+    const epoch = this.deleteEpoch;
+    this.callStore(() => this.opts.store.read(userIds)).then(
+      (stored) => {
+        for (const id of userIds) {
+          const fresh = toCached(stored.get(id) ?? { state: 'absent' });
+          const current = this.cache.get(id);
+          this.remember(id, current === undefined ? fresh : refreshed(current, fresh), readAt, epoch);
+        }
+      },
+      () => undefined,
+    );
   }
 
   private missing(keychain: CachedKeychain): string[] {
@@ -227,48 +259,56 @@ export class KeychainService {
   }
 
   /**
-   * The hot path: the answer when every user is cached with the needed root keys
-   * unwrapped (or their keys already derived), computed synchronously; undefined
-   * otherwise (then `lookup`). With `createIfAbsent`, an absent or incomplete
-   * keychain also means undefined.
+   * The hot path: each user's element of the response JSON, computed
+   * synchronously when every user is cached with the needed root keys unwrapped
+   * (or their keys already derived); undefined otherwise (then `lookup`). With
+   * `createIfAbsent`, an absent or incomplete keychain also means undefined.
+   * An element is served from the cached keychain when it was built before, else
+   * built and kept there. Users sharing one categories array share its key.
    */
-  lookupCached(context: string, users: readonly { userId: string; categories: readonly string[] }[], createIfAbsent: boolean): UserResult[] | undefined {
-    const results: UserResult[] = new Array<UserResult>(users.length);
-    for (let i = 0; i < users.length; i++) {
-      const user = users[i]!;
-      const keychain = this.cache.get(user.userId);
-      if (keychain === undefined) return undefined;
-      if (createIfAbsent && this.missing(keychain).length > 0) return undefined;
-      if (!derivable(context, user.categories, keychain)) return undefined;
-      results[i] = this.deriveNow(context, user.userId, user.categories, keychain);
+  lookupCachedJson(context: string, users: readonly { userId: string; categories: readonly string[] }[], createIfAbsent: boolean): string[] | undefined {
+    const now = this.clock();
+    const due: string[] = [];
+    try {
+      return this.cachedElements(context, users, createIfAbsent, now, due);
+    } finally {
+      if (due.length > 0) this.refresh(due);
     }
-    return results;
   }
 
-  /**
-   * `lookupCached` as each user's element of the response JSON, in bytes: served
-   * from the cached keychain when it was built before, else built and kept there.
-   */
-  lookupCachedJson(context: string, users: readonly { userId: string; categories: readonly string[] }[], createIfAbsent: boolean): Buffer[] | undefined {
-    const out = new Array<Buffer>(users.length);
+  /** `lookupCachedJson`'s work; users whose entry is due for a refresh go to `due`. */
+  private cachedElements(
+    context: string,
+    users: readonly { userId: string; categories: readonly string[] }[],
+    createIfAbsent: boolean,
+    now: number,
+    due: string[],
+  ): string[] | undefined {
+    const out = new Array<string>(users.length);
+    let keyOf: readonly string[] | undefined;
+    let key = '';
     for (let i = 0; i < users.length; i++) {
       const user = users[i]!;
-      const keychain = this.cache.get(user.userId);
+      const keychain = this.cache.get(user.userId, now);
       if (keychain === undefined) return undefined;
+      if (now >= keychain.refreshAt && !keychain.refreshing) {
+        keychain.refreshing = true;
+        due.push(user.userId);
+      }
       if (createIfAbsent && this.missing(keychain).length > 0) return undefined;
       if (keychain.state !== 'active') {
-        out[i] = Buffer.from(userJson({ userId: user.userId, status: keychain.state }));
+        out[i] = userJson({ userId: user.userId, status: keychain.state });
         continue;
       }
-      const key = responseKey(context, user.categories);
-      let bytes = keychain.responses?.get(key);
-      if (bytes === undefined) {
+      if (user.categories !== keyOf) key = responseKey(context, (keyOf = user.categories));
+      let json = keychain.responses?.get(key);
+      if (json === undefined) {
         if (!derivable(context, user.categories, keychain)) return undefined;
-        bytes = Buffer.from(userJson(this.deriveNow(context, user.userId, user.categories, keychain)));
+        json = userJson(this.deriveNow(context, user.userId, user.categories, keychain));
         const responses = (keychain.responses ??= new Map());
-        if (responses.size < RESPONSES_PER_USER_MAX) responses.set(key, bytes);
+        if (responses.size < RESPONSES_PER_USER_MAX) responses.set(key, json);
       }
-      out[i] = bytes;
+      out[i] = json;
     }
     return out;
   }
@@ -361,11 +401,29 @@ function derivable(context: string, categories: readonly string[], keychain: Cac
   return true;
 }
 
+/** A cache entry for a keychain as stored (not yet remembered: `remember` sets when it is refreshed). */
 function toCached(stored: StoredKeychain): CachedKeychain {
-  if (stored.state !== 'active') return stored;
+  if (stored.state !== 'active') return { state: stored.state, refreshAt: Infinity, refreshing: false };
   const categories = new Map<string, CachedCategory>();
   for (const [name, c] of stored.categories) {
     categories.set(name, c.state === 'active' ? { state: 'active', wrapped: c.wrappedRootKey, derived: new Map() } : { state: 'deleted' });
   }
-  return { state: 'active', categories };
+  return { state: 'active', categories, refreshAt: Infinity, refreshing: false };
+}
+
+/**
+ * The entry for a keychain read again: the cached one itself if the store holds
+ * it unchanged (its unwrapped root keys, derived keys and response elements
+ * stay); else the fresh one, keeping the cached state of each category whose
+ * wrapped key is unchanged (a key is what its wrapped key says it is).
+ */
+function refreshed(current: CachedKeychain, fresh: CachedKeychain): CachedKeychain {
+  if (current.state !== 'active' || fresh.state !== 'active') return current.state === fresh.state ? current : fresh;
+  let same = current.categories.size === fresh.categories.size;
+  for (const [name, c] of fresh.categories) {
+    const old = current.categories.get(name);
+    if (c.state === 'active' && old?.state === 'active' && old.wrapped.equals(c.wrapped)) fresh.categories.set(name, old);
+    else if (c.state !== 'deleted' || old?.state !== 'deleted') same = false;
+  }
+  return same ? current : fresh;
 }

@@ -36,11 +36,12 @@ export class TtlCache<K, V> {
    * absent or expired. An entry already in the most recent half is left where it
    * is (hot keys would otherwise be re-inserted on every hit): at most
    * `maxEntries / 2` insertions came after it, so it is not next to be evicted.
+   * `now` lets a caller reading many keys at once read the clock once.
    */
-  get(key: K): V | undefined {
+  get(key: K, now = this.clock()): V | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
-    if (this.clock() >= entry.expiresAt) {
+    if (now >= entry.expiresAt) {
       this.delete(key);
       return undefined;
     }

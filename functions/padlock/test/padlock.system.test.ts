@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AppError } from '../../../lib/errors.ts';
 import { createBigtable } from '../../../lib/gcp/clients.ts';
@@ -10,7 +10,7 @@ import { createBigtableStore } from '../bigtable-store.ts';
 import { loadConfig } from '../config.ts';
 import { deriveKey, keyIdOf } from '../derive.ts';
 import { startPadlock, type RunningPadlock } from '../server.ts';
-import { clientFor, makeTarget, rawCall, rejection, type StoreKind, type Target } from './harness.ts';
+import { clientFor, makeTarget, rawCall, rejection, secrets, type StoreKind, type Target } from './harness.ts';
 
 const categories = personalCategories();
 
@@ -100,6 +100,29 @@ describe.each<StoreKind>(['embedded', 'bigtable'])('padlock on the %s store', (k
       { userId: a, category: 'contact' },
     ]);
     expect(keys.map((k) => k.status)).toEqual(['deleted', 'deleted', 'absent', 'found']);
+  });
+
+  it('answers the same from the store and from its cache: ids beyond ASCII, shared and differing category lists', async () => {
+    const ids = [`${user('unicode')}-é-😀`, `${user('quoted')}-"q"\\`, user('plain')];
+    const body = {
+      createIfAbsent: true,
+      users: [
+        { userId: ids[0], categories: ['contact', 'location'] },
+        { userId: ids[1], categories: ['contact', 'location'] },
+        { userId: ids[2], categories: ['location', 'contact', 'location'] },
+        { userId: ids[0], categories: ['contact'] },
+      ],
+    };
+    const first = await rawCall(padlock.url, 'POST', '/v1/keys/lookup', { service: 'etl', body });
+    const cached = await rawCall(padlock.url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { ...body, createIfAbsent: false } });
+    expect(first.status).toBe(200);
+    expect(cached).toEqual(first);
+    const users = first.body.users as { userId: string; status: string; categories: Record<string, { key: string }> }[];
+    expect(users.map((u) => u.userId)).toEqual([ids[0], ids[1], ids[2], ids[0]]);
+    expect(users.map((u) => Object.keys(u.categories))).toEqual([['contact', 'location'], ['contact', 'location'], ['location', 'contact'], ['contact']]);
+    expect(users[3]!.categories.contact!.key).toBe(users[0]!.categories.contact!.key);
+    const viaClient = await clientFor(padlock.url, 'etl').getKeys([{ userId: ids[0]!, category: 'contact' }]);
+    expect(viaClient[0]?.status === 'found' && viaClient[0].key.key.toString('base64')).toBe(users[0]!.categories.contact!.key);
   });
 
   it('creates one root key per category under 50 concurrent creates for one user', async () => {
@@ -206,6 +229,20 @@ describe.each<StoreKind>(['embedded', 'bigtable'])('padlock on the %s store', (k
     expect(good.status).toBe('fulfilled');
     // Still serving after all of that.
     expect((await rawCall(url, 'GET', '/healthz')).status).toBe(200);
+  });
+
+  it('keeps serving when callers hang up in the middle of a lookup body', async () => {
+    const { port } = new URL(padlock.url);
+    const head = `POST /v1/keys/lookup HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Basic ${Buffer.from(`etl:${secrets.etl}`).toString('base64')}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n`;
+    for (let i = 0; i < 10; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.write(`${head}{"users":[{"userId":"cut`, () => socket.destroy()));
+        socket.on('close', () => resolve());
+        socket.on('error', reject);
+      });
+    }
+    const after = await rawCall(padlock.url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { users: [{ userId: user('after-cut') }] } });
+    expect([after.status, (after.body.users as { status: string }[])[0]?.status]).toEqual([200, 'absent']);
   });
 
   it('coalesces concurrent lookups of one tick into one multi-get and caches them', async () => {
