@@ -6,15 +6,16 @@
  *     answering a fixed JSON body of the same size (and, for reference, one that
  *     also parses the request body: the floor of any JSON API), in rounds that
  *     each start every server afresh (one bare process may run at 15k or 26k
- *     req/s on this machine: medians of fresh processes are what compare); then
- *     p50/p99 latency of each at half its load, from an open-loop paced
- *     generator in a process of its own;
+ *     req/s on this machine: medians of fresh processes are what compare), with
+ *     each server's CPU time per request (from /proc); then p50/p99 latency of
+ *     each at half its load, from an open-loop paced generator in a process of
+ *     its own;
  *  2. cold path: lookups through the Bigtable emulator with padlock's cache off.
  *
  * BENCH_PIN=1 pins the servers to core 1 and the load to core 0 (taskset).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -36,6 +37,7 @@ const ROUND_S = 5;
 const WARM_S = 1;
 const CONNECTIONS = 32;
 const USERS_PER_REQUEST = 10;
+const CLOCK_TICKS_PER_S = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
 /** Servers on core 1, load generators on core 0, if asked for and taskset works. */
 const PINNED = process.argv[2] !== '--serve' && process.env.BENCH_PIN === '1' && spawnSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' }).status === 0;
 
@@ -109,12 +111,27 @@ function stop(child: ChildProcess): Promise<void> {
 interface Load {
   rps: number;
   errors: number;
+  /** The server's CPU time (user + system) per request, if /proc tells it. */
+  cpuUsPerRequest?: number;
+}
+
+/** CPU time a process has used (user + system), in µs, from /proc; undefined where there is none. */
+function cpuMicros(pid: number | undefined): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Fields after the command name: utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_S;
 }
 
 /** Full-load throughput: autocannon, closed loop. */
-async function cannon(url: string, opts: { body: string; headers: Record<string, string> }, seconds = ROUND_S): Promise<Load> {
+async function cannon(url: string, opts: { body: string; headers: Record<string, string> }, seconds = ROUND_S): Promise<Load & { requests: number }> {
   const result = await autocannon({ url: url + LOOKUP_PATH, method: 'POST', headers: opts.headers, body: opts.body, connections: CONNECTIONS, duration: seconds });
-  return { rps: result.requests.average, errors: result.errors + result.non2xx + result.timeouts };
+  return { rps: result.requests.average, errors: result.errors + result.non2xx + result.timeouts, requests: result.requests.total };
 }
 
 function median(values: readonly number[]): number {
@@ -153,17 +170,20 @@ async function main(): Promise<void> {
   const bareParseRounds: Load[] = [];
   const hotRounds: Load[] = [];
   let responseBytes = 0;
-  /** A server's steady state: its first second of load (JIT warm-up) is not measured. */
-  const measure = async (url: string): Promise<Load> => {
+  /** A server's steady state (its first second of load, JIT warm-up, is not measured), with its CPU per request. */
+  const measure = async ({ url, child }: Served): Promise<Load> => {
     await cannon(url, { body, headers }, WARM_S);
-    return cannon(url, { body, headers });
+    const cpuBefore = cpuMicros(child.pid);
+    const load = await cannon(url, { body, headers });
+    const cpuAfter = cpuMicros(child.pid);
+    return cpuBefore === undefined || cpuAfter === undefined ? load : { ...load, cpuUsPerRequest: (cpuAfter - cpuBefore) / Math.max(1, load.requests) };
   };
   for (let i = 0; i < ROUNDS; i++) {
     const servers = await startServers();
     responseBytes = servers.responseBytes;
-    bareRounds.push(await measure(servers.bare.url));
-    bareParseRounds.push(await measure(servers.bareParse.url));
-    hotRounds.push(await measure(servers.padlock.url));
+    bareRounds.push(await measure(servers.bare));
+    bareParseRounds.push(await measure(servers.bareParse));
+    hotRounds.push(await measure(servers.padlock));
     await stopServers(servers);
   }
   const bareRps = median(bareRounds.map((r) => r.rps));
@@ -190,6 +210,14 @@ async function main(): Promise<void> {
   const ratio = hotRps / bareRps;
   console.log(`ratio padlock / bare (medians): ${(ratio * 100).toFixed(0)}% (target >= 60%): ${ratio >= 0.6 ? 'OK' : 'BELOW TARGET'}`);
   console.log(`for reference: bare + JSON.parse / bare ${((bareParseRps / bareRps) * 100).toFixed(0)}%, padlock / bare + JSON.parse ${((hotRps / bareParseRps) * 100).toFixed(0)}%`);
+  const cpu = (rounds: readonly Load[]): number | undefined => (rounds.every((r) => r.cpuUsPerRequest !== undefined) ? median(rounds.map((r) => r.cpuUsPerRequest!)) : undefined);
+  const [bareCpu, bareParseCpu, hotCpu] = [cpu(bareRounds), cpu(bareParseRounds), cpu(hotRounds)];
+  if (bareCpu !== undefined && bareParseCpu !== undefined && hotCpu !== undefined) {
+    console.log(
+      `server CPU per request (medians): bare ${bareCpu.toFixed(1)} µs, bare + JSON.parse ${bareParseCpu.toFixed(1)} µs, padlock ${hotCpu.toFixed(1)} µs; ` +
+        `requests per CPU-second, padlock / bare: ${((bareCpu / hotCpu) * 100).toFixed(0)}%`,
+    );
+  }
   console.log(`keys/s (hot): ${(hotRps * USERS_PER_REQUEST * 2).toFixed(0)}; p99 at half load ${hotHalf.p99Ms.toFixed(2)} ms (target < 5 ms): ${hotHalf.p99Ms < 5 ? 'OK' : 'ABOVE TARGET'}`);
 
   // ---- 2. cold path through the Bigtable emulator ----
