@@ -66,8 +66,9 @@ interface ActiveKeychain extends Refresh {
   state: 'active';
   categories: Map<string, CachedCategory>;
   /**
-   * This user's element of lookup responses, by context and categories asked. It hangs on the cached keychain, so it lives and dies with it: same
-   * TTL, same LRU bound, gone with the entry on every delete.
+   * This user's element of lookup responses, by context and categories asked.
+   * It hangs on the cached keychain, so it lives and dies with it: same TTL,
+   * same LRU bound, gone with the entry on every delete.
    */
   responses?: Map<string, string>;
 }
@@ -401,7 +402,7 @@ function derivable(context: string, categories: readonly string[], keychain: Cac
   return true;
 }
 
-/** A cache entry for a keychain as stored (not yet remembered: `remember` sets when it is refreshed). */
+/** A cache entry for a keychain as stored (`remember` sets when it is due for a refresh). */
 function toCached(stored: StoredKeychain): CachedKeychain {
   if (stored.state !== 'active') return { state: stored.state, refreshAt: Infinity, refreshing: false };
   const categories = new Map<string, CachedCategory>();
