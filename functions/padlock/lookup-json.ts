@@ -35,9 +35,7 @@ const NOT_ASCII = /[\u0080-\uffff]/g;
 
 /** The whole lookup response. */
 export function lookupJson(context: string, results: readonly UserResult[]): string {
-  let out = lookupPrefix(context);
-  for (let i = 0; i < results.length; i++) out += (i > 0 ? ',' : '') + userJson(results[i]!);
-  return `${out}]}`;
+  return assembleLookup(lookupPrefix(context), results.map(userJson));
 }
 
 /** The response from the context's prefix and each user's cached element. */
