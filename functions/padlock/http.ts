@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { AppError, isAppError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { KEYCHAINS_PATH, LOOKUP_PATH, type CategoryKeyWire, type LookupResponse, type UserKeysWire } from '../../lib/padlock-client/protocol.ts';
-import type { KeychainService, UserResult } from './keychains.ts';
+import type { KeychainService, LookupUser, UserResult } from './keychains.ts';
 import { parseLookupBody, USER_ID_MAX, type LookupBody } from './lookup-body.ts';
 import { assembleLookup, lookupJson, lookupPrefix } from './lookup-json.ts';
 import { authoriseContext, requireAdmin, type Caller, type ServiceRegistry } from './services.ts';
@@ -80,12 +80,6 @@ function onLookupEnd(this: LookupRequest): void {
   const text = rest !== undefined && first !== undefined ? Buffer.concat([first, ...rest]).toString('utf8') : (first?.toString('utf8') ?? '');
   call.first = call.rest = undefined;
   call.api.answerLookup(this, call, text);
-}
-
-/** A user of a lookup with the categories to look up. */
-interface LookupUser {
-  userId: string;
-  categories: readonly string[];
 }
 
 /** The routes, with what they share. */

@@ -35,6 +35,12 @@ export interface ServedKey extends DerivedKey {
   json: string;
 }
 
+/** A user of a lookup, with the categories to look up. */
+export interface LookupUser {
+  userId: string;
+  categories: readonly string[];
+}
+
 export type CategoryResult = { status: 'found'; key: ServedKey } | { status: 'absent' } | { status: 'deleted' };
 
 export type UserResult =
@@ -100,7 +106,7 @@ export class KeychainService {
   }
 
   /** Derived keys of `context` for each user's categories, in request order. */
-  async lookup(context: string, users: readonly { userId: string; categories: readonly string[] }[], createIfAbsent: boolean): Promise<UserResult[]> {
+  async lookup(context: string, users: readonly LookupUser[], createIfAbsent: boolean): Promise<UserResult[]> {
     const keychains = await this.resolve([...new Set(users.map((u) => u.userId))]);
     if (createIfAbsent) {
       const incomplete = [...keychains].filter(([, k]) => k.state === 'absent' || (k.state === 'active' && this.missing(k).length > 0));
@@ -167,7 +173,7 @@ export class KeychainService {
       const read = this.callStore(() => this.opts.store.read(misses));
       const ours = new Map<string, Promise<CachedKeychain>>();
       for (const id of misses) {
-        const one = read.then((stored) => toCached(stored.get(id) ?? { state: 'absent' }));
+        const one = read.then((stored) => entryOf(stored, id));
         this.reading.set(id, one);
         ours.set(id, one);
         const done = (): void => {
@@ -206,7 +212,7 @@ export class KeychainService {
     this.callStore(() => this.opts.store.read(userIds)).then(
       (stored) => {
         for (const id of userIds) {
-          const fresh = toCached(stored.get(id) ?? { state: 'absent' });
+          const fresh = entryOf(stored, id);
           const current = this.cache.get(id);
           this.remember(id, current === undefined ? fresh : refreshed(current, fresh), readAt, epoch);
         }
@@ -229,7 +235,7 @@ export class KeychainService {
   private async createMissing(userId: string, known?: CachedKeychain): Promise<{ keychain: CachedKeychain; created: boolean }> {
     const readAt = this.clock();
     const epoch = this.deleteEpoch;
-    const current = known ?? toCached((await this.callStore(() => this.opts.store.read([userId]))).get(userId) ?? { state: 'absent' });
+    const current = known ?? entryOf(await this.callStore(() => this.opts.store.read([userId])), userId);
     const missing = this.missing(current);
     if (missing.length === 0) {
       if (known === undefined) this.remember(userId, current, readAt, epoch);
@@ -267,7 +273,7 @@ export class KeychainService {
    * An element is served from the cached keychain when it was built before, else
    * built and kept there. Users sharing one categories array share its key.
    */
-  lookupCachedJson(context: string, users: readonly { userId: string; categories: readonly string[] }[], createIfAbsent: boolean): string[] | undefined {
+  lookupCachedJson(context: string, users: readonly LookupUser[], createIfAbsent: boolean): string[] | undefined {
     const now = this.clock();
     const due: string[] = [];
     try {
@@ -280,7 +286,7 @@ export class KeychainService {
   /** `lookupCachedJson`'s work; users whose entry is due for a refresh go to `due`. */
   private cachedElements(
     context: string,
-    users: readonly { userId: string; categories: readonly string[] }[],
+    users: readonly LookupUser[],
     createIfAbsent: boolean,
     now: number,
     due: string[],
@@ -400,6 +406,11 @@ function derivable(context: string, categories: readonly string[], keychain: Cac
     if (entry?.state === 'active' && entry.rootKey === undefined && !entry.derived.has(context)) return false;
   }
   return true;
+}
+
+/** The cache entry for `userId` from a store read (absent if the store has nothing). */
+function entryOf(stored: ReadonlyMap<string, StoredKeychain>, userId: string): CachedKeychain {
+  return toCached(stored.get(userId) ?? { state: 'absent' });
 }
 
 /** A cache entry for a keychain as stored (`remember` sets when it is due for a refresh). */
