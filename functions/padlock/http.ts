@@ -130,7 +130,7 @@ class Api {
     let createIfAbsent: boolean;
     try {
       const lookup = parseLookupBody(parseJson(text));
-      if (lookup.users.length > this.maxUsersPerRequest) {
+      if ((lookup.userIds ?? lookup.users).length > this.maxUsersPerRequest) {
         throw new AppError('PAYLOAD_TOO_LARGE', { message: `users: at most ${this.maxUsersPerRequest} users per request`, details: { field: 'users' } });
       }
       context = authoriseContext(call.caller, lookup.context);
@@ -164,10 +164,15 @@ class Api {
 
   /**
    * Each user with the categories to look up: all if unlisted, else the listed
-   * ones (known, without repeats). A user listing the same categories as the
-   * one before shares its array (checked once; the cache keys responses by it).
+   * ones (known, without repeats). Users sharing a list share one checked array
+   * (the cache keys responses by it): all of the `userIds` form, and in the
+   * `users` form a user listing the same categories as the one before.
    */
   private lookupUsers(body: LookupBody): LookupUser[] {
+    if (body.userIds !== undefined) {
+      const categories = body.categories === undefined ? this.keychains.categories : this.checkedCategories(body.categories, 'categories');
+      return body.userIds.map((userId) => ({ userId, categories }));
+    }
     const out = new Array<LookupUser>(body.users.length);
     let listed: readonly string[] | undefined;
     let checked: readonly string[] = this.keychains.categories;
@@ -178,16 +183,21 @@ class Api {
         continue;
       }
       if (listed === undefined || !sameList(categories, listed)) {
-        for (let j = 0; j < categories.length; j++) {
-          const category = categories[j]!;
-          if (!this.known.has(category)) this.unknownCategory(category, `users[${i}].categories[${j}]`);
-        }
         listed = categories;
-        checked = withoutRepeats(categories);
+        checked = this.checkedCategories(categories, `users[${i}].categories`);
       }
       out[i] = { userId, categories: checked };
     }
     return out;
+  }
+
+  /** `categories` if all are known (400 naming the first unknown one otherwise), without repeats. */
+  private checkedCategories(categories: readonly string[], field: string): readonly string[] {
+    for (let j = 0; j < categories.length; j++) {
+      const category = categories[j]!;
+      if (!this.known.has(category)) this.unknownCategory(category, `${field}[${j}]`);
+    }
+    return withoutRepeats(categories);
   }
 
   private unknownCategory(category: string, field: string): never {

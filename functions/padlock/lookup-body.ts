@@ -7,12 +7,16 @@
  */
 import { AppError } from '../../lib/errors.ts';
 
-/** A validated lookup body (the JSON object itself: unknown keys are ignored). */
-export interface LookupBody {
+/**
+ * A validated lookup body (the JSON object itself: unknown keys are ignored).
+ * Users come in one of two forms: `users`, each with its own categories, or
+ * `userIds` sharing one `categories` (the usual batch: a third of the bytes,
+ * and far fewer objects to parse).
+ */
+export type LookupBody = {
   context?: string;
   createIfAbsent?: boolean;
-  users: { userId: string; categories?: string[] }[];
-}
+} & ({ users: { userId: string; categories?: string[] }[]; userIds?: undefined } | { userIds: string[]; categories?: string[]; users?: undefined });
 
 /** Bounds on a user id, shared with the other routes' schema. */
 export const USER_ID_MAX = 256;
@@ -28,6 +32,7 @@ export function parseLookupBody(value: unknown): LookupBody {
     if (context.length > CONTEXT_MAX) throw invalid('context', `Too big: expected string to have <=${CONTEXT_MAX} characters`);
   }
   if (createIfAbsent !== undefined && typeof createIfAbsent !== 'boolean') throw invalid('createIfAbsent', expected('boolean', createIfAbsent));
+  if (value.userIds !== undefined || value.categories !== undefined) return parseUserIds(value);
   if (!Array.isArray(users)) throw invalid('users', expected('array', users));
   for (let i = 0; i < users.length; i++) {
     const user: unknown = users[i];
@@ -44,6 +49,27 @@ export function parseLookupBody(value: unknown): LookupBody {
     }
   }
   if (users.length < 1) throw invalid('users', 'must list at least one user');
+  return value as unknown as LookupBody;
+}
+
+/** The `userIds` form: `{userIds: [...], categories?: [...]}`. */
+function parseUserIds(value: Record<string, unknown>): LookupBody {
+  const { userIds, categories, users } = value;
+  if (users !== undefined) {
+    throw userIds === undefined ? invalid('categories', 'goes with userIds; with users, each user lists its own') : invalid('userIds', 'give either users or userIds, not both');
+  }
+  if (!Array.isArray(userIds)) throw invalid('userIds', expected('array', userIds));
+  for (let i = 0; i < userIds.length; i++) {
+    const problem = userIdProblem(userIds[i]);
+    if (problem !== undefined) throw invalid(`userIds[${i}]`, problem);
+  }
+  if (userIds.length < 1) throw invalid('userIds', 'must list at least one user');
+  if (categories !== undefined) {
+    if (!Array.isArray(categories)) throw invalid('categories', expected('array', categories));
+    for (let j = 0; j < categories.length; j++) {
+      if (typeof categories[j] !== 'string') throw invalid(`categories[${j}]`, expected('string', categories[j]));
+    }
+  }
   return value as unknown as LookupBody;
 }
 

@@ -182,12 +182,16 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
       set.add(w.item.category);
       byUser.set(w.item.userId, set);
     }
-    const users = [...byUser].map(([userId, categories]) => ({ userId, categories: [...categories] }));
+    const users = [...byUser].map(([userId, categories]) => ({ userId, categories: [...categories].sort() }));
     const requestedAt = clock();
     const results = new Map<string, KeyLookup>();
     let context = batch.context;
     for (let i = 0; i < users.length; i += maxUsers) {
-      const request: LookupRequest = { users: users.slice(i, i + maxUsers), ...(batch.context ? { context: batch.context } : {}), ...(batch.createIfAbsent ? { createIfAbsent: true } : {}) };
+      const request: LookupRequest = {
+        ...usersForm(users.slice(i, i + maxUsers)),
+        ...(batch.context ? { context: batch.context } : {}),
+        ...(batch.createIfAbsent ? { createIfAbsent: true } : {}),
+      };
       stats.requests++;
       const response = await call<LookupResponse>('POST', LOOKUP_PATH, request);
       context = response.context;
@@ -285,6 +289,13 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
       return res;
     },
   };
+}
+
+/** The users of one request: as `userIds` with their shared categories when all ask the same (the usual batch), else each with its own. */
+export function usersForm(users: readonly { userId: string; categories: string[] }[]): { userIds: string[]; categories: string[] } | { users: { userId: string; categories: string[] }[] } {
+  const shared = users[0]?.categories;
+  const same = shared !== undefined && users.every((u) => u.categories.length === shared.length && u.categories.every((c, i) => c === shared[i]));
+  return same ? { userIds: users.map((u) => u.userId), categories: shared } : { users: [...users] };
 }
 
 /** Whether another deployment group may answer where this one failed: down, late, 5xx or 429, not a 4xx verdict. */

@@ -9,13 +9,17 @@ export const LOOKUP_PATH = '/v1/keys/lookup';
 /** Path of keychain creation (sign-up); `DELETE ${KEYCHAINS_PATH}/<userId>[/categories/<category>]` shreds. */
 export const KEYCHAINS_PATH = '/v1/keychains';
 
-export interface LookupRequest {
+/**
+ * A multi-get names its users in one of two forms: `users`, each with its own
+ * categories, or `userIds` sharing one `categories` (the usual batch: smaller to
+ * send and to parse). Categories left out mean all personal categories.
+ */
+export type LookupRequest = {
   /** Key context; the caller's first authorised context if absent. */
   context?: string;
   /** Create the keychain of users that have none (or missing categories), as at sign-up. */
   createIfAbsent?: boolean;
-  users: { userId: string; /** All personal categories if absent. */ categories?: string[] }[];
-}
+} & ({ users: { userId: string; categories?: string[] }[] } | { userIds: string[]; categories?: string[] });
 
 export type CategoryKeyWire =
   | { status: 'found'; keyId: number; /** base64, 32 bytes */ key: string }
@@ -29,7 +33,7 @@ export type UserKeysWire =
 
 export interface LookupResponse {
   context: string;
-  /** Same order as the request's users. */
+  /** Same order as the request's users (or userIds). */
   users: UserKeysWire[];
 }
 

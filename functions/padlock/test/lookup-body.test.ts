@@ -65,4 +65,21 @@ describe('parseLookupBody', () => {
     expect(viaHand([])).toBe('(body): Invalid input: expected object, received array');
     expect(viaHand({ users: [{ userId: 'u', categories: ['contact', 7] }] })).toBe('users[0].categories[1]: Invalid input: expected string, received number');
   });
+
+  it('takes users as userIds sharing one categories list, with the same rules', () => {
+    expect(viaHand({ userIds: ['u1', 'u2'], categories: ['contact'] })).toBe('ok');
+    expect(viaHand({ userIds: ['u1'], context: 'etl', createIfAbsent: true })).toBe('ok');
+    expect(viaHand({ userIds: [] })).toBe('userIds: must list at least one user');
+    expect(viaHand({ userIds: ['u1', 7] })).toBe('userIds[1]: Invalid input: expected string, received number');
+    expect(viaHand({ userIds: ['u1', ''] })).toBe('userIds[1]: must not be empty');
+    expect(viaHand({ userIds: ['x'.repeat(257)] })).toBe('userIds[0]: must be at most 256 characters');
+    expect(viaHand({ userIds: 'u1' })).toBe('userIds: Invalid input: expected array, received string');
+    expect(viaHand({ userIds: ['u1'], categories: 'contact' })).toBe('categories: Invalid input: expected array, received string');
+    expect(viaHand({ userIds: ['u1'], categories: ['contact', null] })).toBe('categories[1]: Invalid input: expected string, received null');
+    expect(viaHand({ categories: ['contact'] })).toBe('userIds: Invalid input: expected array, received undefined');
+    expect(viaHand({ userIds: ['u1'], users: [{ userId: 'u1' }] })).toBe('userIds: give either users or userIds, not both');
+    expect(viaHand({ users: [{ userId: 'u1' }], categories: ['contact'] })).toBe('categories: goes with userIds; with users, each user lists its own');
+    // The checks before the users still come first.
+    expect(viaHand({ context: 5, userIds: [] })).toBe('context: Invalid input: expected string, received number');
+  });
 });

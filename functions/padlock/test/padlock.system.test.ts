@@ -123,6 +123,13 @@ describe.each<StoreKind>(['embedded', 'bigtable'])('padlock on the %s store', (k
     expect(users[3]!.categories.contact!.key).toBe(users[0]!.categories.contact!.key);
     const viaClient = await clientFor(padlock.url, 'etl').getKeys([{ userId: ids[0]!, category: 'contact' }]);
     expect(viaClient[0]?.status === 'found' && viaClient[0].key.key.toString('base64')).toBe(users[0]!.categories.contact!.key);
+    // The userIds form answers exactly as the users form does.
+    const shared = await rawCall(padlock.url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { userIds: [ids[0], ids[1], ids[0]], categories: ['contact', 'location'] } });
+    expect(shared.status).toBe(200);
+    expect(shared.body.users).toEqual([users[0], users[1], users[0]]);
+    const allCategories = await rawCall(padlock.url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { userIds: [ids[2]] } });
+    const perUser = await rawCall(padlock.url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { users: [{ userId: ids[2] }] } });
+    expect(allCategories.body).toEqual(perUser.body);
   });
 
   it('creates one root key per category under 50 concurrent creates for one user', async () => {
@@ -213,6 +220,9 @@ describe.each<StoreKind>(['embedded', 'bigtable'])('padlock on the %s store', (k
     expect((await rawCall(url, 'POST', '/v1/keys/lookup', { service: 'etl', body: '{not json' })).status).toBe(400);
     expect((await rawCall(url, 'POST', '/v1/keys/lookup', { service: 'etl', body: 'x', contentType: 'text/plain' })).status).toBe(415);
     expect((await rawCall(url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { users: [] } })).body.details?.field).toBe('users');
+    const sharedCat = await rawCall(url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { userIds: ['u1'], categories: ['contact', 'shoe-size'] } });
+    expect([sharedCat.status, sharedCat.body.code, sharedCat.body.details?.field]).toEqual([400, 'CATEGORY_UNKNOWN', 'categories[1]']);
+    expect((await rawCall(url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { userIds: ['u1', 3] } })).body.details?.field).toBe('userIds[1]');
     expect((await rawCall(url, 'POST', '/v1/keychains', { service: 'signup', body: { userId: '' } })).body.details?.field).toBe('userId');
     const notAdmin = await rawCall(url, 'DELETE', '/v1/keychains/u1', { service: 'etl' });
     expect([notAdmin.status, notAdmin.body.code]).toEqual([403, 'FORBIDDEN']);
