@@ -178,7 +178,7 @@ async function main(): Promise<void> {
   // ---- 1. hot cache vs bare node:http ----
   // Every measurement runs with its server alone: a server that has just been
   // loaded keeps collecting garbage for seconds after, on the same core, and
-  // shows up as the next server's pauses (p99 of 20-130 ms instead of 2).
+  // shows up as the next server's pauses (p99 of 9-135 ms instead of 2-4).
   /** A padlock with the users' keychains cached. */
   const startPadlock = async (): Promise<Served & { responseBytes: number }> => {
     const padlock = await serve('padlock');
