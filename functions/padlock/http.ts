@@ -130,8 +130,9 @@ class Api {
     let createIfAbsent: boolean;
     try {
       const lookup = parseLookupBody(parseJson(text));
+      const listed = lookup.userIds === undefined ? 'users' : 'userIds';
       if ((lookup.userIds ?? lookup.users).length > this.maxUsersPerRequest) {
-        throw new AppError('PAYLOAD_TOO_LARGE', { message: `users: at most ${this.maxUsersPerRequest} users per request`, details: { field: 'users' } });
+        throw new AppError('PAYLOAD_TOO_LARGE', { message: `${listed}: at most ${this.maxUsersPerRequest} users per request`, details: { field: listed } });
       }
       context = authoriseContext(call.caller, lookup.context);
       users = this.lookupUsers(lookup);

@@ -223,6 +223,11 @@ describe.each<StoreKind>(['embedded', 'bigtable'])('padlock on the %s store', (k
     const sharedCat = await rawCall(url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { userIds: ['u1'], categories: ['contact', 'shoe-size'] } });
     expect([sharedCat.status, sharedCat.body.code, sharedCat.body.details?.field]).toEqual([400, 'CATEGORY_UNKNOWN', 'categories[1]']);
     expect((await rawCall(url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { userIds: ['u1', 3] } })).body.details?.field).toBe('userIds[1]');
+    const many = Array.from({ length: 1001 }, (_, i) => `u${i}`);
+    const tooMany = await rawCall(url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { userIds: many } });
+    expect([tooMany.status, tooMany.body.code, tooMany.body.details?.field]).toEqual([413, 'PAYLOAD_TOO_LARGE', 'userIds']);
+    const tooManyUsers = await rawCall(url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { users: many.map((userId) => ({ userId })) } });
+    expect([tooManyUsers.status, tooManyUsers.body.details?.field]).toEqual([413, 'users']);
     expect((await rawCall(url, 'POST', '/v1/keychains', { service: 'signup', body: { userId: '' } })).body.details?.field).toBe('userId');
     const notAdmin = await rawCall(url, 'DELETE', '/v1/keychains/u1', { service: 'etl' });
     expect([notAdmin.status, notAdmin.body.code]).toEqual([403, 'FORBIDDEN']);
