@@ -4,9 +4,9 @@
  *  1. hot cache: multi-get lookups/s (10 users x 2 categories per request, in
  *     the userIds form the client sends for such a batch; and, for reference, in
  *     the users form) at full load (autocannon, after 1 s of warm-up), next to a
- *     bare node:http server
- *     answering a fixed JSON body of the same size (and, for reference, one that
- *     also parses the request body: the floor of any JSON API), with each
+ *     bare node:http server answering a fixed JSON body of the same size (and,
+ *     for reference, one that also parses the request body: the floor of any
+ *     JSON API), with each
  *     server's CPU time per request (from /proc); then p50/p99 latency of each at
  *     half its load, from an open-loop paced generator in a process of its own.
  *     Both in rounds, each server measured alone in a fresh process, the servers
