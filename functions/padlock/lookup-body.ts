@@ -40,13 +40,8 @@ export function parseLookupBody(value: unknown): LookupBody {
     const { userId, categories } = user;
     const problem = userIdProblem(userId);
     if (problem !== undefined) throw invalid(`users[${i}].userId`, problem);
-    if (categories !== undefined) {
-      if (!Array.isArray(categories)) throw invalid(`users[${i}].categories`, expected('array', categories));
-      for (let j = 0; j < categories.length; j++) {
-        const category: unknown = categories[j];
-        if (typeof category !== 'string') throw invalid(`users[${i}].categories[${j}]`, expected('string', category));
-      }
-    }
+    const listed = categoriesProblem(categories);
+    if (listed !== undefined) throw invalid(`users[${i}].categories${listed.at}`, listed.message);
   }
   if (users.length < 1) throw invalid('users', 'must list at least one user');
   return value as unknown as LookupBody;
@@ -64,13 +59,20 @@ function parseUserIds(value: Record<string, unknown>): LookupBody {
     if (problem !== undefined) throw invalid(`userIds[${i}]`, problem);
   }
   if (userIds.length < 1) throw invalid('userIds', 'must list at least one user');
-  if (categories !== undefined) {
-    if (!Array.isArray(categories)) throw invalid('categories', expected('array', categories));
-    for (let j = 0; j < categories.length; j++) {
-      if (typeof categories[j] !== 'string') throw invalid(`categories[${j}]`, expected('string', categories[j]));
-    }
-  }
+  const listed = categoriesProblem(categories);
+  if (listed !== undefined) throw invalid(`categories${listed.at}`, listed.message);
   return value as unknown as LookupBody;
+}
+
+/** Why `value` is not an optional list of categories (`at`: '' or the offending `[j]`), or undefined if it is one. */
+function categoriesProblem(value: unknown): { at: string; message: string } | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) return { at: '', message: expected('array', value) };
+  for (let j = 0; j < value.length; j++) {
+    const category: unknown = value[j];
+    if (typeof category !== 'string') return { at: `[${j}]`, message: expected('string', category) };
+  }
+  return undefined;
 }
 
 /** Why `value` is not a user id, or undefined if it is one. */
