@@ -326,7 +326,7 @@ export class KeychainService {
     const pending: Promise<Buffer>[] = [];
     for (const category of categories) {
       const entry = keychain.categories.get(category);
-      if (entry?.state === 'active' && entry.rootKey === undefined && !entry.derived.has(context)) {
+      if (needsUnwrap(entry, context)) {
         entry.unwrapping ??= this.unwrap(entry, userId, category);
         pending.push(entry.unwrapping);
       }
@@ -402,10 +402,14 @@ const DELETED: CategoryResult = Object.freeze({ status: 'deleted' });
 function derivable(context: string, categories: readonly string[], keychain: CachedKeychain): boolean {
   if (keychain.state !== 'active') return true;
   for (const category of categories) {
-    const entry = keychain.categories.get(category);
-    if (entry?.state === 'active' && entry.rootKey === undefined && !entry.derived.has(context)) return false;
+    if (needsUnwrap(keychain.categories.get(category), context)) return false;
   }
   return true;
+}
+
+/** Whether a key of `context` needs this category's root key unwrapped first (active, not unwrapped, not derived yet). */
+function needsUnwrap(entry: CachedCategory | undefined, context: string): entry is ActiveCategory {
+  return entry?.state === 'active' && entry.rootKey === undefined && !entry.derived.has(context);
 }
 
 /** The cache entry for `userId` from a store read (absent if the store has nothing). */
