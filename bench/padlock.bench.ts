@@ -180,20 +180,20 @@ async function main(): Promise<void> {
   // loaded keeps collecting garbage for seconds after, on the same core, and
   // shows up as the next server's pauses (p99 of 9-135 ms instead of 2-4).
   /** A padlock with the users' keychains cached. */
-  const startPadlock = async (): Promise<Served & { responseBytes: number }> => {
+  const serveWarmPadlock = async (): Promise<Served & { responseBytes: number }> => {
     const padlock = await serve('padlock');
     const warm = await fetch(padlock.url + LOOKUP_PATH, { method: 'POST', headers, body: JSON.stringify({ users, createIfAbsent: true }) });
     const sample = await (await fetch(padlock.url + LOOKUP_PATH, { method: 'POST', headers, body })).text();
     if (!warm.ok || !sample.includes('"found"')) throw new Error(`padlock warm-up failed: ${warm.status}`);
     return { ...padlock, responseBytes: Buffer.byteLength(sample) };
   };
-  const probe = await startPadlock();
+  const probe = await serveWarmPadlock();
   const { responseBytes } = probe;
   await stop(probe.child);
   type Kind = 'bare' | 'bare-parse' | 'padlock' | 'padlock-users';
   /** `run` against a fresh server of `kind` (the bare ones answer as many bytes as padlock), stopped after. */
   const alone = async <T>(kind: Kind, run: (server: Served) => Promise<T>): Promise<T> => {
-    const server = kind.startsWith('padlock') ? await startPadlock() : await serve(kind, String(responseBytes));
+    const server = kind.startsWith('padlock') ? await serveWarmPadlock() : await serve(kind, String(responseBytes));
     try {
       return await run(server);
     } finally {
