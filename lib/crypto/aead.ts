@@ -108,6 +108,9 @@ function checkKey(key: AeadKey): void {
   }
 }
 
+/** Tink's KeyData.KeyMaterialType for AES-GCM keys (as in every keyset BigQuery's KEYS.NEW_KEYSET makes). */
+const KEY_MATERIAL_SYMMETRIC = 1;
+
 /**
  * A serialized Tink `Keyset` (protobuf) holding one AES-256-GCM key with the
  * TINK output prefix: what BigQuery's AEAD functions take as a keyset.
@@ -115,13 +118,15 @@ function checkKey(key: AeadKey): void {
  */
 export function tinkKeyset(key: AeadKey): Buffer {
   checkKey(key);
-  // AesGcmKey { uint32 version = 1; bytes key_value = 3; }
-  const aesGcmKey = Buffer.concat([field(1, 0, varint(0)), field(3, 2, key.key)]);
-  // KeyData { string type_url = 1; bytes value = 2; KeyMaterialType key_material_type = 3 (SYMMETRIC = 2); }
+  // AesGcmKey { uint32 version = 1; bytes key_value = 3; }: version is 0, a proto3 default, which Tink
+  // (like any proto3 serializer) omits, so only key_value is written.
+  const aesGcmKey = field(3, 2, key.key);
+  // KeyData { string type_url = 1; bytes value = 2; KeyMaterialType key_material_type = 3 (SYMMETRIC = 1;
+  // 2 is ASYMMETRIC_PRIVATE) }
   const keyData = Buffer.concat([
     field(1, 2, Buffer.from('type.googleapis.com/google.crypto.tink.AesGcmKey')),
     field(2, 2, aesGcmKey),
-    field(3, 0, varint(2)),
+    field(3, 0, varint(KEY_MATERIAL_SYMMETRIC)),
   ]);
   // Keyset.Key { KeyData key_data = 1; KeyStatusType status = 2 (ENABLED = 1); uint32 key_id = 3; OutputPrefixType output_prefix_type = 4 (TINK = 1); }
   const keysetKey = Buffer.concat([field(1, 2, keyData), field(2, 0, varint(1)), field(3, 0, varint(key.keyId >>> 0)), field(4, 0, varint(1))]);
