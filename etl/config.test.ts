@@ -32,7 +32,16 @@ describe('loadConfig', () => {
       loadConfig({ ...ok, PADLOCK_URL: 'https://padlock-a.example, https://padlock-mirror-a.example', PADLOCK_ID_TOKEN: 'true', PADLOCK_SECRET: 's' }).padlock,
     ).toMatchObject({ urls: ['https://padlock-a.example', 'https://padlock-mirror-a.example'], idToken: true });
   });
+  it('reads where BigQuery types are loaded', () => {
+    expect(loadConfig(ok).bigQuery).toEqual({ dataset: 'events', endpoint: undefined, location: undefined });
+    const c = loadConfig({ ...ok, BIGQUERY_DATASET: 'events_eu', BIGQUERY_ENDPOINT: 'http://127.0.0.1:9050', BIGQUERY_LOCATION: 'EU', ETL_LOAD_CHECK_MS: '2000' });
+    expect(c.bigQuery).toEqual({ dataset: 'events_eu', endpoint: 'http://127.0.0.1:9050', location: 'EU' });
+    expect(c.tuning.loadCheckIntervalMs).toBe(2000);
+  });
   it.each([
+    [{ ...ok, BIGQUERY_DATASET: 'events-eu' }, 'BIGQUERY_DATASET'],
+    [{ ...ok, BIGQUERY_ENDPOINT: 'nowhere' }, 'BIGQUERY_ENDPOINT'],
+    [{ ...ok, ETL_LOAD_CHECK_MS: '0' }, 'ETL_LOAD_CHECK_MS'],
     [{ ...ok, DATA_BUCKET: undefined }, 'DATA_BUCKET'],
     [{ ...ok, PUBSUB_EMULATOR_HOST: 'nope' }, 'PUBSUB_EMULATOR_HOST'],
     [{ ...ok, EVENT_TYPES: 'Bad-Type' }, 'EVENT_TYPES'],

@@ -18,9 +18,12 @@
  * | PADLOCK_SERVICE | etl | service name the ETL authenticates as |
  * | PADLOCK_SECRET | — (required with PADLOCK_URL) | the service's secret |
  * | PADLOCK_CONTEXT | events | key context personal fields are encrypted under |
+ * | BIGQUERY_DATASET | events | dataset of the event tables (Terraform's `bigquery.dataset_id`); types stored in BigQuery are loaded into `<dataset>.<type>` |
+ * | BIGQUERY_ENDPOINT | — | BigQuery API base URL (the emulator); absent: Google BigQuery |
+ * | BIGQUERY_LOCATION | — | location of the dataset and load jobs; absent: BigQuery's default |
  * | INSTANCE_ID | etl-<pid> | worker id (logs, dead-letter attributes, leases) |
  * | LOG_LEVEL | INFO | DEBUG, INFO, WARNING, ERROR |
- * | ETL_* | see `defaultTuning` | flow control, flush, close, lease, poll tunables |
+ * | ETL_* | see `defaultTuning` | flow control, flush, close, lease, poll, BigQuery load tunables |
  *
  * Without PADLOCK_URL a type whose schema has personal fields is refused
  * (`startEtlWorkers`), never delivered in clear.
@@ -74,6 +77,16 @@ export interface EtlTuning {
   registryPollMs: number;
   /** Upper bound for a graceful close to finish in-flight uploads. */
   shutdownTimeoutMs: number;
+  /** BigQuery types: how often the loader looks for closed partitions to load. */
+  loadCheckIntervalMs: number;
+  /** …within this window before now (by period start); older closed partitions are not looked for. */
+  loadLookbackMs: number;
+  /** First delay between polls of a running load job (doubles up to 8×). */
+  loadJobPollMs: number;
+  /** A load job still running after this ends the pass; the next pass waits for the same job. */
+  loadJobTimeoutMs: number;
+  /** Job ids tried per load whose jobs failed with a transient reason, before the load counts as failed for good. */
+  loadJobAttempts: number;
 }
 
 const HOUR = 3_600_000;
@@ -101,6 +114,11 @@ export const defaultTuning: EtlTuning = {
   auditLookbackMs: 7 * 24 * HOUR,
   registryPollMs: 30_000,
   shutdownTimeoutMs: 20_000,
+  loadCheckIntervalMs: 60_000,
+  loadLookbackMs: 7 * 24 * HOUR,
+  loadJobPollMs: 500,
+  loadJobTimeoutMs: 30 * 60_000,
+  loadJobAttempts: 5,
 };
 
 /** Merges overrides into the defaults and checks the relations between tunables. */
@@ -128,6 +146,13 @@ export interface EtlPadlockConfig {
   keyContext: string;
 }
 
+/** Where types stored in BigQuery are loaded. */
+export interface EtlBigQueryConfig {
+  dataset: string;
+  endpoint: string | undefined;
+  location: string | undefined;
+}
+
 /** What `etl/main.ts` runs with. */
 export interface EtlMainConfig {
   projectId: string;
@@ -141,6 +166,7 @@ export interface EtlMainConfig {
   registry: EtlRegistryConfig;
   /** Field encryption through padlock; absent: no transform (types with personal fields are refused). */
   padlock: EtlPadlockConfig | undefined;
+  bigQuery: EtlBigQueryConfig;
   instanceId: string;
   logLevel: 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
   tuning: EtlTuning;
@@ -169,6 +195,9 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
       PADLOCK_SERVICE: z.string().trim().regex(/^[a-z][a-z0-9._-]{0,62}$/, 'expected a service name').default('etl'),
       PADLOCK_SECRET: z.string().min(1, 'expected the service secret').optional(),
       PADLOCK_CONTEXT: z.string().trim().min(1).default(DEFAULT_KEY_CONTEXT),
+      BIGQUERY_DATASET: z.string().trim().regex(/^[A-Za-z0-9_]{1,1024}$/, 'expected a BigQuery dataset id (letters, digits, underscores)').default('events'),
+      BIGQUERY_ENDPOINT: urlVar.optional(),
+      BIGQUERY_LOCATION: z.string().trim().regex(/^[A-Za-z0-9-]{2,40}$/, 'expected a BigQuery location such as EU or europe-west1').optional(),
       INSTANCE_ID: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected an instance id').optional(),
       LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
       ETL_MAX_MESSAGES: positiveIntVar.optional(),
@@ -183,6 +212,9 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
       ETL_DEADLINE_LOW_MS: positiveIntVar.optional(),
       ETL_LEASE_MS: positiveIntVar.optional(),
       ETL_REGISTRY_POLL_MS: positiveIntVar.optional(),
+      ETL_LOAD_CHECK_MS: positiveIntVar.optional(),
+      ETL_LOAD_LOOKBACK_MS: positiveIntVar.optional(),
+      ETL_LOAD_JOB_POLL_MS: positiveIntVar.optional(),
     },
     env,
   );
@@ -196,6 +228,9 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
   if (e.ETL_CLOSE_GRACE_MS !== undefined) o.closeGraceMs = e.ETL_CLOSE_GRACE_MS;
   if (e.ETL_LEASE_MS !== undefined) o.leaseMs = e.ETL_LEASE_MS;
   if (e.ETL_REGISTRY_POLL_MS !== undefined) o.registryPollMs = e.ETL_REGISTRY_POLL_MS;
+  if (e.ETL_LOAD_CHECK_MS !== undefined) o.loadCheckIntervalMs = e.ETL_LOAD_CHECK_MS;
+  if (e.ETL_LOAD_LOOKBACK_MS !== undefined) o.loadLookbackMs = e.ETL_LOAD_LOOKBACK_MS;
+  if (e.ETL_LOAD_JOB_POLL_MS !== undefined) o.loadJobPollMs = e.ETL_LOAD_JOB_POLL_MS;
   o.closeDeadlineMs = {
     high: e.ETL_DEADLINE_HIGH_MS ?? defaultTuning.closeDeadlineMs.high,
     normal: e.ETL_DEADLINE_NORMAL_MS ?? defaultTuning.closeDeadlineMs.normal,
@@ -217,6 +252,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
       e.PADLOCK_URL === undefined || e.PADLOCK_SECRET === undefined
         ? undefined
         : { urls: e.PADLOCK_URL, idToken: e.PADLOCK_ID_TOKEN, service: e.PADLOCK_SERVICE, secret: e.PADLOCK_SECRET, keyContext: e.PADLOCK_CONTEXT },
+    bigQuery: { dataset: e.BIGQUERY_DATASET, endpoint: e.BIGQUERY_ENDPOINT, location: e.BIGQUERY_LOCATION },
     instanceId: e.INSTANCE_ID ?? `etl-${process.pid}`,
     logLevel: e.LOG_LEVEL,
     tuning: resolveTuning(o),

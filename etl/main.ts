@@ -7,7 +7,8 @@
  * The registry is read like the rest of the platform reads it: the
  * composer's embedded store (`FileRegistryStore` over REGISTRY_DIR) locally,
  * its Firestore store (`FirestoreRegistryStore`, REGISTRY_STORE=firestore) in
- * production. With PADLOCK_URL, personal fields are encrypted
+ * production. Types stored in BigQuery are loaded into BIGQUERY_DATASET
+ * (BIGQUERY_ENDPOINT: the emulator). With PADLOCK_URL, personal fields are encrypted
  * (`createEncryptionTransform` over a padlock client); without it, a type
  * with personal fields is refused, never delivered in clear.
  */
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
     tuning: config.tuning,
     logger,
     instanceId: config.instanceId,
+    bigQuery: { dataset: config.bigQuery.dataset, endpoint: config.bigQuery.endpoint, location: config.bigQuery.location },
     ...(transform === undefined ? {} : { transform }),
   });
   logger.info('etl workers started', {
@@ -56,6 +58,7 @@ async function main(): Promise<void> {
     registry: config.registry.kind,
     encryption: transform === undefined ? 'off' : 'padlock',
     refused: Object.keys(workers.refused()),
+    bigQueryLoaders: Object.keys(workers.loaderStats()),
   });
   let stopping = false;
   const stop = (): void => {

@@ -1,8 +1,12 @@
 /**
  * The worker host: one pipeline per hosted event type (own subscriber, flow
- * control, backoff, closer), started for every active registered type with
- * GCS storage and picked up or stopped as the registry changes (polling), so
- * one process can host many types locally and a deployment can host one.
+ * control, backoff, closer), started for every active registered type (GCS,
+ * BigQuery or both: a BigQuery type stages and closes in GCS too, its
+ * manifest is the proof the load is checked against) and picked up or
+ * stopped as the registry changes (polling), so one process can host many
+ * types locally and a deployment can host one. A type stored in BigQuery
+ * also gets a `BigQueryLoader` (etl/bigquery-load.ts) loading its closed
+ * partitions into `<dataset>.<type>`.
  *
  * A type whose schema has personal fields the transform would deliver in
  * clear (no encryption transform configured) is refused: its pipeline does
@@ -10,9 +14,10 @@
  * ERROR log names the type and the fields, `refused()` lists it and the
  * `pipelinesRefused` counter of `hostMetrics()` counts it. Other types run.
  */
+import type { BigQuery } from '@google-cloud/bigquery';
 import type { PubSub } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
-import { createPubSub, createStorage } from '../lib/gcp/clients.ts';
+import { createBigQuery, createPubSub, createStorage } from '../lib/gcp/clients.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import type { SemanticCatalogue } from '../lib/semantic-types.ts';
 import type { EventTypeRecord, RegistryReader } from '../lib/registry/types.ts';
@@ -23,6 +28,7 @@ import { SchemaResolver } from './schemas.ts';
 import { identityTransform, type RecordTransform } from './transform.ts';
 import type { CloserHooks } from './closer.ts';
 import { refusalError, type ClearPersonalData } from './personal-guard.ts';
+import { BigQueryLoader, type LoaderMetrics, type LoaderStopped } from './bigquery-load.ts';
 
 export interface EtlWorkersConfig {
   projectId: string;
@@ -51,6 +57,19 @@ export interface EtlWorkersConfig {
   closerHooks?: CloserHooks;
   /** Run closers (default true). */
   closeEnabled?: boolean;
+  /** Where types stored in BigQuery are loaded; absent: they are staged and closed, not loaded (a WARNING says so). */
+  bigQuery?: EtlBigQueryTarget;
+}
+
+export interface EtlBigQueryTarget {
+  /** A client to use; otherwise one is made from `endpoint` (absent: Google). */
+  client?: BigQuery;
+  endpoint?: string | undefined;
+  /** Dataset of the event tables; tables are named by `resourceNames.bigQueryTable`. */
+  dataset: string;
+  location?: string | undefined;
+  /** Run the loaders' periodic passes (default true; tests may drive `loader(type).pass()`). */
+  loadEnabled?: boolean;
 }
 
 export interface EtlWorkers {
@@ -65,6 +84,10 @@ export interface EtlWorkers {
   /** Types refused because they would deliver personal fields in clear, with why. */
   refused(): Record<string, RefusedPipeline>;
   hostMetrics(): HostMetrics;
+  /** The BigQuery loader of a hosted type stored in BigQuery. */
+  loader(eventType: string): BigQueryLoader | undefined;
+  /** Loader counters per type stored in BigQuery (`loadingStopped` = 1: a permanent failure stopped it). */
+  loaderStats(): Record<string, LoaderMetrics & { stopped?: LoaderStopped }>;
 }
 
 /** A type whose pipeline does not run: its schema has personal fields and the transform does not encrypt them. */
@@ -80,10 +103,19 @@ export interface HostMetrics {
   pipelinesRefused: number;
 }
 
-/** Whether a registered type gets a GCS pipeline: active or draining (deprecated), with GCS storage. */
+/**
+ * Whether a registered type gets a pipeline: active or draining (deprecated),
+ * stored in GCS or BigQuery (a BigQuery-only type stages and closes in GCS too).
+ */
 export function hostsType(record: EventTypeRecord, only: readonly string[] | undefined): boolean {
   if (only !== undefined && !only.includes(record.settings.name)) return false;
-  return record.status !== 'deleted' && record.settings.storage.includes('gcs') && record.versions.length > 0;
+  const stored = record.settings.storage.includes('gcs') || record.settings.storage.includes('bigquery');
+  return record.status !== 'deleted' && stored && record.versions.length > 0;
+}
+
+/** Whether a hosted type's closed partitions are loaded into BigQuery. */
+export function loadsIntoBigQuery(record: EventTypeRecord): boolean {
+  return record.settings.storage.includes('bigquery');
 }
 
 export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWorkers> {
@@ -96,6 +128,10 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
   const pipelines = new Map<string, TypePipeline>();
   const resolvers = new Map<string, SchemaResolver>();
   const refusedTypes = new Map<string, RefusedPipeline>();
+  const loaders = new Map<string, BigQueryLoader>();
+  const versionCounts = new Map<string, number>();
+  const bigquery =
+    config.bigQuery === undefined ? undefined : (config.bigQuery.client ?? createBigQuery({ projectId: config.projectId, apiEndpoint: config.bigQuery.endpoint }));
   const hostMetrics: HostMetrics = { pipelinesRefused: 0 };
   let closed = false;
 
@@ -148,6 +184,37 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
     pipelines.set(eventType, pipeline);
     resolvers.set(eventType, schemas);
     logger.info('pipeline started', { eventType, partitioning: record.settings.partitioning, priority: record.settings.priority });
+    if (loadsIntoBigQuery(record)) startLoader(record);
+  };
+
+  const startLoader = (record: EventTypeRecord): void => {
+    const eventType = record.settings.name;
+    if (config.bigQuery === undefined || bigquery === undefined) {
+      logger.warn('bigquery loading not configured: closed partitions stay in GCS only', { eventType });
+      return;
+    }
+    versionCounts.set(eventType, record.versions.length);
+    const loader = new BigQueryLoader({
+      eventType,
+      granularity: record.settings.partitioning,
+      retentionDays: record.settings.retentionDays,
+      description: record.settings.description,
+      data: storage.bucket(config.dataBucket),
+      target: { client: bigquery, dataset: config.bigQuery.dataset, location: config.bigQuery.location },
+      tuning,
+      multipleVersions: () => (versionCounts.get(eventType) ?? 1) > 1,
+      now,
+      logger: logger.child({ eventType }),
+    });
+    if (config.bigQuery.loadEnabled !== false) loader.start();
+    loaders.set(eventType, loader);
+  };
+
+  const stopLoader = async (eventType: string): Promise<void> => {
+    const loader = loaders.get(eventType);
+    loaders.delete(eventType);
+    versionCounts.delete(eventType);
+    await loader?.close();
   };
 
   let refreshing: Promise<void> | undefined;
@@ -162,6 +229,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
           if (refusedTypes.has(name)) continue;
           // A running type may have gained a version with personal fields: stop it rather than stage them in clear.
           const refusedVersions = resolvers.get(name)?.load(record) ?? [];
+          if (versionCounts.has(name)) versionCounts.set(name, record.versions.length);
           if (refusedVersions.length > 0) refuse(name, refusedVersions);
           else if (!pipelines.has(name)) startPipeline(record);
         }
@@ -169,6 +237,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
           if (wanted.has(name) && !refusedTypes.has(name)) continue;
           pipelines.delete(name);
           resolvers.delete(name);
+          await stopLoader(name);
           await p.close();
           logger.info('pipeline stopped', { eventType: name });
         }
@@ -191,6 +260,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
       closed = true;
       clearInterval(poll);
       await refreshing;
+      await Promise.all([...loaders.keys()].map(stopLoader));
       await Promise.all([...pipelines.values()].map((p) => p.close()));
       pipelines.clear();
       if (config.pubsub === undefined) await pubsub.close().catch(() => undefined);
@@ -201,5 +271,10 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
     stats: () => Object.fromEntries([...pipelines].map(([name, p]) => [name, { ...p.metrics }])),
     refused: () => Object.fromEntries([...refusedTypes].map(([name, r]) => [name, structuredClone(r)])),
     hostMetrics: () => ({ ...hostMetrics }),
+    loader: (eventType) => loaders.get(eventType),
+    loaderStats: () =>
+      Object.fromEntries(
+        [...loaders].map(([name, l]) => [name, { ...l.metrics, ...(l.stopped === undefined ? {} : { stopped: { ...l.stopped } }) }]),
+      ),
   };
 }

@@ -45,6 +45,8 @@ export const errorCatalogue = {
   // etl
   DECODE_FAILED: { status: 422, retryable: false, message: 'Record cannot be decoded' },
   STORAGE_FAILED: { status: 503, retryable: true, message: 'Storage write failed' },
+  BIGQUERY_UNAVAILABLE: { status: 503, retryable: true, message: 'BigQuery failed, retry later' },
+  BIGQUERY_LOAD_REJECTED: { status: 422, retryable: false, message: 'BigQuery rejected the load' },
 
   // padlock and crypto
   SERVICE_UNKNOWN: { status: 401, retryable: false, message: 'Unknown service or wrong secret' },

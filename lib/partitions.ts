@@ -9,6 +9,8 @@
  * - `<type>/dt=YYYY-MM-DD/part-NNNNN.avro` + `_SUCCESS` (daily)
  * - `<type>/late/dt=YYYY-MM-DD[/hour=HH]/late-<hash>.avro` + `_LATE` (events
  *   that arrived after their partition closed)
+ * - `<type>/dt=…/_LOADED` next to `_SUCCESS`: the partition's BigQuery load
+ *   (types stored in BigQuery), written after the load is verified
  */
 import { z } from 'zod';
 import type { Storage } from '@google-cloud/storage';
@@ -89,6 +91,11 @@ export function latePrefix(eventType: string, period: Period): string {
 /** The late counter object (JSON `LateCounter`) of a partition. */
 export function lateCounterObjectName(eventType: string, period: Period): string {
   return `${latePrefix(eventType, period)}_LATE`;
+}
+
+/** The BigQuery load marker (JSON `LoadMarker`) next to the manifest, written once the partition is loaded. */
+export function loadMarkerObjectName(eventType: string, period: Period): string {
+  return `${partitionPrefix(eventType, period)}_LOADED`;
 }
 
 /** Parses `dt=…/hour=…/` back from an object name under `<type>/`; undefined if not a partition path. */
@@ -180,6 +187,48 @@ export const lateCounterSchema = z.object({
 });
 /** The `_LATE` object: how many late events a closed partition has, and where. */
 export type LateCounter = z.infer<typeof lateCounterSchema>;
+
+const loadedFile = z.object({
+  /** The late file (object name in the data bucket). */
+  name: z.string(),
+  jobId: z.string(),
+  rows: z.number().int().nonnegative(),
+  loadedAt: z.string(),
+});
+
+export const loadMarkerSchema = z.object({
+  formatVersion: z.literal(1),
+  eventType: z.string(),
+  period: z.string(),
+  /** `project.dataset.table$YYYYMMDDHH` (or `$YYYYMMDD`): the partition loaded. */
+  table: z.string(),
+  /** The WRITE_TRUNCATE load job of the partition's part files. */
+  jobId: z.string(),
+  /** Rows the partition held after that job: the manifest's record count. */
+  rows: z.number().int().nonnegative(),
+  /** SHA-256 (hex) of the `_SUCCESS` manifest the job ids derive from. */
+  manifestSha256: z.string(),
+  loadedAt: z.string(),
+  /** Late files appended since (WRITE_APPEND, one job each), oldest first. */
+  late: z.array(loadedFile),
+  /** Rows those late files added. */
+  lateRows: z.number().int().nonnegative(),
+});
+/** The `_LOADED` object: a closed partition's BigQuery load, verified (contract: ops and the partition status read it). */
+export type LoadMarker = z.infer<typeof loadMarkerSchema>;
+
+/** Validates a load marker's JSON text. */
+export function parseLoadMarker(text: string): LoadMarker {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new AppError('BODY_INVALID', { message: 'load marker is not JSON', cause });
+  }
+  const r = loadMarkerSchema.safeParse(json);
+  if (!r.success) throw new AppError('BODY_INVALID', { message: `load marker is not valid: ${r.error.issues[0]?.message ?? ''}` });
+  return r.data;
+}
 
 /** Validates a manifest's JSON text. */
 export function parseManifest(text: string): Manifest {
