@@ -273,7 +273,7 @@ export class BigQueryLoader {
     const started = Date.now();
     await this.ensureTable(
       period,
-      manifest.schemaFingerprints.map((fp) => manifest.deliveredSchemas[fp]).filter((s): s is Record<string, unknown> => s !== undefined),
+      manifest.schemaFingerprints.filter((fp) => Object.hasOwn(manifest.deliveredSchemas, fp)).map((fp) => manifest.deliveredSchemas[fp]!),
     );
     let jobId = '';
     if (manifest.files.length > 0) {

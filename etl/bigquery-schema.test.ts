@@ -120,6 +120,8 @@ describe('tableSchemaOf (BigQuery Avro mapping with useAvroLogicalTypes)', () =>
     expect(() => tableSchemaOf(nested)).toThrow(/payload\.m.*array of arrays/);
     const recursive = { type: 'record', name: 'Node', fields: [{ name: 'next', type: ['null', 'Node'] }] };
     expect(() => tableSchemaOf(recursive)).toThrow(/recursive type Node/);
+    // Names are looked up in Maps: an Object.prototype member is just an unknown type.
+    expect(() => tableSchemaOf({ type: 'record', name: 'R', fields: [{ name: 'c', type: 'constructor' }] })).toThrow(/unknown type constructor/);
   });
 });
 

@@ -36,17 +36,17 @@ export const RECEIVE_TIME_COLUMN = 'receiveTime';
 /** BigQuery's limit on a column description. */
 const MAX_DESCRIPTION = 1024;
 
-const ENVELOPE_DOCS: Record<string, string> = {
-  eventId: 'Producer-chosen (or assigned) event id; unique in its partition.',
-  receiveTime: 'When the event service accepted the event (UTC); picks the partition.',
-  payload: 'The event, in the delivered schema of its writer version (personal fields are Tink AEAD ciphertext).',
-};
+const ENVELOPE_DOCS = new Map([
+  ['eventId', 'Producer-chosen (or assigned) event id; unique in its partition.'],
+  ['receiveTime', 'When the event service accepted the event (UTC); picks the partition.'],
+  ['payload', 'The event, in the delivered schema of its writer version (personal fields are Tink AEAD ciphertext).'],
+]);
 
 /** The table schema for files written with `deliveredPayloadSchema` (one writer version). */
 export function tableSchemaOf(deliveredPayloadSchema: AvroSchemaJson): BigQueryField[] {
   const fields = new SchemaWalker().recordFields(deliveredFileSchema(deliveredPayloadSchema), '');
   return fields.map((f) => {
-    const envelopeDoc = ENVELOPE_DOCS[f.name];
+    const envelopeDoc = ENVELOPE_DOCS.get(f.name);
     return f.description === undefined && envelopeDoc !== undefined ? { ...f, description: envelopeDoc } : f;
   });
 }
@@ -64,15 +64,15 @@ interface Mapped {
   typeDoc?: string;
 }
 
-const PRIMITIVES: Record<string, string> = {
-  boolean: 'BOOLEAN',
-  int: 'INTEGER',
-  long: 'INTEGER',
-  float: 'FLOAT',
-  double: 'FLOAT',
-  bytes: 'BYTES',
-  string: 'STRING',
-};
+const PRIMITIVES = new Map([
+  ['boolean', 'BOOLEAN'],
+  ['int', 'INTEGER'],
+  ['long', 'INTEGER'],
+  ['float', 'FLOAT'],
+  ['double', 'FLOAT'],
+  ['bytes', 'BYTES'],
+  ['string', 'STRING'],
+]);
 
 /** Walks an Avro schema JSON, resolving named types in Avro's namespace rules. */
 class SchemaWalker {
@@ -154,7 +154,7 @@ class SchemaWalker {
   }
 
   private mapName(name: string, path: string, ns: string): Mapped {
-    const primitive = PRIMITIVES[name];
+    const primitive = PRIMITIVES.get(name);
     if (primitive !== undefined) return { type: primitive, mode: 'REQUIRED' };
     if (name === 'null') throw schemaError(path, 'a field that is always null');
     const full = name.includes('.') || ns === '' ? name : `${ns}.${name}`;
