@@ -1,5 +1,6 @@
 // Lint: typescript-eslint's recommended rules, plus the import direction of
 // CONVENTIONS.md: components import lib/, never each other; lib/ imports no component.
+// emulators/ is test floor: tests, benchmarks and bin/ may start an emulator, product code and lib/ never.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -11,6 +12,8 @@ function otherComponents(own) {
     .filter((c) => c !== own)
     .flatMap((c) => [`**/${c}/**`, `**/${c}`]);
 }
+
+const emulators = ['**/emulators/**', '**/emulators'];
 
 const restrict = (files, patterns, why) => ({
   files,
@@ -32,9 +35,14 @@ export default tseslint.config(
     },
   },
   ...components.map((c) =>
-    restrict([`${c}/**/*.ts`], otherComponents(c), 'Components import lib/, never each other (CONVENTIONS.md).'),
+    restrict([`${c}/**/*.ts`], [...otherComponents(c), ...emulators], 'Components import lib/, never each other nor emulators/ (CONVENTIONS.md).'),
   ),
-  restrict(['lib/**/*.ts'], components.flatMap((c) => [`**/${c}/**`, `**/${c}`]), 'lib/ imports no component.'),
+  // A component's own tests may start emulators.
+  ...components.map((c) =>
+    restrict([`${c}/**/*.test.ts`], otherComponents(c), 'Components import lib/, never each other (CONVENTIONS.md).'),
+  ),
+  restrict(['lib/**/*.ts'], [...components.flatMap((c) => [`**/${c}/**`, `**/${c}`]), ...emulators], 'lib/ imports no component and no emulator.'),
+  restrict(['emulators/**/*.ts'], components.flatMap((c) => [`**/${c}/**`, `**/${c}`]), 'Emulators import lib/, never a component.'),
   // CLIs print to the user; tests, benchmarks and scripts may use console.
   { files: ['**/cli.ts', '**/cli/**/*.ts', 'test/**', 'bench/**', 'bin/**', '**/*.test.ts'], rules: { 'no-console': 'off' } },
 );

@@ -34,10 +34,16 @@ export function createStorage(opts: GcpTarget & { apiEndpoint?: string | undefin
   } as ConstructorParameters<typeof Storage>[0]);
 }
 
+/**
+ * `apiEndpoint` is the BigQuery emulator's base URL (`http://127.0.0.1:9050`),
+ * or `host:port` as BIGQUERY_EMULATOR_HOST is usually written (plain http is
+ * then assumed); absent means Google. The client sends no credentials to a
+ * custom endpoint.
+ */
 export function createBigQuery(opts: GcpTarget & { apiEndpoint?: string | undefined }): BigQuery {
-  return opts.apiEndpoint === undefined
-    ? new BigQuery({ projectId: opts.projectId })
-    : new BigQuery({ projectId: opts.projectId, apiEndpoint: opts.apiEndpoint });
+  if (opts.apiEndpoint === undefined) return new BigQuery({ projectId: opts.projectId });
+  const endpoint = /^https?:\/\//.test(opts.apiEndpoint) ? opts.apiEndpoint : `http://${opts.apiEndpoint}`;
+  return new BigQuery({ projectId: opts.projectId, apiEndpoint: endpoint.replace(/\/+$/, '') });
 }
 
 export function createKms(opts: { apiEndpoint?: string | undefined } = {}): KeyManagementServiceClient {

@@ -5,6 +5,7 @@
  */
 import type { TestProject } from 'vitest/node';
 import { startTestGcs } from './gcs.ts';
+import { startBigQueryEmulator } from '../../emulators/bigquery/index.ts';
 import { startBigtableEmulator, startFirestoreEmulator, startPubSubEmulator } from '../../lib/emulators/google.ts';
 
 declare module 'vitest' {
@@ -17,6 +18,8 @@ declare module 'vitest' {
     bigtableHost: string;
     /** Base URL of the project's own GCS emulator (in memory; fault injection at `/_emulator/faults`). */
     gcsUrl: string;
+    /** Base URL of the project's own BigQuery emulator (in memory, loading from `gcsUrl`; faults at `/_emulator/faults`). */
+    bigqueryUrl: string;
     /** Project id every test uses with the emulators. */
     projectId: string;
   }
@@ -34,8 +37,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('firestoreHost', firestore.host);
   project.provide('bigtableHost', bigtable.host);
   project.provide('gcsUrl', gcs.url);
+  // Started after GCS: its load jobs read gs:// URIs from that emulator.
+  const bigquery = await startBigQueryEmulator({ port: 0, gcsEndpoint: gcs.url });
+  project.provide('bigqueryUrl', bigquery.url);
   project.provide('projectId', 'test-project');
   return async () => {
+    await bigquery.close();
     await Promise.all([pubsub.stop(), firestore.stop(), bigtable.stop(), gcs.stop()]);
   };
 }

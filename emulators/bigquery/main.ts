@@ -1,0 +1,35 @@
+/**
+ * `npm run emulator:bigquery -- --port <port> --gcs-endpoint <url> [--dir <folder>] [--host <addr>]`:
+ * runs the emulator until SIGINT/SIGTERM; prints `bigquery: http://127.0.0.1:<port>`
+ * once it accepts requests. Exits 1 on bad configuration.
+ */
+import { createLogger } from '../../lib/logger.ts';
+import { loadConfig } from './config.ts';
+import { startBigQueryEmulator } from './server.ts';
+
+const logger = createLogger({ component: 'bigquery-emulator', level: 'WARNING' });
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  const emulator = await startBigQueryEmulator({ port: config.port, host: config.host, dir: config.dir, gcsEndpoint: config.gcsEndpoint, logger });
+  process.stdout.write(`bigquery: ${emulator.url}\n`);
+  const stop = (): void => {
+    void emulator.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((err: unknown) => {
+  logger.error('bigquery emulator failed to start', { err: err instanceof Error ? err : String(err) });
+  process.exit(1);
+});
