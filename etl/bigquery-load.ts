@@ -249,7 +249,7 @@ export class BigQueryLoader {
   /** Loads one closed partition (if `_LOADED` is absent), then its late files not yet loaded. */
   async loadPeriod(period: Period): Promise<void> {
     const { eventType, data } = this.opts;
-    let marker = await this.readMarker(period);
+    let marker = (await this.readMarker(period))?.marker;
     if (marker === undefined) {
       const manifestBytes = await download(data, successObjectName(eventType, period));
       if (manifestBytes === undefined) return;
@@ -268,7 +268,7 @@ export class BigQueryLoader {
     return { marker: withPeriod(period, () => parseLoadMarker(bytes.toString('utf8'))), generation: info.generation };
   }
 
-  private async loadPartition(period: Period, manifest: Manifest, manifestSha256: string): Promise<{ marker: LoadMarker; generation: string }> {
+  private async loadPartition(period: Period, manifest: Manifest, manifestSha256: string): Promise<LoadMarker> {
     const { eventType, data, logger } = this.opts;
     const started = Date.now();
     await this.ensureTable(
@@ -290,7 +290,7 @@ export class BigQueryLoader {
     if (rows !== manifest.recordCount) {
       // Another worker may have finished this load and appended late files since.
       const raced = await this.readMarker(period);
-      if (raced !== undefined) return raced;
+      if (raced !== undefined) return raced.marker;
       throw rejected(period, `partition ${this.tableName(period)} holds ${rows} rows, the manifest lists ${manifest.recordCount}`);
     }
     const marker: LoadMarker = {
@@ -309,19 +309,20 @@ export class BigQueryLoader {
     this.metrics.partitionsLoaded++;
     this.metrics.rowsLoaded += rows;
     logger.info('partition loaded into bigquery', { period: period.key, table: marker.table, jobId, rows, ms: Date.now() - started });
-    const written = await this.readMarker(period);
-    if (written === undefined) throw new AppError('STORAGE_FAILED', { message: `load marker of ${period.key} not readable after writing it` });
-    return written;
+    return marker;
   }
 
   /** Appends the period's late files that `_LOADED` does not list yet, one job each, oldest name first. */
-  private async loadLateFiles(period: Period, current: { marker: LoadMarker; generation: string }): Promise<void> {
+  private async loadLateFiles(period: Period, loaded: LoadMarker): Promise<void> {
     const { eventType, data, logger } = this.opts;
-    const done = new Set(current.marker.late.map((l) => l.name));
+    const done = new Set(loaded.late.map((l) => l.name));
     const files = (await listObjects(data, latePrefix(eventType, period)))
       .filter((o) => o.name.endsWith('.avro') && !done.has(o.name))
       .sort((a, b) => (a.name < b.name ? -1 : 1));
     if (files.length === 0) return;
+    // With its generation, for the conditional updates below.
+    const current = await this.readMarker(period);
+    if (current === undefined) throw new AppError('STORAGE_FAILED', { message: `load marker of ${period.key} disappeared` });
     // Their counts, as the late writer recorded them (the `_LATE` counter).
     const counter = await download(data, lateCounterObjectName(eventType, period));
     const parsed = counter === undefined ? undefined : lateCounterSchema.safeParse(safeJson(counter));
