@@ -125,7 +125,7 @@ describe('BigQuery delivery', () => {
     await gcs?.close();
   });
 
-  const start = async (registry: MemoryRegistryStore, dataset: string, logger = silentLogger): Promise<EtlWorkers> => {
+  const start = async (registry: MemoryRegistryStore, dataset: string, logger = silentLogger, loadEnabled = true): Promise<EtlWorkers> => {
     const w = await startEtlWorkers({
       projectId,
       pubsub,
@@ -135,7 +135,7 @@ describe('BigQuery delivery', () => {
       registry,
       tuning: fastTuning,
       logger,
-      bigQuery: { client: bq, dataset },
+      bigQuery: { client: bq, dataset, loadEnabled },
     });
     workers.push(w);
     return w;
@@ -206,6 +206,35 @@ describe('BigQuery delivery', () => {
     expect(w.loaderStats()[onlyBq]).toMatchObject({ lateFilesLoaded: 1, lateRowsLoaded: 5 });
   }, 180_000);
 
+  it('loads a daily type into its $YYYYMMDD partition once, with two workers racing on it', async () => {
+    const dataset = typeName('bqload', 'ds');
+    const registry = new MemoryRegistryStore();
+    const type = typeName('bqload', 'daily');
+    const r = record(type, ['bigquery']);
+    await registry.putEventType({ ...r, settings: { ...r.settings, partitioning: 'daily' } }, 0);
+    const { topic } = await provisionType(pubsub, type);
+    const day = Math.floor(Date.now() / (24 * HOUR)) * 24 * HOUR - 2 * 24 * HOUR;
+    const events = makeEvents(480, (i) => day + (i % 24) * HOUR + i, 'd');
+    await publishEvents(topic, type, pageViewSchema, events);
+    await writeAudit(storage, staging, type, events);
+    // Two worker hosts of the type; their loaders only run when the test says so, at the same time.
+    const w1 = await start(registry, dataset, silentLogger, false);
+    const w2 = await start(registry, dataset, silentLogger, false);
+    const period = periodOf(day, 'daily');
+    expect(await waitUntil(async () => (await storage.bucket(data).file(successObjectName(type, period)).exists())[0], 60_000)).toBe(true);
+    const [a, b] = await Promise.all([w1.loader(type)!.pass(), w2.loader(type)!.pass()]);
+    expect([a, b]).toEqual([true, true]);
+    const marker = (await readMarker(storage, data, type, period))!;
+    expect(marker).toMatchObject({ rows: 480, table: `${projectId}.${dataset}.${type}$${period.key.replace(/-/g, '')}` });
+    const [meta] = await bq.dataset(dataset).table(type).getMetadata();
+    expect(meta.timePartitioning).toMatchObject({ type: 'DAY', field: 'receiveTime' });
+    expect(compare(await tableRows(bq, dataset, type), events)).toEqual({ missing: 0, duplicated: 0, unexpected: 0, mismatched: [] });
+    // One job inserted between them; the other worker inserted the same id (409) or found the marker.
+    const s1 = w1.loaderStats()[type]!;
+    const s2 = w2.loaderStats()[type]!;
+    expect(s1.jobsInserted + s2.jobsInserted).toBe(1);
+  }, 180_000);
+
   it('loads a second schema version with field addition: new column, old rows null, every row once', async () => {
     const dataset = typeName('bqload', 'ds');
     const registry = new MemoryRegistryStore();
@@ -256,13 +285,20 @@ describe('BigQuery delivery', () => {
     const events = makeEvents(900, (i) => base + (i % 3) * HOUR + i * 1000, 'f');
     await publishEvents(topic, type, pageViewSchema, events);
     await writeAudit(storage, staging, type, events);
-    // A third of every BigQuery request (dataset/table calls, jobs.insert, jobs.get, tabledata) fails with 503.
-    const rule = bqEmulator.faults.add({ probability: 0.35, status: 503 });
+    // A quarter of every BigQuery request (dataset/table calls, jobs.insert, jobs.get) fails with 503, and the
+    // first 8 jobs.insert calls do: more than the client's own retries absorb, so the loader backs off too.
+    const rules = [
+      bqEmulator.faults.add({ methods: ['POST'], path: '/jobs', times: 8, status: 503 }),
+      bqEmulator.faults.add({ probability: 0.25, status: 503 }),
+    ];
     const w = await start(registry, dataset);
     const periods = [0, 1, 2].map((k) => periodOf(base + k * HOUR, 'hourly'));
     const ok = await loaded(type, periods, 120_000);
-    const fired = bqEmulator.faults.list().find((r) => r.id === rule)?.fired ?? 0;
-    bqEmulator.faults.remove(rule);
+    const fired = bqEmulator.faults
+      .list()
+      .filter((r) => rules.includes(r.id))
+      .reduce((n, r) => n + r.fired, 0);
+    for (const r of rules) bqEmulator.faults.remove(r);
     expect(ok).toBe(true);
     expect(fired).toBeGreaterThan(0);
     expect(compare(await tableRows(bq, dataset, type), events)).toEqual({ missing: 0, duplicated: 0, unexpected: 0, mismatched: [] });
