@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePeriodKey } from '../lib/partitions.ts';
+import { loadMarkerObjectName, parseLoadMarker, parsePeriodKey, type LoadMarker } from '../lib/partitions.ts';
 import type { EventTypeRecord } from '../lib/registry/types.ts';
 import { eventTypeRecord } from './test-support.ts';
 import { classifyRequestError, isRetryableJobError, lateJobId, loadConfiguration, partitionDecorator, partitionJobId, sha256Hex } from './bigquery-jobs.ts';
@@ -93,5 +93,27 @@ describe('hosting', () => {
     expect(loadsIntoBigQuery(withStorage(['bigquery', 'gcs']))).toBe(true);
     expect(hostsType({ ...withStorage(['bigquery']), status: 'deleted' }, undefined)).toBe(false);
     expect(hostsType(withStorage(['bigquery']), ['other_type'])).toBe(false);
+  });
+});
+
+describe('the _LOADED marker', () => {
+  it('sits next to _SUCCESS and validates', () => {
+    expect(loadMarkerObjectName('page_view', hour)).toBe('page_view/dt=2026-11-30/hour=07/_LOADED');
+    expect(loadMarkerObjectName('page_view', day)).toBe('page_view/dt=2026-11-30/_LOADED');
+    const marker: LoadMarker = {
+      formatVersion: 1,
+      eventType: 'page_view',
+      period: hour.key,
+      table: 'p.events.page_view$2026113007',
+      jobId: partitionJobId('page_view', hour, sha, 0),
+      rows: 3,
+      manifestSha256: sha,
+      loadedAt: '2026-11-30T09:00:00.000Z',
+      late: [{ name: 'page_view/late/dt=2026-11-30/hour=07/late-x.avro', jobId: 'edp_late_x', rows: 1, loadedAt: '2026-11-30T10:00:00.000Z' }],
+      lateRows: 1,
+    };
+    expect(parseLoadMarker(JSON.stringify(marker))).toEqual(marker);
+    expect(() => parseLoadMarker('{')).toThrow(/not JSON/);
+    expect(() => parseLoadMarker(JSON.stringify({ ...marker, rows: -1 }))).toThrow(/not valid/);
   });
 });
