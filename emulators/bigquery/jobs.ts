@@ -24,6 +24,8 @@ export interface JobRunnerOptions {
 export class JobRunner {
   private closed = false;
   private readonly running = new Set<Promise<void>>();
+  /** Wakes every paused job when the emulator closes. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly catalog: Catalog,
@@ -109,6 +111,7 @@ export class JobRunner {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.stopping.abort();
     await Promise.allSettled([...this.running]);
   }
 
@@ -162,6 +165,16 @@ export class JobRunner {
   }
 
   private pause(ms: number): Promise<void> {
-    return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : new Promise((r) => setImmediate(r));
+    if (ms <= 0 || this.closed) return new Promise((r) => setImmediate(r));
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const signal = this.stopping.signal;
+      function done(): void {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done);
+    });
   }
 }
