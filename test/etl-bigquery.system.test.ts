@@ -5,9 +5,10 @@
  * client's `tabledata.list` (`table.getRows`). For a `bigquery` and a `both`
  * type, every accepted event is in its partition exactly once; the same
  * after 503s from BigQuery, after a SIGKILLed worker process mid-job, for a
- * second schema version (field addition) and for late events. A type whose
- * table cannot take its rows stops loading (ERROR log, metric) while another
- * type keeps loading.
+ * second schema version (field addition), for late events and for two
+ * workers racing on a daily partition. Personal fields land as BYTES that
+ * Tink decrypts with the subject's keyset. A type whose table cannot take its
+ * rows stops loading (ERROR log, metric) while another type keeps loading.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -26,6 +27,9 @@ import type { AvroSchemaJson, EventTypeRecord, StorageTarget } from '../lib/regi
 import { eventTypeRecord, makeEvents, pageViewSchema, pageViewSchemaV2, provisionType, publishEvents, waitUntil, writeAudit, type TestEvent } from '../etl/test-support.ts';
 import { startEtlWorkers, type EtlWorkers } from '../etl/workers.ts';
 import { partitionJobId, sha256Hex } from '../etl/bigquery-jobs.ts';
+import { createEncryptionTransform } from '../etl/encryption-transform.ts';
+import { associatedData, tinkKeyset } from '../lib/crypto/aead.ts';
+import { FakeKeySource } from '../lib/privacy/test-keys.ts';
 import { uniqueName } from './helpers/names.ts';
 
 const HOUR = 3_600_000;
@@ -406,6 +410,66 @@ describe('BigQuery delivery', () => {
       await slowBq.close();
     }
   }, 300_000);
+
+  it('stores personal fields as BYTES that Tink decrypts with the keyset of the subject\'s key', async () => {
+    const dataset = typeName('bqload', 'ds');
+    const registry = new MemoryRegistryStore();
+    const type = typeName('bqload', 'pii');
+    const signUp: AvroSchemaJson = {
+      type: 'record',
+      name: 'SignUp',
+      fields: [
+        { name: 'userId', type: 'string', semanticType: 'userId' },
+        { name: 'email', type: 'string', semanticType: 'email', doc: 'Contact address' },
+      ],
+    };
+    await registry.putEventType(record(type, ['bigquery'], [signUp]), 0);
+    const { topic } = await provisionType(pubsub, type);
+    const base = Math.floor(Date.now() / HOUR) * HOUR - 8 * HOUR;
+    const events = Array.from({ length: 20 }, (_, i) => ({ eventId: `pii-${i}`, receiveTime: base + i * 1000, payload: { userId: `user-${i}`, email: `user-${i}@mail.example` } }));
+    await publishEvents(topic, type, signUp, events);
+    await writeAudit(storage, staging, type, events);
+    const keys = new FakeKeySource();
+    const w = await startEtlWorkers({
+      projectId,
+      pubsub,
+      storage,
+      stagingBucket: staging,
+      dataBucket: data,
+      registry,
+      tuning: fastTuning,
+      logger: silentLogger,
+      transform: createEncryptionTransform({ keys }),
+      bigQuery: { client: bq, dataset },
+    });
+    workers.push(w);
+    expect(await loaded(type, [periodOf(base, 'hourly')])).toBe(true);
+
+    const [meta] = await bq.dataset(dataset).table(type).getMetadata();
+    const email = (meta.schema.fields as { name: string; fields?: { name: string; type: string; description?: string }[] }[])
+      .find((f) => f.name === 'payload')!
+      .fields!.find((f) => f.name === 'email')!;
+    expect(email).toMatchObject({ type: 'BYTES' });
+    expect(email.description).toMatch(/^Contact address \[personal: email, category contact/);
+
+    (globalThis as { self?: unknown }).self ??= globalThis;
+    const tink = (await import('tink-crypto')) as unknown as {
+      aead: { register(): void; Aead: unknown };
+      binaryInsecure: { deserializeKeyset(b: Uint8Array): { getPrimitive(t: unknown): Promise<{ decrypt(ct: Uint8Array, ad: Uint8Array): Promise<Uint8Array> }> } };
+    };
+    tink.aead.register();
+    const rows = (await tableRows(bq, dataset, type)) as unknown as { eventId: string; payload: { userId: string; email: string } }[];
+    expect(rows.map((r) => r.eventId).sort()).toEqual(events.map((e) => e.eventId).sort());
+    for (const row of rows) {
+      const ciphertext = Buffer.from(row.payload.email, 'base64');
+      expect(ciphertext.includes(Buffer.from('@mail.example'))).toBe(false);
+      const [found] = await keys.getKeys([{ userId: row.payload.userId, category: 'contact' }]);
+      if (found?.status !== 'found') throw new Error(`no key for ${row.payload.userId}`);
+      const aead = await tink.binaryInsecure.deserializeKeyset(new Uint8Array(tinkKeyset(found.key))).getPrimitive(tink.aead.Aead);
+      const plaintext = await aead.decrypt(new Uint8Array(ciphertext), new Uint8Array(associatedData(type, 'email')));
+      expect(Buffer.from(plaintext).toString('utf8')).toBe(`${row.payload.userId}@mail.example`);
+    }
+  }, 120_000);
 
   it('stops a type whose table cannot take its rows (ERROR log, metric), and keeps loading the others', async () => {
     const dataset = typeName('bqload', 'ds');
