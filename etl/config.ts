@@ -8,7 +8,7 @@
  * | PUBSUB_EMULATOR_HOST | — | `host:port`; absent: Google Pub/Sub |
  * | GCS_ENDPOINT | — | storage base URL; absent: Google Cloud Storage |
  * | STAGING_BUCKET, DATA_BUCKET | (required) | staged files + audit counts; closed partitions |
- * | EVENT_TYPES | — (every active GCS type) | `a,b`: types this deployment hosts |
+ * | EVENT_TYPES | — (every active type, GCS or BigQuery) | `a,b`: types this deployment hosts |
  * | REGISTRY_STORE | file | `file` (the composer's embedded store, local) or `firestore` (production) |
  * | REGISTRY_DIR | .data/registry | folder of the file store (`<name>.json` records) |
  * | FIRESTORE_EMULATOR_HOST | — | Firestore emulator; absent: Google Firestore |
@@ -160,7 +160,7 @@ export interface EtlMainConfig {
   storageEndpoint: string | undefined;
   stagingBucket: string;
   dataBucket: string;
-  /** Types this deployment hosts; undefined: every active type with GCS storage. */
+  /** Types this deployment hosts; undefined: every active type (GCS, BigQuery or both). */
   eventTypes: string[] | undefined;
   /** Where the registry is read: the composer's store (re-read every poll). */
   registry: EtlRegistryConfig;
