@@ -311,6 +311,37 @@ describe('BigQuery delivery', () => {
     expect(stats.retryableFailures).toBeGreaterThan(0);
   }, 180_000);
 
+  it('runs a load job that failed for a transient reason again under its next attempt id, and the lost answer of a jobs.insert is a 409', async () => {
+    const dataset = typeName('bqload', 'ds');
+    const registry = new MemoryRegistryStore();
+    const type = typeName('bqload', 'attempt');
+    await registry.putEventType(record(type, ['bigquery']), 0);
+    const { topic } = await provisionType(pubsub, type);
+    const base = Math.floor(Date.now() / HOUR) * HOUR - 9 * HOUR;
+    const events = makeEvents(300, (i) => base + i * 1000, 'at');
+    await publishEvents(topic, type, pageViewSchema, events);
+    await writeAudit(storage, staging, type, events);
+    const period = periodOf(base, 'hourly');
+    const w = await start(registry, dataset, silentLogger, false);
+    expect(await waitUntil(async () => (await storage.bucket(data).file(successObjectName(type, period)).exists())[0], 60_000)).toBe(true);
+    // The emulator's job reads the part file from GCS (5 tries): failing them all fails the job with backendError.
+    const partRead = gcs.faults.add({ methods: ['GET'], path: `${type}.*part-00000\\.avro\\?alt=media`, times: 5, status: 503 });
+    // And the first jobs.insert's answer is lost after BigQuery made the job: the client's retry gets 409.
+    const lostAnswer = bqEmulator.faults.add({ methods: ['POST'], path: '/jobs(\\?|$)', times: 1, cut: 'response' });
+    const loader = w.loader(type)!;
+    for (let pass = 0; pass < 10 && (await readMarker(storage, data, type, period)) === undefined; pass++) await loader.pass();
+    gcs.faults.remove(partRead);
+    bqEmulator.faults.remove(lostAnswer);
+    const marker = (await readMarker(storage, data, type, period))!;
+    expect(marker).toBeDefined();
+    const manifestSha = sha256Hex((await storage.bucket(data).file(successObjectName(type, period)).download())[0]);
+    expect(marker.jobId).toBe(partitionJobId(type, period, manifestSha, 1));
+    const [first] = await bq.job(partitionJobId(type, period, manifestSha, 0)).getMetadata();
+    expect((first as { status: { state: string; errorResult?: { reason: string } } }).status).toMatchObject({ state: 'DONE', errorResult: { reason: 'backendError' } });
+    expect(loader.metrics.jobsFoundExisting).toBeGreaterThanOrEqual(1);
+    expect(compare(await tableRows(bq, dataset, type), events)).toEqual({ missing: 0, duplicated: 0, unexpected: 0, mismatched: [] });
+  }, 120_000);
+
   it('loads exactly once when the ETL process is SIGKILLed while its load job runs', async () => {
     const dataset = typeName('bqload', 'ds');
     const type = typeName('bqload', 'kill');
