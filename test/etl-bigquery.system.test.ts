@@ -277,6 +277,13 @@ describe('BigQuery delivery', () => {
     const rows = await tableRows(bq, dataset, type);
     expect(compare(rows, [...v1, ...mixedV1, ...mixedV2])).toEqual({ missing: 0, duplicated: 0, unexpected: 0, mismatched: [] });
     expect(rows.filter((r) => r.eventId.startsWith('v1-')).every((r) => r.payload.referrer === null)).toBe(true);
+
+    // A late event of version 2 for the hour loaded with version 1 only: appended into its partition.
+    const late = makeEvents(2, (i) => base + 7 + i, 'late2').map((e) => ({ ...e, payload: { ...e.payload, referrer: 'late' } }));
+    await publishEvents(topic, type, pageViewSchemaV2, late);
+    expect(await waitUntil(async () => (await readMarker(storage, data, type, h0))?.lateRows === 2, 60_000, 300)).toBe(true);
+    const [h0Rows] = await bq.dataset(dataset).table(`${type}$${h0.key.replace(/[-T]/g, '')}`).getRows({ autoPaginate: true });
+    expect(compare(h0Rows as Row[], [...v1, ...late])).toEqual({ missing: 0, duplicated: 0, unexpected: 0, mismatched: [] });
   }, 180_000);
 
   it('loads exactly once through injected 503s from BigQuery', async () => {
