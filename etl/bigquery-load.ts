@@ -247,7 +247,7 @@ export class BigQueryLoader {
   }
 
   /** Loads one closed partition (if `_LOADED` is absent), then its late files not yet loaded. */
-  async loadPeriod(period: Period): Promise<void> {
+  private async loadPeriod(period: Period): Promise<void> {
     const { eventType, data } = this.opts;
     let marker = (await this.readMarker(period))?.marker;
     if (marker === undefined) {
