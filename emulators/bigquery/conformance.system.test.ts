@@ -134,6 +134,21 @@ describe('BigQuery emulator with the official client', () => {
       expect((await bq.dataset(id).exists())[0]).toBe(false);
     });
 
+    it('serves a client that found it through BIGQUERY_EMULATOR_HOST (routes without /bigquery/v2)', async () => {
+      const saved = process.env.BIGQUERY_EMULATOR_HOST;
+      process.env.BIGQUERY_EMULATOR_HOST = emulator.url;
+      let client: BigQuery;
+      try {
+        client = new BigQuery({ projectId }); // the client reads the variable when it is built
+      } finally {
+        if (saved === undefined) delete process.env.BIGQUERY_EMULATOR_HOST;
+        else process.env.BIGQUERY_EMULATOR_HOST = saved;
+      }
+      const id = await dataset('envhost');
+      const [meta] = await client.dataset(id).getMetadata();
+      expect(meta.datasetReference).toEqual({ projectId, datasetId: id });
+    });
+
     it('refuses an invalid dataset id (400 invalid)', async () => {
       expect(shapeOf(await failure(bq.createDataset('no-dashes-allowed')))).toEqual({ code: 400, reasons: ['invalid'] });
     });
