@@ -348,6 +348,15 @@ describe('BigQuery emulator with the official client', () => {
         expect(metadata.statistics?.load?.inputFiles).toBe('2');
         const [rows] = await client.dataset(ds).table('events').getRows({ skipParsing: true, selectedFields: 'id' } as never);
         expect(rows).toEqual([{ f: [{ v: '1' }] }, { f: [{ v: '2' }] }, { f: [{ v: '3' }] }]);
+
+        // jobs.cancel before the commit: DONE with `stopped`, the table unchanged.
+        const [cancelled] = await client.createJob({
+          configuration: { load: { sourceUris: [`gs://${bucket}/${prefix}/part-*.avro`], sourceFormat: 'AVRO', destinationTable: { projectId, datasetId: ds, tableId: 'events' } } },
+        });
+        await cancelled.cancel();
+        const stopped = await waitDone(cancelled);
+        expect(stopped.metadata.status?.errorResult?.reason).toBe('stopped');
+        expect((await client.dataset(ds).table('events').getMetadata())[0].numRows).toBe('3');
       } finally {
         await slow.close();
       }
