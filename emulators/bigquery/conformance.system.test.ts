@@ -565,6 +565,19 @@ describe('BigQuery emulator with the official client', () => {
       expect(all).toHaveLength(7);
     });
 
+    it('caps a page at about 10 MiB of rows and continues with a pageToken', async () => {
+      const ds = await dataset('bigpage');
+      const table = bq.dataset(ds).table('events');
+      const big = 'x'.repeat(1024 * 1024);
+      await load(table, [await upload(uniqueName('big') + '.avro', eventSchema, Array.from({ length: 12 }, (_, i) => ({ id: i, ts: hour(1), name: big })))], {});
+      const [first, next] = (await table.getRows({ autoPaginate: false, skipParsing: true } as never)) as unknown as [unknown[], { pageToken?: string } | null];
+      expect(first.length).toBeGreaterThan(0);
+      expect(first.length).toBeLessThan(12);
+      expect(next?.pageToken).toBeDefined();
+      const [all] = await table.getRows({ selectedFields: 'id' });
+      expect(all.map((r: { id: number }) => r.id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    });
+
     it('answers SELECT COUNT(*) and SELECT * with a WHERE on the partition column, and enforces requirePartitionFilter', async () => {
       const ds = await dataset('query');
       const table = await hourlyTable(ds, 'events', { requirePartitionFilter: true });
