@@ -207,6 +207,8 @@ export function mapAvroSchema(schema: unknown, useAvroLogicalTypes: boolean, uri
       if (type === 'long' && (logical === 'timestamp-micros' || logical === 'timestamp-millis')) {
         const factor = logical === 'timestamp-millis' ? 1000n : 1n;
         return scalar('TIMESTAMP', (v, p) => {
+          // Every safe-integer micros value is inside BigQuery's range: skip BigInt on the common path.
+          if (factor === 1n && typeof v === 'number') return String(v);
           const micros = BigInt(v as number | bigint) * factor;
           if (micros < MIN_TIMESTAMP_MICROS || micros > MAX_TIMESTAMP_MICROS) throw outOfRange(p, 'TIMESTAMP');
           return micros.toString();

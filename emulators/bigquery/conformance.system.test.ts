@@ -134,6 +134,21 @@ describe('BigQuery emulator with the official client', () => {
       expect((await bq.dataset(id).exists())[0]).toBe(false);
     });
 
+    it('serves a client that found it through BIGQUERY_EMULATOR_HOST (routes without /bigquery/v2)', async () => {
+      const saved = process.env.BIGQUERY_EMULATOR_HOST;
+      process.env.BIGQUERY_EMULATOR_HOST = emulator.url;
+      let client: BigQuery;
+      try {
+        client = new BigQuery({ projectId }); // the client reads the variable when it is built
+      } finally {
+        if (saved === undefined) delete process.env.BIGQUERY_EMULATOR_HOST;
+        else process.env.BIGQUERY_EMULATOR_HOST = saved;
+      }
+      const id = await dataset('envhost');
+      const [meta] = await client.dataset(id).getMetadata();
+      expect(meta.datasetReference).toEqual({ projectId, datasetId: id });
+    });
+
     it('refuses an invalid dataset id (400 invalid)', async () => {
       expect(shapeOf(await failure(bq.createDataset('no-dashes-allowed')))).toEqual({ code: 400, reasons: ['invalid'] });
     });
@@ -333,6 +348,15 @@ describe('BigQuery emulator with the official client', () => {
         expect(metadata.statistics?.load?.inputFiles).toBe('2');
         const [rows] = await client.dataset(ds).table('events').getRows({ skipParsing: true, selectedFields: 'id' } as never);
         expect(rows).toEqual([{ f: [{ v: '1' }] }, { f: [{ v: '2' }] }, { f: [{ v: '3' }] }]);
+
+        // jobs.cancel before the commit: DONE with `stopped`, the table unchanged.
+        const [cancelled] = await client.createJob({
+          configuration: { load: { sourceUris: [`gs://${bucket}/${prefix}/part-*.avro`], sourceFormat: 'AVRO', destinationTable: { projectId, datasetId: ds, tableId: 'events' } } },
+        });
+        await cancelled.cancel();
+        const stopped = await waitDone(cancelled);
+        expect(stopped.metadata.status?.errorResult?.reason).toBe('stopped');
+        expect((await client.dataset(ds).table('events').getMetadata())[0].numRows).toBe('3');
       } finally {
         await slow.close();
       }
@@ -539,6 +563,19 @@ describe('BigQuery emulator with the official client', () => {
       expect(ids).toEqual(['0', '1', '2', '3', '4', '5', '6']);
       const [all] = await table.getRows();
       expect(all).toHaveLength(7);
+    });
+
+    it('caps a page at about 10 MiB of rows and continues with a pageToken', async () => {
+      const ds = await dataset('bigpage');
+      const table = bq.dataset(ds).table('events');
+      const big = 'x'.repeat(1024 * 1024);
+      await load(table, [await upload(uniqueName('big') + '.avro', eventSchema, Array.from({ length: 12 }, (_, i) => ({ id: i, ts: hour(1), name: big })))], {});
+      const [first, next] = (await table.getRows({ autoPaginate: false, skipParsing: true } as never)) as unknown as [unknown[], { pageToken?: string } | null];
+      expect(first.length).toBeGreaterThan(0);
+      expect(first.length).toBeLessThan(12);
+      expect(next?.pageToken).toBeDefined();
+      const [all] = await table.getRows({ selectedFields: 'id' });
+      expect(all.map((r: { id: number }) => r.id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     });
 
     it('answers SELECT COUNT(*) and SELECT * with a WHERE on the partition column, and enforces requirePartitionFilter', async () => {

@@ -1,13 +1,13 @@
 /** The REST API's routes: `/bigquery/v2/projects/{p}/…` (the prefix is optional, as BIGQUERY_EMULATOR_HOST clients omit it). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readJson, sendEmpty, sendJson } from '../../lib/gcs-emulator/http-util.ts';
+import { JSON_TYPE, readJson, sendEmpty, sendJson } from '../../lib/gcs-emulator/http-util.ts';
 import { Catalog, partitionsOf } from './catalog.ts';
 import { errors } from './errors.ts';
 import type { JobRunner } from './jobs.ts';
 import type { JobRecord } from './model.ts';
 import { parseQuery } from './query.ts';
 import { datasetResource, jobResource, tableResource } from './resources.ts';
-import { selectFields, timestampFormatOf, toJsonRow, type JsonRow, type TimestampFormat } from './rows.ts';
+import { selectFields, timestampFormatOf, toJsonRow, type TimestampFormat } from './rows.ts';
 import type { TableField } from './schema.ts';
 import type { Row } from './values.ts';
 
@@ -22,8 +22,9 @@ export interface ApiContext {
   jobs: JobRunner;
 }
 
-/** Most rows one page of tabledata.list or getQueryResults carries. */
+/** Most rows, and about the most JSON, one page of tabledata.list or getQueryResults carries. */
 const MAX_PAGE_ROWS = 100_000;
+const MAX_PAGE_BYTES = 10 * 1024 * 1024;
 const MAX_LIST_ITEMS = 1_000;
 
 /** Splits a path into decoded segments after `/bigquery/v2` (if present). */
@@ -192,14 +193,38 @@ function listJobs(ctx: ApiContext, p: string): void {
   });
 }
 
-/** One page of rows under `fields`, with totalRows and the next page's token. */
-function rowsPage(ctx: ApiContext, rows: readonly Row[], fields: readonly TableField[], fmt: TimestampFormat): { totalRows: string; rows?: JsonRow[]; pageToken?: string } {
+/**
+ * One page of rows under `fields`: up to maxResults rows and about
+ * MAX_PAGE_BYTES of JSON (at least one row), as BigQuery caps its pages;
+ * `rows` is already serialized.
+ */
+function rowsPage(ctx: ApiContext, rows: readonly Row[], fields: readonly TableField[], fmt: TimestampFormat): { totalRows: string; rows?: RawJson; pageToken?: string } {
   const start = pageStart(ctx.query);
   const size = pageSize(ctx.query, MAX_PAGE_ROWS);
-  const end = Math.min(start + size, rows.length);
-  const out: JsonRow[] = [];
-  for (let i = start; i < end; i++) out.push(toJsonRow(fields, rows[i]!, fmt));
-  return { totalRows: String(rows.length), ...(out.length === 0 ? {} : { rows: out }), ...(end < rows.length ? { pageToken: token(end) } : {}) };
+  const last = Math.min(start + size, rows.length);
+  const out: string[] = [];
+  let bytes = 0;
+  let i = start;
+  for (; i < last && (out.length === 0 || bytes < MAX_PAGE_BYTES); i++) {
+    const json = JSON.stringify(toJsonRow(fields, rows[i]!, fmt));
+    bytes += json.length + 1;
+    out.push(json);
+  }
+  return { totalRows: String(rows.length), ...(out.length === 0 ? {} : { rows: new RawJson(`[${out.join(',')}]`) }), ...(i < rows.length ? { pageToken: token(i) } : {}) };
+}
+
+/** JSON text spliced into a response as is (rows serialized once, while the page's size is counted). */
+class RawJson {
+  constructor(readonly text: string) {}
+}
+
+/** sendJson for bodies holding RawJson values. */
+function sendWithRows(res: ServerResponse, body: Record<string, unknown>): void {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(body)) parts.push(`${JSON.stringify(k)}:${v instanceof RawJson ? v.text : JSON.stringify(v)}`);
+  const data = Buffer.from(`{${parts.join(',')}}`);
+  res.writeHead(200, { 'Content-Type': JSON_TYPE, 'Content-Length': data.length });
+  res.end(data);
 }
 
 function listTableData(ctx: ApiContext, p: string, d: string, t: string): void {
@@ -209,7 +234,7 @@ function listTableData(ctx: ApiContext, p: string, d: string, t: string): void {
   const parts = partitionsOf(table, partition);
   const rows = parts.length === 1 ? parts[0]!.rows : parts.flatMap((x) => x.rows);
   const page = rowsPage(ctx, rows, fields, fmt);
-  sendJson(ctx.res, 200, { kind: 'bigquery#tableDataList', etag: token(Number(table.meta.lastModifiedTime)), ...page });
+  sendWithRows(ctx.res, { kind: 'bigquery#tableDataList', etag: token(Number(table.meta.lastModifiedTime)), ...page });
 }
 
 async function jobsQuery(ctx: ApiContext, p: string, body: Record<string, unknown>): Promise<void> {
@@ -223,7 +248,7 @@ async function jobsQuery(ctx: ApiContext, p: string, body: Record<string, unknow
   const fmt: TimestampFormat = (body.formatOptions as { useInt64Timestamp?: unknown } | undefined)?.useInt64Timestamp === true ? 'INT64' : 'FLOAT64';
   const maxResults = typeof body.maxResults === 'number' ? body.maxResults : undefined;
   if (maxResults !== undefined) ctx.query.set('maxResults', String(maxResults));
-  sendJson(ctx.res, 200, queryResponse(ctx, job, fmt, 'bigquery#queryResponse'));
+  sendWithRows(ctx.res, queryResponse(ctx, job, fmt, 'bigquery#queryResponse'));
 }
 
 function queryResults(ctx: ApiContext, job: JobRecord): void {
@@ -234,7 +259,7 @@ function queryResults(ctx: ApiContext, job: JobRecord): void {
   }
   if (job.errorResult !== undefined) throw errors.invalidQuery(job.errorResult.message);
   if (job.result === undefined) throw errors.notFound(`Results of job ${job.projectId}:${job.location}.${job.jobId} (query results are kept in memory only)`);
-  sendJson(ctx.res, 200, queryResponse(ctx, job, timestampFormatOf(ctx.query), 'bigquery#getQueryResultsResponse'));
+  sendWithRows(ctx.res, queryResponse(ctx, job, timestampFormatOf(ctx.query), 'bigquery#getQueryResultsResponse'));
 }
 
 function queryResponse(ctx: ApiContext, job: JobRecord, fmt: TimestampFormat, kind: string): Record<string, unknown> {

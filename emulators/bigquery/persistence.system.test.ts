@@ -95,7 +95,7 @@ describe('BigQuery emulator persistence', () => {
     const file = uniqueName('pending') + '.avro';
     await putObject(storage, bucket, file, await avroContainer(schema, [{ id: 7, ts: at(1) }]));
     const sub = path.join(dir, 'pending');
-    let emulator = await startBigQueryEmulator({ port: 0, gcsEndpoint: gcsUrl, dir: sub, jobStepMs: 60_000 });
+    let emulator = await startBigQueryEmulator({ port: 0, gcsEndpoint: gcsUrl, dir: sub, jobStepMs: 600_000 }); // longer than the test timeout: close() must not wait for it
     let bq = createBigQuery({ projectId, apiEndpoint: emulator.url });
     await bq.createDataset('ds');
     await bq.createJob({ jobId: 'stuck', configuration: { load: { sourceUris: [`gs://${bucket}/${file}`], sourceFormat: 'AVRO', destinationTable: { projectId, datasetId: 'ds', tableId: 't' }, writeDisposition: 'WRITE_APPEND' } } });
