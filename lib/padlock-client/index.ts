@@ -200,7 +200,8 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
           let result: KeyLookup;
           if (u.status !== 'found') result = { status: u.status };
           else {
-            const c = u.categories[category];
+            // The category is one this client asked for; an inherited name must not read as an answer.
+            const c = Object.hasOwn(u.categories, category) ? u.categories[category] : undefined;
             result = c?.status === 'found' ? { status: 'found', key: { keyId: c.keyId, key: Buffer.from(c.key, 'base64') } } : { status: c?.status ?? 'absent' };
           }
           results.set(`${u.userId}${SEP}${category}`, result);
@@ -313,7 +314,7 @@ function errorFromResponse(status: number, text: string): AppError {
   } catch {
     // Not our JSON (a proxy?): classify by status below.
   }
-  const code = typeof body.code === 'string' && body.code in errorCatalogue ? (body.code as ErrorCode) : status >= 500 ? 'UNAVAILABLE' : 'INTERNAL';
+  const code = typeof body.code === 'string' && Object.hasOwn(errorCatalogue, body.code) ? (body.code as ErrorCode) : status >= 500 ? 'UNAVAILABLE' : 'INTERNAL';
   return new AppError(code, {
     ...(typeof body.message === 'string' ? { message: body.message } : {}),
     details: { status, ...(typeof body.details === 'object' && body.details !== null ? (body.details as Record<string, unknown>) : {}) },
