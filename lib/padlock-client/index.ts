@@ -10,6 +10,8 @@
  * can't answer (unreachable, late, 5xx, 429) goes to the next one, which then
  * stays current. Every route is safe to repeat (create-if-absent is race-free in
  * the store, deletes are idempotent). A 4xx is the answer, not a failure.
+ * A user id padlock would refuse (lib/user-id.ts) is refused here with the
+ * same 400 BODY_INVALID, before any request.
  */
 import { AppError, errorCatalogue, isAppError, type ErrorCode } from '../errors.ts';
 import {
@@ -22,6 +24,7 @@ import {
   type LookupResponse,
 } from './protocol.ts';
 import { TtlCache, type Clock } from './ttl-cache.ts';
+import { userIdProblem } from '../user-id.ts';
 
 export * from './protocol.ts';
 export { TtlCache, type Clock } from './ttl-cache.ts';
@@ -235,6 +238,11 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
   };
 
   const getKeys: PadlockClient['getKeys'] = (items, opts = {}) => {
+    for (let i = 0; i < items.length; i++) {
+      const problem = userIdProblem(items[i]!.userId);
+      // Refused here, for this caller alone: padlock would refuse the whole multi-get it joined.
+      if (problem !== undefined) return Promise.reject(invalidUserId(`items[${i}].userId`, problem));
+    }
     const context = opts.context ?? options.context;
     const createIfAbsent = opts.createIfAbsent === true;
     const batchKey = `${context ?? ''}${SEP}${createIfAbsent}`;
@@ -278,18 +286,34 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
   return {
     getKeys,
     stats,
-    createKeychain: (userId) => call<CreateKeychainResponse>('POST', KEYCHAINS_PATH, { userId }),
+    async createKeychain(userId) {
+      checkUserId(userId);
+      return call<CreateKeychainResponse>('POST', KEYCHAINS_PATH, { userId });
+    },
     async deleteUser(userId) {
+      checkUserId(userId);
       const res = await call<DeleteResponse>('DELETE', `${KEYCHAINS_PATH}/${encodeURIComponent(userId)}`);
       forgetUser(userId);
       return res;
     },
     async deleteCategory(userId, category) {
+      checkUserId(userId);
       const res = await call<DeleteResponse>('DELETE', `${KEYCHAINS_PATH}/${encodeURIComponent(userId)}/categories/${encodeURIComponent(category)}`);
       forgetUser(userId);
       return res;
     },
   };
+}
+
+/** 400 BODY_INVALID naming the field, as padlock answers it. */
+function invalidUserId(field: string, problem: string): AppError {
+  return new AppError('BODY_INVALID', { message: `${field}: ${problem}`, details: { field } });
+}
+
+/** A user id padlock would refuse (lib/user-id.ts) is refused before any request. */
+function checkUserId(userId: string): void {
+  const problem = userIdProblem(userId);
+  if (problem !== undefined) throw invalidUserId('userId', problem);
 }
 
 /** The users of one request: as `userIds` with their shared categories when all ask the same (the usual batch), else each with its own. */
