@@ -11,6 +11,7 @@ import { createComposerApp } from '../composer/api.ts';
 import { Composer } from '../composer/composer.ts';
 import { loadConfig } from '../composer/config.ts';
 import { validateSpec } from '../composer/spec.ts';
+import { exportTerraform } from '../composer/terraform-export.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { defaultCatalogue, extendCatalogue } from '../lib/semantic-types.ts';
 import { createPadlockClient } from '../lib/padlock-client/index.ts';
@@ -106,6 +107,15 @@ describe('registry stores', () => {
     const registry = new MemoryRegistryStore();
     await registry.putEventType(sampleRecord('page_view'), 0);
     expect(await registry.getEventType(name)).toBeUndefined();
+  });
+});
+
+describe('terraform export', () => {
+  it('exports an event type named constructor (a valid name) as any other', () => {
+    const [file] = exportTerraform([sampleRecord('constructor'), sampleRecord('page_view')]);
+    const exported = JSON.parse(file!.content) as { event_types: Record<string, { name: string }> };
+    expect(Object.keys(exported.event_types)).toEqual(['constructor', 'page_view']);
+    expect(exported.event_types.constructor?.name).toBe('constructor');
   });
 });
 
