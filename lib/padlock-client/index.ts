@@ -280,7 +280,8 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
 
   const forgetUser = (userId: string): void => {
     // Deletes are rare; a scan of this client's cache is fine.
-    for (const key of cache.keys()) if (key.split(SEP)[1] === userId) cache.delete(key);
+    // A key is context ‖ SEP ‖ userId ‖ SEP ‖ category; contexts and categories hold no SEP, a user id may.
+    for (const key of cache.keys()) if (key.slice(key.indexOf(SEP) + 1, key.lastIndexOf(SEP)) === userId) cache.delete(key);
   };
 
   return {

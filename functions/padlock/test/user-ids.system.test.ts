@@ -75,6 +75,17 @@ describe.each<StoreKind>(['embedded', 'bigtable'])('user ids on the %s store', (
     expect(after?.status).toBe('deleted');
   });
 
+  it('forgets a deleted user in the deleting client, also an id holding a NUL', async () => {
+    const privacy = clientFor(padlock.url, 'privacy', { cacheTtlMs: 60_000 });
+    for (const id of [`${uniqueName('nul', kind)}\u0000x`, uniqueName('plain', kind)]) {
+      const [before] = await privacy.getKeys([{ userId: id, category: 'contact' }], { createIfAbsent: true });
+      expect(before?.status).toBe('found');
+      await privacy.deleteUser(id);
+      const [after] = await privacy.getKeys([{ userId: id, category: 'contact' }]);
+      expect(after?.status).toBe('deleted');
+    }
+  });
+
   it.each(INHERITED)('treats %s as an ordinary user id, with a keychain of its own', async (name) => {
     const etl = clientFor(padlock.url, 'etl');
     const [mine] = await etl.getKeys([{ userId: name, category: 'contact' }], { createIfAbsent: true });
