@@ -9,10 +9,11 @@
  * A record whose subject is not a user id (lib/user-id.ts: a lone surrogate,
  * too long, empty) can never get a key: it is `rejected` alone, with the
  * reason (never the id itself), and the rest of its batch is encrypted. Should
- * padlock still refuse a batch's user ids (400), each record is tried alone so
+ * padlock still refuse a batch's user ids (400), or answer that one user's
+ * stored key does not unwrap (KEY_UNREADABLE), each record is tried alone so
  * only the refused ones are rejected.
  */
-import { isAppError } from '../lib/errors.ts';
+import { isAppError, type ErrorCode } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import type { SemanticCatalogue } from '../lib/semantic-types.ts';
@@ -45,14 +46,15 @@ export function createEncryptionTransform(options: EncryptionTransformOptions): 
     return problem === undefined ? undefined : `subject ${plan.subjectPath.join('.')}: ${problem}`;
   };
 
-  /** Encrypts `items`; if padlock refuses their user ids (400), each alone, so one refused subject does not hold back the rest. */
-  const encryptIsolating = async (eventType: string, items: RecordToEncrypt[]): Promise<(EncryptedRecord | string)[]> => {
+  /** Encrypts `items`; if padlock refuses one of their subjects, each alone, so one refused subject does not hold back the rest. */
+  const encryptIsolating = async (eventType: string, items: RecordToEncrypt[]): Promise<(EncryptedRecord | Rejection)[]> => {
     try {
       return await encryptor.encryptBatch(eventType, items);
     } catch (err) {
-      if (refusedUserIdOf(err) === undefined) throw err;
-      if (items.length === 1) return [`subject refused by padlock: ${refusedUserIdOf(err)}`];
-      const out: (EncryptedRecord | string)[] = [];
+      const refused = subjectRefusalOf(err);
+      if (refused === undefined) throw err;
+      if (items.length === 1) return [refused];
+      const out: (EncryptedRecord | Rejection)[] = [];
       for (const item of items) out.push(...(await encryptIsolating(eventType, [item])));
       return out;
     }
@@ -78,9 +80,7 @@ export function createEncryptionTransform(options: EncryptionTransformOptions): 
       for (let k = 0; k < positions.length; k++) {
         const e = encrypted[k]!;
         outputs[positions[k]!] =
-          typeof e === 'string'
-            ? { record: null, rejected: { code: 'EVENT_INVALID', reason: e } }
-            : { record: e.record, stats: { encryptedFields: e.stats.encryptedFields, nulledFields: e.stats.nulledFields } };
+          'reason' in e ? { record: null, rejected: e } : { record: e.record, stats: { encryptedFields: e.stats.encryptedFields, nulledFields: e.stats.nulledFields } };
       }
       const rejected = outputs.filter((o) => o.rejected !== undefined).length;
       if (rejected > 0) options.logger?.warn('records with an invalid subject rejected', { eventType, rejected });
@@ -99,13 +99,24 @@ function valueAt(record: unknown, path: readonly string[]): unknown {
   return v;
 }
 
+interface Rejection {
+  code: ErrorCode;
+  reason: string;
+}
+
 /**
- * The message of padlock's 400 about a user id, if `err` is one (the encryptor
- * wraps every padlock failure in a retryable error, keeping it as `cause`).
+ * Why padlock refused one subject, if `err` says so: a 400 on a user id, or
+ * KEY_UNREADABLE (that user's stored key does not unwrap). The encryptor wraps
+ * every padlock failure in a retryable error, keeping it as `cause`. The
+ * reason keeps padlock's message without its field name (never the id).
  */
-function refusedUserIdOf(err: unknown): string | undefined {
+function subjectRefusalOf(err: unknown): Rejection | undefined {
   const cause = isAppError(err) ? err.cause : undefined;
-  if (!isAppError(cause) || cause.code !== 'BODY_INVALID') return undefined;
+  if (!isAppError(cause)) return undefined;
   const field = cause.details?.field;
-  return typeof field === 'string' && /userId/i.test(field) ? cause.message.replace(/^[^:]*:\s*/, '') : undefined;
+  if (typeof field !== 'string' || !/userId/i.test(field)) return undefined;
+  const message = cause.message.replace(/^[^:]*:\s*/, '');
+  if (cause.code === 'BODY_INVALID') return { code: 'EVENT_INVALID', reason: `subject refused by padlock: ${message}` };
+  if (cause.code === 'KEY_UNREADABLE') return { code: 'KEY_UNREADABLE', reason: `subject's key cannot be served by padlock: ${message}` };
+  return undefined;
 }

@@ -131,9 +131,10 @@ class Api {
     let context: string;
     let users: LookupUser[];
     let createIfAbsent: boolean;
+    let listed: 'users' | 'userIds';
     try {
       const lookup = parseLookupBody(parseJson(text));
-      const listed = lookup.userIds === undefined ? 'users' : 'userIds';
+      listed = lookup.userIds === undefined ? 'users' : 'userIds';
       if ((lookup.userIds ?? lookup.users).length > this.maxUsersPerRequest) {
         throw new AppError('PAYLOAD_TOO_LARGE', { message: `${listed}: at most ${this.maxUsersPerRequest} users per request`, details: { field: listed } });
       }
@@ -155,7 +156,7 @@ class Api {
         sendAscii(res, 200, lookupJson(context, results));
         this.done(req, res, call.started);
       },
-      (err: unknown) => this.fail(req, res, err),
+      (err: unknown) => this.fail(req, res, namingUser(err, listed)),
     );
   }
 
@@ -267,6 +268,17 @@ class Api {
     if (appError.code === 'PAYLOAD_TOO_LARGE' || !req.complete) res.setHeader('connection', 'close');
     send(res, appError.status, appError.toJSON());
   }
+}
+
+/** A KEY_UNREADABLE error naming the request field of its user (`userIds[3]`, `users[0].userId`), without the id. */
+function namingUser(err: unknown, listed: 'users' | 'userIds'): unknown {
+  const index = isAppError(err) && err.code === 'KEY_UNREADABLE' ? err.details?.userIndex : undefined;
+  if (typeof index !== 'number') return err;
+  const field = listed === 'userIds' ? `userIds[${index}]` : `users[${index}].userId`;
+  return new AppError('KEY_UNREADABLE', {
+    message: `${field}: the stored root key of this user does not unwrap under the key-encryption key; no key can be served for it`,
+    details: { field },
+  });
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

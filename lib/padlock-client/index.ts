@@ -227,8 +227,9 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     for (const batch of batches) {
       const all = batch.callers.flat();
       lookupBatch(batch, all).catch(async (err: unknown) => {
-        // A 400 (e.g. an unknown category) belongs to one caller: ask again per caller so others get their keys.
-        if (err instanceof AppError && err.status === 400 && batch.callers.length > 1) {
+        // A 400 (e.g. an unknown category) or a refusal naming one user (KEY_UNREADABLE) belongs to one
+        // caller: ask again per caller so the others get their keys.
+        if (err instanceof AppError && (err.status === 400 || err.code === 'KEY_UNREADABLE') && batch.callers.length > 1) {
           for (const waiters of batch.callers) await lookupBatch(batch, waiters).catch((e: unknown) => waiters.forEach((w) => w.reject(e)));
         } else {
           for (const w of all) w.reject(err);

@@ -3,11 +3,15 @@
  * key, the wrapping AAD and the URL always name the same user; anything else is
  * a 400 naming the field, on create, lookup and delete, from both stores.
  * Property names every object inherits are ordinary ids, services and
- * categories nobody configured (issue 23, findings 1 and 5).
+ * categories nobody configured. A user whose stored key does not unwrap is
+ * refused alone, non-retryable (issue 23, findings 1 and 5).
  */
+import { copyFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { USER_ID_MAX_BYTES } from '../../../lib/user-id.ts';
 import { uniqueName } from '../../../test/helpers/names.ts';
+import { embeddedKeychainFile } from '../embedded-store.ts';
 import type { RunningPadlock } from '../server.ts';
 import { clientFor, makeTarget, rawCall, rejection, type StoreKind, type Target } from './harness.ts';
 
@@ -96,6 +100,26 @@ describe.each<StoreKind>(['embedded', 'bigtable'])('user ids on the %s store', (
     const created = await rawCall(padlock.url, 'POST', '/v1/keychains', { service: 'signup', body: { userId: name } });
     expect(created).toMatchObject({ status: 200, body: { userId: name, status: 'exists' } });
     expect(Object.keys(created.body.categories as object)).toContain('contact');
+  });
+
+  it.runIf(kind === 'embedded')('answers KEY_UNREADABLE naming the field, not a retryable 503, for a user whose stored key does not unwrap', async () => {
+    // A keychain stored under another user's AAD, as the old code left for a lone-surrogate id and its U+FFFD twin.
+    const donor = uniqueName('donor', kind);
+    const victim = uniqueName('victim', kind);
+    const fine = uniqueName('fine', kind);
+    expect((await rawCall(padlock.url, 'POST', '/v1/keychains', { service: 'signup', body: { userId: donor } })).status).toBe(201);
+    mkdirSync(path.dirname(embeddedKeychainFile(target.dataDir, victim)), { recursive: true });
+    copyFileSync(embeddedKeychainFile(target.dataDir, donor), embeddedKeychainFile(target.dataDir, victim));
+
+    const res = await lookup([fine, victim]);
+    expect(res).toMatchObject({ status: 500, body: { code: 'KEY_UNREADABLE', details: { field: 'userIds[1]' } } });
+    expect(JSON.stringify(res.body)).not.toContain(victim);
+    const users = await rawCall(padlock.url, 'POST', '/v1/keys/lookup', { service: 'etl', body: { users: [{ userId: victim }] } });
+    expect(users).toMatchObject({ status: 500, body: { code: 'KEY_UNREADABLE', details: { field: 'users[0].userId' } } });
+    // Not retryable: the client does not fail over or retry, and says so.
+    expect(await rejection(clientFor(padlock.url, 'etl').getKeys([{ userId: victim, category: 'contact' }]))).toMatchObject({ code: 'KEY_UNREADABLE', retryable: false });
+    // Every other user is served.
+    expect((await lookup([fine])).status).toBe(200);
   });
 
   it.each(INHERITED)('knows no service and no category named %s', async (name) => {
