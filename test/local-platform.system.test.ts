@@ -121,6 +121,25 @@ describe('npm start, stopped from a terminal', () => {
   });
 });
 
+describe('npm start, stopped twice', () => {
+  it('a second Ctrl-C during the drain stops at once, and still leaves no emulator running', async () => {
+    const p = await startPlatform(mkdtempSync(path.join(tmpdir(), 'start-twice-')));
+    const port = portOf(p.endpoints.pubsub!);
+    const [emulator] = emulatorPids(port);
+    expect(emulator).toBeDefined();
+
+    killGroup(p.child, 'SIGINT');
+    // The drain waits at least a few seconds of quiet: time for the second Ctrl-C.
+    expect(await waitFor(() => p.output().includes('stopping: staging'), 60_000)).toBe(true);
+    killGroup(p.child, 'SIGINT');
+    expect(await within(p.exited, 30_000, 'exit after the second SIGINT')).toBe(1);
+    expect(p.output()).toContain('stopping now, without draining');
+    expect(p.output()).not.toMatch(/^drained:/m);
+    expect(await waitFor(() => !isAlive(emulator!), 15_000)).toBe(true);
+    expect(await portFree(port)).toBe(true);
+  });
+});
+
 describe('npm start, restarted', () => {
   const TOTAL = 20_000;
   const BATCH = 1000;
