@@ -4,11 +4,11 @@
  * manager does, to the whole group (issue 23, findings 7 and 8).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createStorage } from '../lib/gcp/clients.ts';
 import { isAlive, sleep } from '../lib/emulators/process.ts';
 import { deliveredIds, readStagedFile } from '../etl/files.ts';
@@ -30,6 +30,18 @@ afterEach(() => {
     if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
   }
 });
+
+const dataDirs: string[] = [];
+afterAll(() => {
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh data folder, removed after the run. */
+function dataDir(name: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), `${name}-`));
+  dataDirs.push(dir);
+  return dir;
+}
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   try {
@@ -108,7 +120,7 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 describe('npm start, stopped from a terminal', () => {
   it('Ctrl-C (SIGINT to the whole process group) leaves no emulator running and frees its port', async () => {
-    const p = await startPlatform(mkdtempSync(path.join(tmpdir(), 'start-sigint-')));
+    const p = await startPlatform(dataDir('start-sigint'));
     const port = portOf(p.endpoints.pubsub!);
     const [emulator] = emulatorPids(port);
     expect(emulator).toBeDefined();
@@ -123,7 +135,7 @@ describe('npm start, stopped from a terminal', () => {
 
 describe('npm start, stopped twice', () => {
   it('a second Ctrl-C during the drain stops at once, and still leaves no emulator running', async () => {
-    const p = await startPlatform(mkdtempSync(path.join(tmpdir(), 'start-twice-')));
+    const p = await startPlatform(dataDir('start-twice'));
     const port = portOf(p.endpoints.pubsub!);
     const [emulator] = emulatorPids(port);
     expect(emulator).toBeDefined();
@@ -145,8 +157,8 @@ describe('npm start, restarted', () => {
   const BATCH = 1000;
 
   it('stages every accepted event across a graceful stop (SIGTERM to the group) and a restart', async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'start-drain-'));
-    const first = await startPlatform(dataDir);
+    const dir = dataDir('start-drain');
+    const first = await startPlatform(dir);
     const events = first.endpoints['event-service']!;
 
     // 20,000 accepted, a few requests at a time.
@@ -182,7 +194,7 @@ describe('npm start, restarted', () => {
     expect(await within(first.exited, 600_000, 'graceful stop')).toBe(0);
     expect(first.output()).toMatch(/^drained: \d+ staged$/m);
 
-    const second = await startPlatform(dataDir);
+    const second = await startPlatform(dir);
     try {
       const storage = createStorage({ projectId: PROJECT, apiEndpoint: second.endpoints.gcs! });
       const staged = new Set<string>();
