@@ -15,6 +15,9 @@ export const defaultPorts = {
   PADLOCK_PORT: '8091',
 } as const;
 
+/** How long a graceful stop may spend staging what Pub/Sub still holds (documented in README.md). */
+export const defaultDrainTimeoutSeconds = 300;
+
 export interface StartOptions {
   pubsubPort: number;
   gcsPort: number;
@@ -23,6 +26,8 @@ export interface StartOptions {
   padlockPort: number;
   dataDir: string;
   projectId: string;
+  /** Bound on a graceful stop's drain of Pub/Sub into staging. */
+  drainTimeoutMs: number;
 }
 
 export function parseStartOptions(argv: readonly string[], env: Env): StartOptions {
@@ -39,6 +44,7 @@ export function parseStartOptions(argv: readonly string[], env: Env): StartOptio
         .string()
         .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a Google Cloud project id')
         .default('local-project'),
+      DRAIN_TIMEOUT_SECONDS: z.coerce.number().int('expected whole seconds').min(1, 'expected at least 1 second').max(3600, 'expected at most 3600 seconds').default(defaultDrainTimeoutSeconds),
     },
     merged,
   );
@@ -50,5 +56,6 @@ export function parseStartOptions(argv: readonly string[], env: Env): StartOptio
     padlockPort: c.PADLOCK_PORT,
     dataDir: c.DATA_DIR,
     projectId: c.GCP_PROJECT,
+    drainTimeoutMs: c.DRAIN_TIMEOUT_SECONDS * 1000,
   };
 }

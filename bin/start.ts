@@ -3,7 +3,11 @@
  * the GCS emulator (backed by the data folder), padlock, the composer (which
  * applies the example specs), the event service and the ETL workers (with
  * field encryption); prints each endpoint as `<name>: <url>`, and runs until
- * Ctrl-C or SIGTERM, then shuts everything down in reverse order.
+ * Ctrl-C or SIGTERM. Then it stops gracefully: the event service stops intake
+ * (503 with Retry-After), the ETL stages every message Pub/Sub still holds
+ * (the emulator keeps them in memory only), bounded by the drain timeout and
+ * with a progress line every few seconds; then everything shuts down in
+ * reverse order. A second signal skips the drain.
  * The only place that exits.
  */
 import path from 'node:path';
@@ -24,7 +28,7 @@ import { serviceEntry } from '../functions/padlock/services.ts';
 import { startComposer, loadConfig as loadComposerConfig } from '../composer/index.ts';
 import { startEventService } from '../functions/event-service/server.ts';
 import { withDefaults as eventServiceConfig } from '../functions/event-service/config.ts';
-import { startEtlWorkers } from '../etl/workers.ts';
+import { startEtlWorkers, type EtlWorkers } from '../etl/workers.ts';
 import { createEncryptionTransform } from '../etl/encryption-transform.ts';
 
 interface Running {
@@ -34,6 +38,12 @@ interface Running {
   stop(): Promise<void>;
 }
 
+/** What a graceful stop drains before stopping everything. */
+interface Intake {
+  eventService?: { stopIntake(): Promise<void> };
+  etl?: EtlWorkers;
+}
+
 const logger = createLogger({ component: 'start' });
 
 /** Example event types applied at start (one with personal fields). */
@@ -41,7 +51,7 @@ const EXAMPLE_SPECS = fileURLToPath(new URL('../test/fixtures/specs', import.met
 
 export const localBuckets = { data: 'local-data', staging: 'local-staging' } as const;
 
-async function startPlatform(opts: StartOptions, running: Running[]): Promise<void> {
+async function startPlatform(opts: StartOptions, running: Running[], intake: Intake): Promise<void> {
   const dataDir = path.resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const creds = loadOrCreateLocalCredentials(dataDir);
@@ -99,6 +109,7 @@ async function startPlatform(opts: StartOptions, running: Running[]): Promise<vo
     { registry },
   );
   running.push({ name: 'event-service', url: eventService.url, stop: () => eventService.close() });
+  intake.eventService = eventService;
 
   const keys = createPadlockClient({ url: padlock.url, service: 'etl', secret: creds.padlock.etl, context: DEFAULT_KEY_CONTEXT });
   const etl = await startEtlWorkers({
@@ -111,6 +122,7 @@ async function startPlatform(opts: StartOptions, running: Running[]): Promise<vo
     transform: createEncryptionTransform({ keys }),
   });
   running.push({ name: 'etl', stop: () => etl.close() });
+  intake.etl = etl;
   logger.info('etl workers running', { eventTypes: etl.eventTypes() });
 }
 
@@ -119,6 +131,29 @@ async function ensureBuckets(projectId: string, gcsUrl: string): Promise<void> {
   for (const name of Object.values(localBuckets)) {
     const [exists] = await storage.bucket(name).exists();
     if (!exists) await storage.createBucket(name);
+  }
+}
+
+/**
+ * Stops intake, then lets the ETL stage what Pub/Sub still holds, bounded by
+ * `timeoutMs`, printing progress; says what was left if the bound was hit.
+ */
+async function drain(intake: Intake, timeoutMs: number): Promise<void> {
+  const say = (line: string): boolean => process.stdout.write(`${line}\n`);
+  if (intake.eventService !== undefined) {
+    await intake.eventService.stopIntake();
+    say('stopping: intake closed (POST /v1/events answers 503 with Retry-After)');
+  }
+  if (intake.etl === undefined) return;
+  say(`stopping: staging what Pub/Sub still holds (at most ${Math.round(timeoutMs / 1000)} s; Ctrl-C again to skip)`);
+  const result = await intake.etl.drain({
+    timeoutMs,
+    onProgress: (p) => say(`draining: ${p.staged} staged, ${p.outstanding} in flight (${p.draining.join(', ')})`),
+  });
+  if (result.drained) say(`drained: ${result.staged} staged`);
+  else {
+    say(`drain timed out: ${result.staged} staged; still draining ${result.draining.join(', ')}, whose remaining messages are lost with the Pub/Sub emulator`);
+    logger.warn('drain timed out', { staged: result.staged, outstanding: result.outstanding, eventTypes: result.draining });
   }
 }
 
@@ -138,19 +173,26 @@ async function main(): Promise<void> {
   }
   process.env.METADATA_SERVER_DETECTION = 'none';
   const running: Running[] = [];
+  const intake: Intake = {};
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal: stop now. The emulator goes with us (its watchdog sees our pipe close).
+      process.stdout.write('stopping now, without draining\n');
+      process.exit(1);
+    }
     stopping = true;
     logger.info('shutting down', { signal });
+    await drain(intake, opts.drainTimeoutMs).catch((err: unknown) => logger.error('drain failed', { err }));
     await stopAll(running);
+    process.stdout.write('stopped\n');
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
   try {
-    await startPlatform(opts, running);
+    await startPlatform(opts, running, intake);
   } catch (err) {
     process.stderr.write(`start failed: ${err instanceof Error ? err.message : String(err)}\n`);
     await stopAll(running);

@@ -21,11 +21,12 @@ import { silentLogger, type Logger } from '../lib/logger.ts';
 import { currentVersion, type AvroSchemaJson, type EventTypeRecord } from '../lib/registry/types.ts';
 import type { Composer } from './composer.ts';
 import { parseSpecText, validateSpec } from './spec.ts';
+import { TeamTokens } from './team-tokens.ts';
 
 export interface ApiOptions {
   composer: Composer;
   /** Bearer token → team. */
-  tokens: Readonly<Record<string, string>>;
+  tokens: ReadonlyMap<string, string>;
   bodyLimit?: string;
   logger?: Logger;
 }
@@ -48,7 +49,8 @@ export function summaryOf(r: EventTypeRecord): Record<string, unknown> {
 }
 
 export function createComposerApp(options: ApiOptions): express.Express {
-  const { composer, tokens } = options;
+  const { composer } = options;
+  const tokens = new TeamTokens(options.tokens);
   const logger = options.logger ?? silentLogger;
   const app = express();
   app.disable('x-powered-by');
@@ -63,7 +65,7 @@ export function createComposerApp(options: ApiOptions): express.Express {
   v1.use((req, res, next) => {
     const header = req.get('authorization') ?? '';
     const match = /^Bearer\s+(\S+)$/i.exec(header);
-    const team = match?.[1] === undefined ? undefined : tokens[match[1]];
+    const team = match?.[1] === undefined ? undefined : tokens.teamOf(match[1]);
     if (team === undefined) {
       next(new AppError('UNAUTHENTICATED', { message: 'a valid bearer token is required (Authorization: Bearer <token>)' }));
       return;

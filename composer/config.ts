@@ -34,8 +34,8 @@ export interface ComposerConfig {
   registry: RegistryConfig;
   /** Data bucket check; absent when no GCS is configured. */
   gcs?: { apiEndpoint?: string; bucket: string };
-  /** Bearer token → team. */
-  tokens: Record<string, string>;
+  /** Bearer token → team (a Map: a token is user input, never a property name). */
+  tokens: ReadonlyMap<string, string>;
   catalogue: SemanticCatalogue;
   /** Folder (or file) of specs applied at start. */
   specsDir?: string;
@@ -50,7 +50,9 @@ const tokensVar = z
   .string()
   .trim()
   .regex(/^([^=,\s]+=[a-z][a-z0-9-]*)(,[^=,\s]+=[a-z][a-z0-9-]*)*$/, 'expected token=team[,token=team…]')
-  .transform((s) => Object.fromEntries(s.split(',').map((pair) => pair.split('=') as [string, string])));
+  .transform((s) => s.split(',').map((pair) => pair.split('=') as [string, string]))
+  .refine((pairs) => new Set(pairs.map(([token]) => token)).size === pairs.length, 'a token is listed twice')
+  .transform((pairs) => new Map(pairs));
 
 export function loadConfig(env: Env = process.env): ComposerConfig {
   const e = parseEnv(
@@ -76,7 +78,7 @@ export function loadConfig(env: Env = process.env): ComposerConfig {
     ...(e.PUBSUB_EMULATOR_HOST === undefined ? {} : { pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST }),
     registry: registryLocationFromEnv(e),
     ...(e.DATA_BUCKET === undefined ? {} : { gcs: { bucket: e.DATA_BUCKET, ...(e.GCS_API_ENDPOINT === undefined ? {} : { apiEndpoint: e.GCS_API_ENDPOINT }) } }),
-    tokens: e.COMPOSER_TOKENS ?? {},
+    tokens: e.COMPOSER_TOKENS ?? new Map<string, string>(),
     catalogue: e.SEMANTIC_TYPES_FILE === undefined ? defaultCatalogue : loadCatalogueFile(e.SEMANTIC_TYPES_FILE),
     ...(e.COMPOSER_SPECS_DIR === undefined ? {} : { specsDir: e.COMPOSER_SPECS_DIR }),
     bodyLimit: e.COMPOSER_BODY_LIMIT,

@@ -105,7 +105,7 @@ export async function startComposer(config: ComposerConfig, overrides: ComposerO
       const applied = await applySpecs(parts.composer, config.specsDir);
       logger.info('specs applied at start', { count: applied.length, changed: applied.filter((a) => a.action !== 'none' || a.changes.length > 0).length });
     }
-    if (Object.keys(config.tokens).length === 0) logger.warn('no COMPOSER_TOKENS configured: every API request will be refused (401)');
+    if (config.tokens.size === 0) logger.warn('no COMPOSER_TOKENS configured: every API request will be refused (401)');
     const app = createComposerApp({ composer: parts.composer, tokens: config.tokens, bodyLimit: config.bodyLimit, logger });
     const server: Server = await new Promise((resolve, reject) => {
       const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));

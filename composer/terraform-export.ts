@@ -104,7 +104,8 @@ export function exportTerraform(records: EventTypeRecord[]): ExportedFile[] {
   const eventTypes: Record<string, TerraformEventType> = {};
   const exported = records.filter(isExported).map(toTerraformEventType);
   for (const t of exported.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    if (eventTypes[t.name] !== undefined) {
+    // Own properties only: `constructor` is a valid event-type name.
+    if (Object.hasOwn(eventTypes, t.name)) {
       throw new AppError('SPEC_INVALID', { message: `Event type '${t.name}' appears twice`, details: { eventType: t.name } });
     }
     eventTypes[t.name] = t;

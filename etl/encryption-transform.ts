@@ -5,12 +5,21 @@
  * refusing the ETL, throws a retryable AppError: the batch is not acked and
  * nothing is delivered in clear. Stats per record: `encryptedFields`,
  * `nulledFields` (keys deleted or no subject), summed into the manifest.
+ *
+ * A record whose subject is not a user id (lib/user-id.ts: a lone surrogate,
+ * too long, empty) can never get a key: it is `rejected` alone, with the
+ * reason (never the id itself), and the rest of its batch is encrypted. Should
+ * padlock still refuse a batch's user ids (400), or answer that one user's
+ * stored key does not unwrap (KEY_UNREADABLE), each record is tried alone so
+ * only the refused ones are rejected.
  */
+import { isAppError, type ErrorCode } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import type { SemanticCatalogue } from '../lib/semantic-types.ts';
 import type { KeySource } from '../lib/privacy/keys.ts';
-import { RecordEncryptor } from '../lib/privacy/record-encryptor.ts';
+import { RecordEncryptor, type EncryptedRecord, type RecordToEncrypt } from '../lib/privacy/record-encryptor.ts';
+import { userIdProblem } from '../lib/user-id.ts';
 import type { RecordTransform, TransformInput, TransformOutput } from './transform.ts';
 
 export interface EncryptionTransformOptions {
@@ -25,14 +34,89 @@ export interface EncryptionTransformOptions {
 /** The transform that encrypts personal fields. */
 export function createEncryptionTransform(options: EncryptionTransformOptions): RecordTransform {
   const encryptor = new RecordEncryptor(options);
+
+  /** Why the record's subject can never be looked up in padlock, or undefined. */
+  const subjectProblem = (r: TransformInput): string | undefined => {
+    const plan = encryptor.plan(r.version.schema, r.version.fingerprint);
+    if (plan.root === undefined || plan.subjectPath === undefined) return undefined;
+    const subject = valueAt(r.record, plan.subjectPath);
+    // Not a string (absent, null, a number): the encryptor's own rules apply.
+    if (typeof subject !== 'string') return undefined;
+    const problem = userIdProblem(subject);
+    return problem === undefined ? undefined : `subject ${plan.subjectPath.join('.')}: ${problem}`;
+  };
+
+  /** Encrypts `items`; if padlock refuses one of their subjects, each alone, so one refused subject does not hold back the rest. */
+  const encryptIsolating = async (eventType: string, items: RecordToEncrypt[]): Promise<(EncryptedRecord | Rejection)[]> => {
+    try {
+      return await encryptor.encryptBatch(eventType, items);
+    } catch (err) {
+      const refused = subjectRefusalOf(err);
+      if (refused === undefined) throw err;
+      if (items.length === 1) return [refused];
+      const out: (EncryptedRecord | Rejection)[] = [];
+      for (const item of items) out.push(...(await encryptIsolating(eventType, [item])));
+      return out;
+    }
+  };
+
   return {
     deliveredSchema: (source: AvroSchemaJson): AvroSchemaJson => encryptor.deliveredSchema(source),
     async transformBatch(eventType: string, records: TransformInput[]): Promise<TransformOutput[]> {
-      const encrypted = await encryptor.encryptBatch(
-        eventType,
-        records.map((r) => ({ record: r.record, schema: r.version.schema, fingerprint: r.version.fingerprint })),
-      );
-      return encrypted.map((e) => ({ record: e.record, stats: { encryptedFields: e.stats.encryptedFields, nulledFields: e.stats.nulledFields } }));
+      const outputs = new Array<TransformOutput>(records.length);
+      const items: RecordToEncrypt[] = [];
+      const positions: number[] = [];
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]!;
+        const problem = subjectProblem(r);
+        if (problem !== undefined) {
+          outputs[i] = { record: null, rejected: { code: 'EVENT_INVALID', reason: problem } };
+          continue;
+        }
+        items.push({ record: r.record, schema: r.version.schema, fingerprint: r.version.fingerprint });
+        positions.push(i);
+      }
+      const encrypted = items.length === 0 ? [] : await encryptIsolating(eventType, items);
+      for (let k = 0; k < positions.length; k++) {
+        const e = encrypted[k]!;
+        outputs[positions[k]!] =
+          'reason' in e ? { record: null, rejected: e } : { record: e.record, stats: { encryptedFields: e.stats.encryptedFields, nulledFields: e.stats.nulledFields } };
+      }
+      const rejected = outputs.filter((o) => o.rejected !== undefined).length;
+      if (rejected > 0) options.logger?.warn('records with an invalid subject rejected', { eventType, rejected });
+      return outputs;
     },
   };
+}
+
+/** The value at a record path (field names), or undefined. */
+function valueAt(record: unknown, path: readonly string[]): unknown {
+  let v: unknown = record;
+  for (const name of path) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, name)) return undefined;
+    v = (v as Record<string, unknown>)[name];
+  }
+  return v;
+}
+
+interface Rejection {
+  code: ErrorCode;
+  reason: string;
+}
+
+/**
+ * Why padlock refused one subject, if `err` says so: a 400 on a user id, or
+ * KEY_UNREADABLE (that user's stored key does not unwrap). The encryptor wraps
+ * every padlock failure in a retryable error, keeping it as `cause`. The
+ * reason keeps padlock's message without its field name (never the id).
+ */
+function subjectRefusalOf(err: unknown): Rejection | undefined {
+  const cause = isAppError(err) ? err.cause : undefined;
+  if (!isAppError(cause)) return undefined;
+  const field = cause.details?.field;
+  if (typeof field !== 'string' || !/userId/i.test(field)) return undefined;
+  const message = cause.message.replace(/^[^:]*:\s*/, '');
+  if (cause.code === 'BODY_INVALID') return { code: 'EVENT_INVALID', reason: `subject refused by padlock: ${message}` };
+  if (cause.code === 'KEY_UNREADABLE') return { code: 'KEY_UNREADABLE', reason: `subject's key cannot be served by padlock: ${message}` };
+  return undefined;
 }

@@ -13,7 +13,7 @@ import { Backoff, sleep } from './backoff.ts';
 import { PartitionCloser, type CloserHooks } from './closer.ts';
 import { LateWriter } from './late.ts';
 import { Stager } from './stager.ts';
-import { identityTransform, type RecordTransform } from './transform.ts';
+import { identityTransform, type RecordTransform, type TransformOutput } from './transform.ts';
 import type { TypeContext } from './context.ts';
 import type { ResolvedVersion } from './schemas.ts';
 import type { PipelineMetrics } from './metrics.ts';
@@ -234,7 +234,7 @@ export class TypePipeline {
 
   private async transformAndStage(batch: Decoded[]): Promise<void> {
     const identity = this.transform === identityTransform;
-    let outputs: { record: unknown; stats?: Record<string, number> }[] | undefined;
+    let outputs: TransformOutput[] | undefined;
     while (outputs === undefined) {
       if (identity) {
         outputs = batch.map((d) => ({ record: d.record }));
@@ -266,6 +266,12 @@ export class TypePipeline {
     for (let i = 0; i < batch.length; i++) {
       const d = batch[i]!;
       const out = outputs[i]!;
+      if (out.rejected !== undefined) {
+        // This record alone can never be delivered: dead-letter it, the rest of the batch goes on.
+        this.ctx.metrics.transformFailures++;
+        void this.deadLetter(d.message, out.rejected.code, out.rejected.reason, 1);
+        continue;
+      }
       let payload: Buffer;
       try {
         payload = identity ? d.message.data : d.resolved.deliveredType.toBuffer(out.record);

@@ -1,8 +1,10 @@
 /**
  * The hook between decode and stage, where field encryption plugs in. A
  * thrown retryable AppError means "don't ack, back off"; a non-retryable one
- * dead-letters the batch's records.
+ * dead-letters the batch's records. A record the transform refuses on its own
+ * (`rejected`) is dead-lettered alone and the rest of the batch goes on.
  */
+import type { ErrorCode } from '../lib/errors.ts';
 import type { AvroSchemaJson, SchemaVersion } from '../lib/registry/types.ts';
 
 export interface TransformInput {
@@ -16,6 +18,8 @@ export interface TransformOutput {
   record: unknown;
   /** Per-record counters (e.g. `nulledFields`), summed into the manifest after dedup. */
   stats?: Record<string, number>;
+  /** Set when this record cannot be delivered, ever (e.g. its subject is not a user id): it is dead-lettered with this reason. */
+  rejected?: { code: ErrorCode; reason: string };
 }
 
 export interface RecordTransform {

@@ -73,6 +73,13 @@ export interface EtlBigQueryTarget {
 }
 
 export interface EtlWorkers {
+  /**
+   * Keeps every pipeline pulling and staging until its subscription is drained
+   * (see `DrainOptions`), or the timeout passes; then `close()` stops them.
+   * For a graceful stop once intake has stopped: what Pub/Sub still holds is
+   * staged first.
+   */
+  drain(options: DrainOptions): Promise<DrainResult>;
   /** Stops every pipeline (buffered records are written or nacked). */
   close(): Promise<void>;
   /** Re-reads the registry now (the poll does it every `registryPollMs`). */
@@ -88,6 +95,34 @@ export interface EtlWorkers {
   loader(eventType: string): BigQueryLoader | undefined;
   /** Loader counters per type stored in BigQuery (`loadingStopped` = 1: a permanent failure stopped it). */
   loaderStats(): Record<string, LoaderMetrics & { stopped?: LoaderStopped }>;
+}
+
+export interface DrainOptions {
+  /**
+   * A pipeline is drained when it holds no un-acked message and has received
+   * none for this long: its subscription then has nothing left to deliver.
+   * Default 3000.
+   */
+  quietMs?: number;
+  /** Bound on the whole drain. */
+  timeoutMs: number;
+  /** Called about every `progressEveryMs` (default 2000) while draining. */
+  onProgress?: (progress: DrainProgress) => void;
+  progressEveryMs?: number;
+}
+
+export interface DrainProgress {
+  /** Records staged since the drain began, over all types. */
+  staged: number;
+  /** Messages received and not yet acked (or dead-lettered), over all types. */
+  outstanding: number;
+  /** Types not drained yet. */
+  draining: string[];
+}
+
+export interface DrainResult extends DrainProgress {
+  /** False if the timeout passed first. */
+  drained: boolean;
 }
 
 /** A type whose pipeline does not run: its schema has personal fields and the transform does not encrypt them. */
@@ -254,7 +289,44 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
   const poll = setInterval(() => void refresh(), tuning.registryPollMs);
   poll.unref();
 
+  const drain = async (options: DrainOptions): Promise<DrainResult> => {
+    const quietMs = options.quietMs ?? 3000;
+    const progressEveryMs = options.progressEveryMs ?? 2000;
+    const started = Date.now();
+    const stagedAtStart = new Map([...pipelines].map(([name, p]) => [name, p.metrics.stagedRecords]));
+    /** Per type: its `received` count when last seen, and when it last changed. */
+    const seen = new Map<string, { received: number; at: number }>();
+    let lastProgress = started;
+    for (;;) {
+      const now = Date.now();
+      let staged = 0;
+      let outstanding = 0;
+      const draining: string[] = [];
+      for (const [name, p] of pipelines) {
+        const m = p.metrics;
+        staged += m.stagedRecords - (stagedAtStart.get(name) ?? 0);
+        // Un-acked: received, not yet acked, nacked (redelivered later) or dead-lettered.
+        const held = Math.max(0, m.received - m.acked - m.nacked - m.deadLettered, p.stager.pending);
+        outstanding += held;
+        const last = seen.get(name);
+        if (last === undefined || last.received !== m.received) seen.set(name, { received: m.received, at: now });
+        const quietFor = now - (seen.get(name)?.at ?? now);
+        // Nothing new for a moment: write what is buffered now rather than at its flush age.
+        if (quietFor >= 250 && p.stager.pending > 0) p.stager.flushAll();
+        if (held > 0 || quietFor < quietMs) draining.push(name);
+      }
+      if (draining.length === 0) return { drained: true, staged, outstanding, draining };
+      if (now - started >= options.timeoutMs) return { drained: false, staged, outstanding, draining };
+      if (now - lastProgress >= progressEveryMs) {
+        lastProgress = now;
+        options.onProgress?.({ staged, outstanding, draining });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
   return {
+    drain,
     async close() {
       if (closed) return;
       closed = true;

@@ -53,6 +53,7 @@ export const errorCatalogue = {
   CONTEXT_FORBIDDEN: { status: 403, retryable: false, message: 'Service is not authorised for this key context' },
   KEY_STORE_UNAVAILABLE: { status: 503, retryable: true, message: 'Key store unavailable' },
   KEK_UNAVAILABLE: { status: 503, retryable: true, message: 'Key-encryption key unavailable' },
+  KEY_UNREADABLE: { status: 500, retryable: false, message: "A user's stored root key does not unwrap under the key-encryption key" },
   KEYCHAIN_DELETED: { status: 410, retryable: false, message: 'Keychain deleted' },
   CATEGORY_UNKNOWN: { status: 400, retryable: false, message: 'Unknown data category' },
   DECRYPT_FAILED: { status: 422, retryable: false, message: 'Value cannot be decrypted' },

@@ -21,7 +21,16 @@ export type SemanticCatalogue = Readonly<Record<string, SemanticType>>;
 /** The data subject's id: personal by nature, but stored in clear so keys can be found. */
 export const SUBJECT_SEMANTIC_TYPE = 'userId';
 
-export const defaultCatalogue: SemanticCatalogue = {
+/**
+ * A catalogue as an object without a prototype: annotations are looked up in it
+ * by name (`catalogue[annotation]`), and a name such as `constructor` or
+ * `toString` must find nothing rather than an inherited function.
+ */
+function catalogueOf(...parts: SemanticCatalogue[]): SemanticCatalogue {
+  return Object.freeze(Object.assign(Object.create(null) as Record<string, SemanticType>, ...parts));
+}
+
+export const defaultCatalogue: SemanticCatalogue = catalogueOf({
   userId: { personal: false, category: 'identity', accessTier: 'internal', retentionDays: 730, description: 'The data subject (user) id; exactly one per schema with personal fields' },
   email: { personal: true, category: 'contact', accessTier: 'restricted', retentionDays: 365, description: 'E-mail address' },
   phoneNumber: { personal: true, category: 'contact', accessTier: 'restricted', retentionDays: 365, description: 'Phone number' },
@@ -36,11 +45,11 @@ export const defaultCatalogue: SemanticCatalogue = {
   country: { personal: false, category: 'coarse', accessTier: 'internal', retentionDays: 730, description: 'Country code' },
   timestamp: { personal: false, category: 'technical', accessTier: 'internal', retentionDays: 730, description: 'A point in time' },
   contentId: { personal: false, category: 'content-metadata', accessTier: 'internal', retentionDays: 730, description: 'Id of a track, page or other content item' },
-};
+});
 
 /** Defaults plus `extra` (which may override a default). */
 export function extendCatalogue(extra: SemanticCatalogue, base: SemanticCatalogue = defaultCatalogue): SemanticCatalogue {
-  return { ...base, ...extra };
+  return catalogueOf(base, extra);
 }
 
 /** Data categories of the personal semantic types: the categories padlock keeps keys for. */

@@ -41,6 +41,12 @@ export interface RunningEventService {
   instanceId: string;
   metrics: ServiceMetrics;
   audit: AuditCounter;
+  /**
+   * Stops intake but keeps listening: every `POST /v1/events` from now on is
+   * answered 503 with `Retry-After` (and `/readyz` 503); resolves once the
+   * requests in flight are answered and their publishes confirmed. Idempotent.
+   */
+  stopIntake(): Promise<void>;
   /** Stops accepting, finishes in-flight requests and publishes, flushes audit counts. Idempotent. */
   close(): Promise<void>;
 }
@@ -205,14 +211,21 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info('event service listening', { port, instanceId: config.instanceId });
 
+  let intakeStopped: Promise<void> | undefined;
+  const stopIntake = (): Promise<void> =>
+    (intakeStopped ??= (async () => {
+      shuttingDown = true;
+      if (active > 0) await new Promise<void>((resolve) => (idle = resolve));
+      await publishers.drain();
+    })());
+
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       shuttingDown = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      if (active > 0) await new Promise<void>((resolve) => (idle = resolve));
-      await publishers.drain();
+      await stopIntake();
       await audit.stop();
       cache.stop();
       server.closeAllConnections();
@@ -221,7 +234,7 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
       logger.info('event service stopped', { instanceId: config.instanceId });
     })());
 
-  return { url: `http://${shownHost}:${port}`, port, instanceId: config.instanceId, metrics, audit, close };
+  return { url: `http://${shownHost}:${port}`, port, instanceId: config.instanceId, metrics, audit, stopIntake, close };
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

@@ -4,12 +4,12 @@
  * 400 naming the field. Logs carry routes and counts, never user ids or keys.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
 import { AppError, isAppError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { KEYCHAINS_PATH, LOOKUP_PATH, type CategoryKeyWire, type LookupResponse, type UserKeysWire } from '../../lib/padlock-client/protocol.ts';
 import type { KeychainService, LookupUser, UserResult } from './keychains.ts';
-import { parseLookupBody, USER_ID_MAX, type LookupBody } from './lookup-body.ts';
+import { userIdProblem } from '../../lib/user-id.ts';
+import { parseLookupBody, type LookupBody } from './lookup-body.ts';
 import { assembleLookup, lookupJson, lookupPrefix } from './lookup-json.ts';
 import { authoriseContext, requireAdmin, type Caller, type ServiceRegistry } from './services.ts';
 
@@ -23,9 +23,12 @@ export interface ApiOptions {
   maxBodyBytes: number;
 }
 
-const userIdSchema = z.string().min(1, 'must not be empty').max(USER_ID_MAX, `must be at most ${USER_ID_MAX} characters`);
-
-const createSchema = z.object({ userId: userIdSchema });
+/** A user id (lib/user-id.ts): 400 naming the field otherwise. */
+function checkedUserId(value: unknown, field: string): string {
+  const problem = userIdProblem(value);
+  if (problem !== undefined) throw new AppError('BODY_INVALID', { message: `${field}: ${problem}`, details: { field } });
+  return value as string;
+}
 
 /** The request handler of the API. */
 export function createApi(opts: ApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
@@ -128,9 +131,10 @@ class Api {
     let context: string;
     let users: LookupUser[];
     let createIfAbsent: boolean;
+    let listed: 'users' | 'userIds';
     try {
       const lookup = parseLookupBody(parseJson(text));
-      const listed = lookup.userIds === undefined ? 'users' : 'userIds';
+      listed = lookup.userIds === undefined ? 'users' : 'userIds';
       if ((lookup.userIds ?? lookup.users).length > this.maxUsersPerRequest) {
         throw new AppError('PAYLOAD_TOO_LARGE', { message: `${listed}: at most ${this.maxUsersPerRequest} users per request`, details: { field: listed } });
       }
@@ -152,7 +156,7 @@ class Api {
         sendAscii(res, 200, lookupJson(context, results));
         this.done(req, res, call.started);
       },
-      (err: unknown) => this.fail(req, res, err),
+      (err: unknown) => this.fail(req, res, namingUser(err, listed)),
     );
   }
 
@@ -223,7 +227,9 @@ class Api {
     }
     if (method === 'POST' && pathname === KEYCHAINS_PATH) {
       const caller = services.authenticate(req.headers.authorization);
-      const { userId } = parse(createSchema, await readJson(req, this.maxBodyBytes));
+      const body = await readJson(req, this.maxBodyBytes);
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AppError('BODY_INVALID', { message: '(body): expected an object {"userId": …}', details: { field: '(body)' } });
+      const userId = checkedUserId((body as { userId?: unknown }).userId, 'userId');
       const result = await keychains.create(userId);
       logger.info('keychain create', { service: caller.name, created: result.created });
       return send(res, result.created ? 201 : 200, { userId, status: result.created ? 'created' : 'exists', categories: Object.fromEntries(result.categories) });
@@ -232,7 +238,7 @@ class Api {
     if (method === 'DELETE' && parts[0] === 'v1' && parts[1] === 'keychains' && parts[2] !== undefined) {
       const caller = services.authenticate(req.headers.authorization);
       requireAdmin(caller);
-      const userId = parse(userIdSchema, parts[2], 'userId');
+      const userId = checkedUserId(parts[2], 'userId');
       if (parts.length === 3) {
         await keychains.deleteUser(userId);
         logger.info('keychain deleted', { service: caller.name, scope: 'user' });
@@ -262,6 +268,17 @@ class Api {
     if (appError.code === 'PAYLOAD_TOO_LARGE' || !req.complete) res.setHeader('connection', 'close');
     send(res, appError.status, appError.toJSON());
   }
+}
+
+/** A KEY_UNREADABLE error naming the request field of its user (`userIds[3]`, `users[0].userId`), without the id. */
+function namingUser(err: unknown, listed: 'users' | 'userIds'): unknown {
+  const index = isAppError(err) && err.code === 'KEY_UNREADABLE' ? err.details?.userIndex : undefined;
+  if (typeof index !== 'number') return err;
+  const field = listed === 'userIds' ? `userIds[${index}]` : `users[${index}].userId`;
+  return new AppError('KEY_UNREADABLE', {
+    message: `${field}: the stored root key of this user does not unwrap under the key-encryption key; no key can be served for it`,
+    details: { field },
+  });
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -352,17 +369,3 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** Validates with zod; a failure is a 400 naming the first offending field (`users[2].userId`). */
-function parse<T>(schema: z.ZodType<T>, value: unknown, root = ''): T {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const field = fieldName(root, issue?.path ?? []) || '(body)';
-  throw new AppError('BODY_INVALID', { message: `${field}: ${issue?.message ?? 'invalid'}`, details: { field } });
-}
-
-function fieldName(root: string, path: readonly PropertyKey[]): string {
-  let out = root;
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
-  return out;
-}

@@ -22,6 +22,7 @@ export function wrapAad(userId: string, category: string): Buffer {
 }
 
 const LOCAL_FORMAT = 0x01;
+const GRPC_INVALID_ARGUMENT = 3;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
@@ -72,7 +73,7 @@ export function createLocalKek(kekBytes: Buffer): Kek {
     },
     async unwrap(wrapped, aad) {
       if (wrapped.length < 1 + IV_BYTES + TAG_BYTES || wrapped[0] !== LOCAL_FORMAT) {
-        throw new AppError('KEK_UNAVAILABLE', { message: 'Wrapped root key has an unknown format' });
+        throw new AppError('KEY_UNREADABLE', { message: 'Wrapped root key has an unknown format' });
       }
       try {
         const iv = wrapped.subarray(1, 1 + IV_BYTES);
@@ -82,7 +83,8 @@ export function createLocalKek(kekBytes: Buffer): Kek {
         decipher.setAuthTag(tag);
         return Buffer.concat([decipher.update(wrapped.subarray(1 + IV_BYTES, wrapped.length - TAG_BYTES)), decipher.final()]);
       } catch (cause) {
-        throw new AppError('KEK_UNAVAILABLE', { message: 'Wrapped root key does not unwrap under the local KEK', cause });
+        // The key file is there (it loaded): this one wrapped key fails authentication, now and always.
+        throw new AppError('KEY_UNREADABLE', { message: 'Wrapped root key does not unwrap under the local KEK', cause });
       }
     },
   };
@@ -139,6 +141,10 @@ export function createKmsKek(kms: KmsCalls, keyName: string): Kek {
         const [resp] = await kms.decrypt({ name: keyName, ciphertext: wrapped, additionalAuthenticatedData: aad });
         plaintext = toBuffer(resp.plaintext);
       } catch (cause) {
+        // INVALID_ARGUMENT: KMS answered that this ciphertext (with its AAD) does not decrypt; anything else may pass.
+        if ((cause as { code?: unknown }).code === GRPC_INVALID_ARGUMENT) {
+          throw new AppError('KEY_UNREADABLE', { message: 'Cloud KMS cannot decrypt this wrapped root key', cause });
+        }
         throw new AppError('KEK_UNAVAILABLE', { message: 'Cloud KMS decrypt failed', cause });
       }
       if (plaintext?.length !== 32) throw new AppError('KEK_UNAVAILABLE', { message: 'Cloud KMS returned no 32-byte root key' });

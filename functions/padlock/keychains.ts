@@ -116,7 +116,12 @@ export class KeychainService {
         }),
       );
     }
-    return Promise.all(users.map((u) => this.derive(context, u.userId, u.categories, keychains.get(u.userId) ?? toCached({ state: 'absent' }))));
+    return Promise.all(
+      users.map((u, i) => {
+        const result = this.derive(context, u.userId, u.categories, keychains.get(u.userId) ?? toCached({ state: 'absent' }));
+        return result instanceof Promise ? result.catch((err: unknown) => Promise.reject(withUserIndex(err, i))) : result;
+      }),
+    );
   }
 
   /** Create-if-absent of the whole keychain (sign-up). 410 KEYCHAIN_DELETED for a deleted user. */
@@ -386,6 +391,16 @@ export class KeychainService {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * A KEY_UNREADABLE error (this user's stored key does not unwrap) with the
+ * user's position in the lookup, so the answer can name the field; other
+ * errors as they are.
+ */
+function withUserIndex(err: unknown, index: number): unknown {
+  if (!isAppError(err) || err.code !== 'KEY_UNREADABLE') return err;
+  return new AppError('KEY_UNREADABLE', { message: err.message, details: { userIndex: index }, cause: err });
 }
 
 /** Contexts are lowercase names and categories known names: neither holds a NUL. */

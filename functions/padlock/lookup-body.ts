@@ -6,6 +6,7 @@
  * offending field in document order, `users[2].userId: must not be empty`.
  */
 import { AppError } from '../../lib/errors.ts';
+import { userIdProblem } from '../../lib/user-id.ts';
 
 /**
  * A validated lookup body (the JSON object itself: unknown keys are ignored).
@@ -18,8 +19,6 @@ export type LookupBody = {
   createIfAbsent?: boolean;
 } & ({ users: { userId: string; categories?: string[] }[]; userIds?: undefined } | { userIds: string[]; categories?: string[]; users?: undefined });
 
-/** Bounds on a user id, shared with the other routes' schema. */
-export const USER_ID_MAX = 256;
 const CONTEXT_MAX = 63;
 
 /** The body as a `LookupBody`, or 400 BODY_INVALID naming the first offending field. */
@@ -72,14 +71,6 @@ function categoriesProblem(value: unknown): { at: string; message: string } | un
     const category: unknown = value[j];
     if (typeof category !== 'string') return { at: `[${j}]`, message: expected('string', category) };
   }
-  return undefined;
-}
-
-/** Why `value` is not a user id, or undefined if it is one. */
-export function userIdProblem(value: unknown): string | undefined {
-  if (typeof value !== 'string') return expected('string', value);
-  if (value.length < 1) return 'must not be empty';
-  if (value.length > USER_ID_MAX) return `must be at most ${USER_ID_MAX} characters`;
   return undefined;
 }
 

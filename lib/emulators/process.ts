@@ -5,6 +5,13 @@
  * stdin: when we stop it, or when this process dies in any way (Ctrl-C,
  * SIGKILL, a crashed test run), the pipe closes, the watchdog wakes up and
  * kills the emulator process itself (the JVM, not a wrapper).
+ *
+ * The watchdog runs in a session (and process group) of its own: a terminal's
+ * Ctrl-C sends SIGINT to its whole foreground group, which would kill the
+ * watchdog before it could act, while the emulator (started in the background
+ * by a non-interactive shell) ignores SIGINT and would outlive us. Out of that
+ * group, only we stop the emulator, and only after we are done with it (a
+ * graceful stop drains through it first).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -43,6 +50,7 @@ export async function startWatchedProcess(opts: StartOptions): Promise<WatchedPr
   const watchdog: ChildProcess = spawn('sh', ['-c', WATCHDOG, 'watchdog', opts.command, ...opts.args], {
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, EMULATOR_LOG: opts.logFile ?? '/dev/null' },
+    detached: true,
   });
   const pid = await new Promise<number>((resolve, reject) => {
     let buf = '';

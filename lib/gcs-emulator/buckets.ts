@@ -9,7 +9,7 @@ import { bucketResource } from './resources.ts';
 function labelsOf(body: Record<string, unknown>): Record<string, string | null> | undefined {
   const l = body.labels;
   if (typeof l !== 'object' || l === null) return undefined;
-  const out: Record<string, string | null> = {};
+  const out: Record<string, string | null> = Object.create(null);
   for (const [k, v] of Object.entries(l as Record<string, unknown>)) out[k] = v === null ? null : String(v);
   return out;
 }

@@ -64,7 +64,7 @@ export function pickWritable(body: unknown): WritableObjectFields & { metadataPa
   }
   const md = src.metadata;
   if (typeof md === 'object' && md !== null) {
-    const patch: Record<string, string | null> = {};
+    const patch: Record<string, string | null> = Object.create(null);
     for (const [k, v] of Object.entries(md as Record<string, unknown>)) {
       patch[k] = v === null ? null : typeof v === 'string' ? v : JSON.stringify(v);
     }
@@ -79,7 +79,8 @@ export function applyMetadataPatch(
   patch: Record<string, string | null> | undefined,
 ): Record<string, string> | undefined {
   if (patch === undefined) return current;
-  const next: Record<string, string> = { ...current };
+  // No prototype: a key named __proto__ is a key like any other, not a setter.
+  const next: Record<string, string> = Object.assign(Object.create(null), current);
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete next[k];
     else next[k] = v;

@@ -35,6 +35,8 @@ function objectName(ctx: RequestContext, fromBody: string | undefined): string {
   const name = ctx.query.get('name') ?? fromBody;
   if (name === undefined || name === '') throw errors.required('Required parameter: name');
   if (Buffer.byteLength(name) > 1024) throw errors.invalid('The object name is too long.');
+  // A lone surrogate has no UTF-8 form: stored, it would become U+FFFD and collide with that name.
+  if (/\p{Cs}/u.test(name)) throw errors.invalid('The object name is not valid UTF-8 (it holds a lone surrogate).');
   return name;
 }
 

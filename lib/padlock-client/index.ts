@@ -10,6 +10,8 @@
  * can't answer (unreachable, late, 5xx, 429) goes to the next one, which then
  * stays current. Every route is safe to repeat (create-if-absent is race-free in
  * the store, deletes are idempotent). A 4xx is the answer, not a failure.
+ * A user id padlock would refuse (lib/user-id.ts) is refused here with the
+ * same 400 BODY_INVALID, before any request.
  */
 import { AppError, errorCatalogue, isAppError, type ErrorCode } from '../errors.ts';
 import {
@@ -22,6 +24,7 @@ import {
   type LookupResponse,
 } from './protocol.ts';
 import { TtlCache, type Clock } from './ttl-cache.ts';
+import { userIdProblem } from '../user-id.ts';
 
 export * from './protocol.ts';
 export { TtlCache, type Clock } from './ttl-cache.ts';
@@ -200,7 +203,8 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
           let result: KeyLookup;
           if (u.status !== 'found') result = { status: u.status };
           else {
-            const c = u.categories[category];
+            // The category is one this client asked for; an inherited name must not read as an answer.
+            const c = Object.hasOwn(u.categories, category) ? u.categories[category] : undefined;
             result = c?.status === 'found' ? { status: 'found', key: { keyId: c.keyId, key: Buffer.from(c.key, 'base64') } } : { status: c?.status ?? 'absent' };
           }
           results.set(`${u.userId}${SEP}${category}`, result);
@@ -223,8 +227,9 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     for (const batch of batches) {
       const all = batch.callers.flat();
       lookupBatch(batch, all).catch(async (err: unknown) => {
-        // A 400 (e.g. an unknown category) belongs to one caller: ask again per caller so others get their keys.
-        if (err instanceof AppError && err.status === 400 && batch.callers.length > 1) {
+        // A 400 (e.g. an unknown category) or a refusal naming one user (KEY_UNREADABLE) belongs to one
+        // caller: ask again per caller so the others get their keys.
+        if (err instanceof AppError && (err.status === 400 || err.code === 'KEY_UNREADABLE') && batch.callers.length > 1) {
           for (const waiters of batch.callers) await lookupBatch(batch, waiters).catch((e: unknown) => waiters.forEach((w) => w.reject(e)));
         } else {
           for (const w of all) w.reject(err);
@@ -234,6 +239,11 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
   };
 
   const getKeys: PadlockClient['getKeys'] = (items, opts = {}) => {
+    for (let i = 0; i < items.length; i++) {
+      const problem = userIdProblem(items[i]!.userId);
+      // Refused here, for this caller alone: padlock would refuse the whole multi-get it joined.
+      if (problem !== undefined) return Promise.reject(invalidUserId(`items[${i}].userId`, problem));
+    }
     const context = opts.context ?? options.context;
     const createIfAbsent = opts.createIfAbsent === true;
     const batchKey = `${context ?? ''}${SEP}${createIfAbsent}`;
@@ -271,24 +281,41 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
 
   const forgetUser = (userId: string): void => {
     // Deletes are rare; a scan of this client's cache is fine.
-    for (const key of cache.keys()) if (key.split(SEP)[1] === userId) cache.delete(key);
+    // A key is context ‖ SEP ‖ userId ‖ SEP ‖ category; contexts and categories hold no SEP, a user id may.
+    for (const key of cache.keys()) if (key.slice(key.indexOf(SEP) + 1, key.lastIndexOf(SEP)) === userId) cache.delete(key);
   };
 
   return {
     getKeys,
     stats,
-    createKeychain: (userId) => call<CreateKeychainResponse>('POST', KEYCHAINS_PATH, { userId }),
+    async createKeychain(userId) {
+      checkUserId(userId);
+      return call<CreateKeychainResponse>('POST', KEYCHAINS_PATH, { userId });
+    },
     async deleteUser(userId) {
+      checkUserId(userId);
       const res = await call<DeleteResponse>('DELETE', `${KEYCHAINS_PATH}/${encodeURIComponent(userId)}`);
       forgetUser(userId);
       return res;
     },
     async deleteCategory(userId, category) {
+      checkUserId(userId);
       const res = await call<DeleteResponse>('DELETE', `${KEYCHAINS_PATH}/${encodeURIComponent(userId)}/categories/${encodeURIComponent(category)}`);
       forgetUser(userId);
       return res;
     },
   };
+}
+
+/** 400 BODY_INVALID naming the field, as padlock answers it. */
+function invalidUserId(field: string, problem: string): AppError {
+  return new AppError('BODY_INVALID', { message: `${field}: ${problem}`, details: { field } });
+}
+
+/** A user id padlock would refuse (lib/user-id.ts) is refused before any request. */
+function checkUserId(userId: string): void {
+  const problem = userIdProblem(userId);
+  if (problem !== undefined) throw invalidUserId('userId', problem);
 }
 
 /** The users of one request: as `userIds` with their shared categories when all ask the same (the usual batch), else each with its own. */
@@ -313,7 +340,7 @@ function errorFromResponse(status: number, text: string): AppError {
   } catch {
     // Not our JSON (a proxy?): classify by status below.
   }
-  const code = typeof body.code === 'string' && body.code in errorCatalogue ? (body.code as ErrorCode) : status >= 500 ? 'UNAVAILABLE' : 'INTERNAL';
+  const code = typeof body.code === 'string' && Object.hasOwn(errorCatalogue, body.code) ? (body.code as ErrorCode) : status >= 500 ? 'UNAVAILABLE' : 'INTERNAL';
   return new AppError(code, {
     ...(typeof body.message === 'string' ? { message: body.message } : {}),
     details: { status, ...(typeof body.details === 'object' && body.details !== null ? (body.details as Record<string, unknown>) : {}) },

@@ -5,7 +5,11 @@ import { AppError } from '../../../lib/errors.ts';
 import { parseLookupBody } from '../lookup-body.ts';
 
 /** The zod schema the hand-written validator replaced: the reference for rules and messages. */
-const userIdSchema = z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters');
+const userIdSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine((s) => !/\p{Cs}/u.test(s), 'must be well-formed Unicode (it holds a lone surrogate)')
+  .refine((s) => new TextEncoder().encode(s).length <= 256, 'must be at most 256 bytes in UTF-8');
 const lookupSchema = z.object({
   context: z.string().min(1).max(63).optional(),
   createIfAbsent: z.boolean().optional(),
@@ -36,7 +40,15 @@ function viaHand(value: unknown): string {
 
 const anyJson = fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<unknown>;
 const sometimes = <T,>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | unknown> => fc.oneof({ weight: 4, arbitrary: arb }, { weight: 1, arbitrary: anyJson });
-const text = (max: number) => fc.oneof(fc.string({ maxLength: 4 }), fc.string({ minLength: max - 1, maxLength: max + 2 }));
+/** Any UTF-16 code unit: lone surrogates and characters of 1 to 3 UTF-8 bytes. */
+const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c));
+const text = (max: number) =>
+  fc.oneof(
+    fc.string({ maxLength: 4 }),
+    fc.string({ minLength: max - 1, maxLength: max + 2 }),
+    fc.string({ unit: codeUnit, maxLength: 4 }),
+    fc.string({ unit: codeUnit, minLength: Math.floor(max / 3) - 1, maxLength: max }),
+  );
 const user = fc.record(
   { userId: sometimes(text(256)), categories: sometimes(fc.array(sometimes(fc.constantFrom('contact', 'ads', 'x')), { maxLength: 3 })) },
   { requiredKeys: [] },
@@ -72,7 +84,13 @@ describe('parseLookupBody', () => {
     expect(viaHand({ userIds: [] })).toBe('userIds: must list at least one user');
     expect(viaHand({ userIds: ['u1', 7] })).toBe('userIds[1]: Invalid input: expected string, received number');
     expect(viaHand({ userIds: ['u1', ''] })).toBe('userIds[1]: must not be empty');
-    expect(viaHand({ userIds: ['x'.repeat(257)] })).toBe('userIds[0]: must be at most 256 characters');
+    expect(viaHand({ userIds: ['x'.repeat(257)] })).toBe('userIds[0]: must be at most 256 bytes in UTF-8');
+    expect(viaHand({ userIds: ['x'.repeat(256)] })).toBe('ok');
+    expect(viaHand({ userIds: ['é'.repeat(128)] })).toBe('ok');
+    expect(viaHand({ userIds: ['é'.repeat(129)] })).toBe('userIds[0]: must be at most 256 bytes in UTF-8');
+    expect(viaHand({ userIds: ['u1', 'x\ud800'] })).toBe('userIds[1]: must be well-formed Unicode (it holds a lone surrogate)');
+    expect(viaHand({ users: [{ userId: '\udc00' }] })).toBe('users[0].userId: must be well-formed Unicode (it holds a lone surrogate)');
+    expect(viaHand({ userIds: ['x\ufffd', '\u{1f600}'] })).toBe('ok');
     expect(viaHand({ userIds: 'u1' })).toBe('userIds: Invalid input: expected array, received string');
     expect(viaHand({ userIds: ['u1'], categories: 'contact' })).toBe('categories: Invalid input: expected array, received string');
     expect(viaHand({ userIds: ['u1'], categories: ['contact', null] })).toBe('categories[1]: Invalid input: expected string, received null');

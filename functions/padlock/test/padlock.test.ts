@@ -54,8 +54,9 @@ describe('local KEK', () => {
     const wrapped = await kek.wrap(root, wrapAad('u1', 'contact'));
     expect(wrapped.includes(root)).toBe(false);
     expect((await kek.unwrap(wrapped, wrapAad('u1', 'contact'))).equals(root)).toBe(true);
-    await expect(kek.unwrap(wrapped, wrapAad('u2', 'contact'))).rejects.toMatchObject({ code: 'KEK_UNAVAILABLE' });
-    await expect(createLocalKek(Buffer.alloc(32, 1)).unwrap(wrapped, wrapAad('u1', 'contact'))).rejects.toMatchObject({ code: 'KEK_UNAVAILABLE' });
+    // A key that fails authentication is unreadable for good (not a KEK outage): retrying cannot help.
+    await expect(kek.unwrap(wrapped, wrapAad('u2', 'contact'))).rejects.toMatchObject({ code: 'KEY_UNREADABLE', retryable: false });
+    await expect(createLocalKek(Buffer.alloc(32, 1)).unwrap(wrapped, wrapAad('u1', 'contact'))).rejects.toMatchObject({ code: 'KEY_UNREADABLE' });
   });
 
   it('refuses a KEK file readable by others or of the wrong size', () => {
@@ -104,6 +105,17 @@ describe('KMS KEK (a fake of its two Cloud KMS calls: there is no KMS emulator)'
     const kek = createKmsKek(failing, keyName);
     await expect(kek.wrap(root, Buffer.from('a'))).rejects.toMatchObject({ code: 'KEK_UNAVAILABLE', retryable: true });
     await expect(kek.unwrap(Buffer.from('x'), Buffer.from('a'))).rejects.toMatchObject({ code: 'KEK_UNAVAILABLE' });
+  });
+
+  it('maps a ciphertext KMS refuses to decrypt (INVALID_ARGUMENT) to KEY_UNREADABLE, other failures to KEK_UNAVAILABLE', async () => {
+    const refusing = (code: number): KmsCalls => ({
+      encrypt: () => Promise.reject(new Error('unused')),
+      decrypt: () => Promise.reject(Object.assign(new Error(`${code} grpc`), { code })),
+    });
+    await expect(createKmsKek(refusing(3), keyName).unwrap(Buffer.from('x'), Buffer.from('a'))).rejects.toMatchObject({ code: 'KEY_UNREADABLE', retryable: false });
+    for (const code of [4, 7, 14]) {
+      await expect(createKmsKek(refusing(code), keyName).unwrap(Buffer.from('x'), Buffer.from('a'))).rejects.toMatchObject({ code: 'KEK_UNAVAILABLE', retryable: true });
+    }
   });
 });
 
