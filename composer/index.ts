@@ -49,7 +49,13 @@ export function createComposerParts(config: ComposerConfig, overrides: ComposerO
     config.gcs === undefined
       ? undefined
       : { client: createStorage({ projectId: config.projectId, apiEndpoint: config.gcs.apiEndpoint }), bucket: config.gcs.bucket };
-  const provisioner = new Provisioner({ pubsub, logger, ...(storage === undefined ? {} : { storage }), ...(overrides.provisioning === undefined ? {} : { options: overrides.provisioning }) });
+  const provisioner = new Provisioner({
+    pubsub,
+    logger,
+    mode: config.provisioning,
+    ...(storage === undefined ? {} : { storage }),
+    ...(overrides.provisioning === undefined ? {} : { options: overrides.provisioning }),
+  });
   const composer = new Composer({ registry, provisioner, catalogue: config.catalogue, logger });
   return {
     composer,
