@@ -15,6 +15,12 @@ export const provisioningDefaults = {
    * Records that can never be processed are dead-lettered by the ETL itself, at once.
    */
   maxDeliveryAttempts: 100,
+  /**
+   * Dead letters are kept for inspection and replay as long as Pub/Sub allows, as
+   * terraform/modules/event-type keeps them. The Pub/Sub emulator caps subscriptions at
+   * 7 days: composer/index.ts uses that against an emulator endpoint.
+   */
+  deadLetterRetentionSeconds: 31 * 24 * 3600,
   /** Redelivery backoff of the ETL subscription. */
   minimumBackoffSeconds: 10,
   maximumBackoffSeconds: 600,

@@ -42,12 +42,8 @@ export function pubsubOwner(mode: ProvisioningMode): 'composer' | 'terraform' {
   return mode;
 }
 
-/**
- * Settings of the dead-letter subscription, as terraform/modules/event-type
- * sets them: dead letters are kept for inspection and replay as long as
- * Pub/Sub allows (31 days), acked ones too.
- */
-export const deadLetterSubscriptionSettings = { messageRetentionSeconds: 31 * 24 * 3600, retainAckedMessages: true } as const;
+/** Settings of the dead-letter subscription, as terraform/modules/event-type sets them (retention: `deadLetterRetentionSeconds`). */
+export const deadLetterSubscriptionSettings = { retainAckedMessages: true } as const;
 
 /** The longest subscription retention every endpoint accepts (the Pub/Sub emulator's maximum). */
 const PORTABLE_RETENTION_SECONDS = 7 * 24 * 3600;
@@ -155,8 +151,8 @@ export class Provisioner {
   private subscriberClient: v1.SubscriberClient | undefined;
   /** Whether the endpoint accepts Pub/Sub schemas; learnt on first try. */
   private schemasSupported: boolean | undefined;
-  /** Dead-letter retention the endpoint accepts; lowered to 7 days once an endpoint refuses 31 (the emulator). */
-  private deadLetterRetentionSeconds: number = deadLetterSubscriptionSettings.messageRetentionSeconds;
+  /** Dead-letter retention; lowered to 7 days if the endpoint refuses more (an emulator not configured as such). */
+  private deadLetterRetentionSeconds: number;
   private readonly steps: Step[];
 
   constructor(deps: ProvisionerDeps) {
@@ -164,6 +160,7 @@ export class Provisioner {
     this.storage = deps.storage;
     this.options = { ...provisioningDefaults, ...deps.options };
     this.mode = deps.mode ?? DEFAULT_PROVISIONING_MODE;
+    this.deadLetterRetentionSeconds = this.options.deadLetterRetentionSeconds;
     this.logger = deps.logger ?? silentLogger;
     this.now = deps.now ?? (() => new Date());
     this.steps = [

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { provisioningDefaults } from '../composer/defaults.ts';
 import { monitoringFor } from '../composer/monitoring.ts';
+import { deadLetterSubscriptionSettings } from '../composer/provisioning.ts';
 import { exportTerraform, TERRAFORM_EXPORT_FILE, toTerraformEventType } from '../composer/terraform-export.ts';
 import { loadConfig as loadEtlConfig } from '../etl/config.ts';
 import { loadConfig as loadEventServiceConfig } from '../functions/event-service/config.ts';
@@ -477,6 +478,8 @@ const resourceOf = (key: ModuleKey, type: string, name: string): Block => {
 };
 
 describe('issue 17: deployable on Google Cloud', () => {
+  const exported = (JSON.parse(exportTerraform(sampleRecords)[0]!.content) as { event_types: Record<string, { message_retention_days: number }> }).event_types;
+
   it('defect 2: the keychains table has the families padlock writes (lib/names.ts), one version each', async () => {
     const { KEY_FAMILY, TOMBSTONE_FAMILY } = await import('../functions/padlock/bigtable-store.ts');
     expect([KEY_FAMILY, TOMBSTONE_FAMILY]).toEqual([keychainFamilies.key, keychainFamilies.tombstone]);
@@ -544,6 +547,16 @@ describe('issue 17: deployable on Google Cloud', () => {
     expect(resourceOf('eventType', 'google_pubsub_subscription', 'etl').dead_letter_policy).toEqual([
       { dead_letter_topic: '${google_pubsub_topic.dead_letter[0].id}', max_delivery_attempts: '${var.event_type.dead_letter_max_attempts}' },
     ]);
+  });
+
+  it('defect 1/11: the dead-letter subscription is kept alike by both owners: 31 days, acked messages too', () => {
+    const dl = resourceOf('eventType', 'google_pubsub_subscription', 'dead_letter');
+    expect(dl.message_retention_duration).toBe('${31 * 86400}s');
+    expect(dl.retain_acked_messages).toBe(true);
+    expect(provisioningDefaults.deadLetterRetentionSeconds).toBe(31 * 86400);
+    expect(deadLetterSubscriptionSettings.retainAckedMessages).toBe(true);
+    // The ETL subscription: Pub/Sub's 31-day maximum is above the 7 days both use.
+    expect(provisioningDefaults.messageRetentionSeconds / 86400).toBe(exported.page_view!.message_retention_days);
   });
 
   it('defect 8: the worker group scales on undelivered messages per replica only', () => {
