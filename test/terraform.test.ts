@@ -19,7 +19,7 @@ import { loadConfig as loadEventServiceConfig } from '../functions/event-service
 import { loadConfig as loadPadlockConfig } from '../functions/padlock/config.ts';
 import { serviceEntry } from '../functions/padlock/services.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
-import { keychainFamilies, metricNames, promqlMetricName, resourceNames } from '../lib/names.ts';
+import { bucketNames, keychainFamilies, metricNames, promqlMetricName, resourceNames } from '../lib/names.ts';
 import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings } from '../lib/registry/types.ts';
 import { evaluateTemplate, loadAll, moduleDirs, parseType, splitArguments, terraformRoot as root, typeErrors, type Block, type HclConfig, type ModuleKey } from './helpers/terraform-hcl.ts';
 
@@ -492,6 +492,17 @@ describe('issue 17: deployable on Google Cloud', () => {
     expect(gc.for_each).toBe('${toset(local.keychain_families)}');
     expect(gc.column_family).toBe('${each.value}');
     expect(at(gc, 'max_version')?.number).toBe(1);
+  });
+
+  it('bucket names: the platform\'s defaults are lib/names.ts bucketNames, and the components get them from the buckets', () => {
+    for (const [local, name] of [['data_bucket', bucketNames.data], ['staging_bucket', bucketNames.staging]] as const) {
+      const expr = String(configs.platform.locals[local]);
+      const fallback = /^\$\{coalesce\(var\.storage\.\w+_bucket_name, "(.*)"\)\}$/.exec(expr)?.[1];
+      expect(fallback, local).toBeDefined();
+      expect(evaluateTemplate(fallback!, (ref) => (ref === 'var.project_id' ? project : (() => { throw new Error(ref); })()))).toBe(name(project));
+      expect(resourceOf('platform', 'google_storage_bucket', local.replace('_bucket', '')).name).toBe(`\${local.${local}}`);
+    }
+    expect(configs.platform.output.worker_group_platform!.value).toMatchObject({ data_bucket: '${google_storage_bucket.data.name}', staging_bucket: '${google_storage_bucket.staging.name}' });
   });
 
   it('defect 3: the ETL may publish to its dead-letter topic', () => {
