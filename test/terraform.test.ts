@@ -100,12 +100,12 @@ describe('terraform conventions', () => {
     }
   });
 
-  it('each module pins Terraform >= 1.5 and admits the google provider 6.x and 7.x (defect 11), and has a README', () => {
+  it('each module pins Terraform >= 1.5 and admits the google provider 6.x (from 6.50) and 7.x (defect 11), and has a README', () => {
     for (const key of Object.keys(moduleDirs) as ModuleKey[]) {
       const versions = readFileSync(join(moduleDirs[key], 'versions.tf'), 'utf8');
       expect(versions).toMatch(/required_version\s*=\s*">= 1\.5"/);
       const google = /source\s*=\s*"hashicorp\/google"\s*\n\s*version\s*=\s*"([^"]+)"/.exec(versions);
-      if (google) expect(google[1], `${key}: google provider constraint`).toBe('>= 6.0, < 8.0');
+      if (google) expect(google[1], `${key}: google provider constraint`).toBe('>= 6.50, < 8.0');
       const kubernetes = /source\s*=\s*"hashicorp\/kubernetes"\s*\n\s*version\s*=\s*"([^"]+)"/.exec(versions);
       if (kubernetes) expect(kubernetes[1], `${key}: kubernetes provider constraint`).toBe('>= 2.30, < 3.0');
       expect(google !== null || kubernetes !== null, `${key} pins a provider`).toBe(true);

@@ -382,12 +382,13 @@ resource "google_bigtable_gc_policy" "keychains" {
 }
 
 # Read and write the keychains table only, not the rest of the instance.
+# `instance_name`: the 7.x name of the argument, also accepted from 6.50 (hence the constraint).
 resource "google_bigtable_table_iam_member" "padlock" {
-  project  = var.project_id
-  instance = google_bigtable_instance.keys.name
-  table    = google_bigtable_table.keychains.name
-  role     = "roles/bigtable.user"
-  member   = local.sa["padlock"]
+  project       = var.project_id
+  instance_name = google_bigtable_instance.keys.name
+  table         = google_bigtable_table.keychains.name
+  role          = "roles/bigtable.user"
+  member        = local.sa["padlock"]
 }
 
 resource "google_secret_manager_secret_iam_member" "padlock_service_secrets" {
