@@ -140,7 +140,8 @@ const resourceOf: Record<string, (b: Block, condition: string | undefined) => st
 };
 
 function byValue(value: unknown, table: Record<string, string>): string {
-  const r = table[String(value)];
+  const key = String(value);
+  const r = Object.hasOwn(table, key) ? table[key] : undefined;
   if (r === undefined) throw new Error(`unknown IAM resource ${String(value)}: map it in test/permissions-contract.test.ts`);
   return r;
 }
@@ -162,7 +163,7 @@ function memberPrincipal(member: string, eachKey: string | undefined): string {
     '${local.pubsub_service_agent}': 'pubsub-service-agent',
     'serviceAccount:${google_service_account.gke_nodes.email}': 'gke-nodes',
   };
-  if (known[member] !== undefined) return known[member];
+  if (Object.hasOwn(known, member)) return known[member]!;
   if (member.endsWith('/subject/ns/custom-metrics/sa/custom-metrics-stackdriver-adapter')) return 'custom-metrics-adapter';
   if (/^serviceAccount:\$\{var\.project_id\}\.svc\.id\.goog\[/.test(member)) return 'etl-workload';
   throw new Error(`unknown IAM member ${member}: add its principal to the contract and this mapping`);
@@ -195,7 +196,7 @@ function grantsOf(configs: Record<ModuleKey, HclConfig>, mode: Mode): Grant[] {
       if (!type.endsWith('_iam_member')) continue;
       for (const [name, block] of Object.entries(byName)) {
         if (externalMembers.has(`${type}.${name}`)) continue;
-        const toResource = resourceOf[type];
+        const toResource = Object.hasOwn(resourceOf, type) ? resourceOf[type] : undefined;
         if (toResource === undefined) throw new Error(`IAM resource type ${type} unknown to the contract test`);
         for (const key of instances(block)) {
           const condition = conditionOf(block, configs[module].locals);
@@ -239,7 +240,7 @@ export interface ContractProblems {
 /** Everything wrong between the contract and `grants`. */
 export function contractProblems(grants: Grant[], mode: Mode): ContractProblems {
   const problems: ContractProblems = { uncovered: [], unneeded: [], overScoped: [], beyondAllowance: [], unknownPrincipals: [] };
-  for (const g of grants) if (principals[g.principal] === undefined) problems.unknownPrincipals.push(`${g.address}: ${g.principal}`);
+  for (const g of grants) if (!Object.hasOwn(principals, g.principal)) problems.unknownPrincipals.push(`${g.address}: ${g.principal}`);
   for (const [name, p] of Object.entries(principals)) {
     const mine = grants.filter((g) => g.principal === name);
     const ops = grantedOps(p, mode);
