@@ -91,7 +91,6 @@ variable "platform" {
     labels                      = map(string)
     dataset_id                  = string
     data_bucket                 = string
-    staging_bucket              = string
     etl_service_account_email   = string
     etl_service_account_name    = string
     event_service_account_email = string

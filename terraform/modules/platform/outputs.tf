@@ -5,7 +5,6 @@ output "event_type_platform" {
     labels                      = var.labels
     dataset_id                  = google_bigquery_dataset.events.dataset_id
     data_bucket                 = google_storage_bucket.data.name
-    staging_bucket              = google_storage_bucket.staging.name
     etl_service_account_email   = google_service_account.component["etl"].email
     etl_service_account_name    = google_service_account.component["etl"].name
     event_service_account_email = google_service_account.component["event-service"].email
