@@ -281,9 +281,9 @@ async function run(args: ParsedArgs, env: Env, io: CliIo): Promise<number> {
         });
       }
       // Dynamic: the Terraform export is its own module, loaded only for this command.
-      const { exportTerraform } = (await import('./terraform-export.ts')) as typeof import('./terraform-export.ts');
-      return withParts(args, env, async ({ registry }) => {
-        const files = exportTerraform(await registry.listEventTypes());
+      const { exportFromComposer } = (await import('./terraform-export.ts')) as typeof import('./terraform-export.ts');
+      return withParts(args, env, async ({ composer, pubsub }) => {
+        const files = await exportFromComposer(composer, pubsub.projectId);
         await mkdir(out, { recursive: true });
         for (const f of files) {
           const target = path.join(out, f.path);

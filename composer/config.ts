@@ -16,6 +16,7 @@
  * | COMPOSER_TOKENS | — | `token=team,token2=team2`: bearer tokens of the teams |
  * | SEMANTIC_TYPES_FILE | — | JSON file of extra semantic types (extends the catalogue) |
  * | COMPOSER_SPECS_DIR | — | specs applied at start |
+ * | COMPOSER_PROVISIONING | composer | who owns per-type Pub/Sub resources: `composer` or `terraform` (defaults.ts `ProvisioningMode`) |
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -23,6 +24,7 @@ import { AppError } from '../lib/errors.ts';
 import { hostPortVar, parseEnv, portVar, urlVar, type Env } from '../lib/config.ts';
 import { DEFAULT_REGISTRY_DIR, registryEnvShape, registryLocationFromEnv, type RegistryLocation } from '../lib/registry/open.ts';
 import { defaultCatalogue, extendCatalogue, type SemanticCatalogue } from '../lib/semantic-types.ts';
+import { DEFAULT_PROVISIONING_MODE, provisioningModes, type ProvisioningMode } from './defaults.ts';
 
 export type RegistryConfig = RegistryLocation;
 
@@ -41,6 +43,8 @@ export interface ComposerConfig {
   specsDir?: string;
   /** Largest accepted request body. */
   bodyLimit: string;
+  /** Who owns the per-type Pub/Sub resources. */
+  provisioning: ProvisioningMode;
 }
 
 export { DEFAULT_REGISTRY_DIR };
@@ -68,6 +72,7 @@ export function loadConfig(env: Env = process.env): ComposerConfig {
       SEMANTIC_TYPES_FILE: z.string().trim().min(1).optional(),
       COMPOSER_SPECS_DIR: z.string().trim().min(1).optional(),
       COMPOSER_BODY_LIMIT: z.string().trim().regex(/^\d+(kb|mb)$/i, 'expected a size like 1mb').default('1mb'),
+      COMPOSER_PROVISIONING: z.enum(provisioningModes as [ProvisioningMode, ...ProvisioningMode[]]).default(DEFAULT_PROVISIONING_MODE),
     },
     env,
   );
@@ -82,6 +87,7 @@ export function loadConfig(env: Env = process.env): ComposerConfig {
     catalogue: e.SEMANTIC_TYPES_FILE === undefined ? defaultCatalogue : loadCatalogueFile(e.SEMANTIC_TYPES_FILE),
     ...(e.COMPOSER_SPECS_DIR === undefined ? {} : { specsDir: e.COMPOSER_SPECS_DIR }),
     bodyLimit: e.COMPOSER_BODY_LIMIT,
+    provisioning: e.COMPOSER_PROVISIONING,
   };
 }
 

@@ -49,7 +49,15 @@ export function createComposerParts(config: ComposerConfig, overrides: ComposerO
     config.gcs === undefined
       ? undefined
       : { client: createStorage({ projectId: config.projectId, apiEndpoint: config.gcs.apiEndpoint }), bucket: config.gcs.bucket };
-  const provisioner = new Provisioner({ pubsub, logger, ...(storage === undefined ? {} : { storage }), ...(overrides.provisioning === undefined ? {} : { options: overrides.provisioning }) });
+  // The Pub/Sub emulator refuses subscription retention beyond 7 days.
+  const endpointLimits = config.pubsubEmulatorHost === undefined ? {} : { deadLetterRetentionSeconds: 7 * 24 * 3600 };
+  const provisioner = new Provisioner({
+    pubsub,
+    logger,
+    mode: config.provisioning,
+    options: { ...endpointLimits, ...overrides.provisioning },
+    ...(storage === undefined ? {} : { storage }),
+  });
   const composer = new Composer({ registry, provisioner, catalogue: config.catalogue, logger });
   return {
     composer,

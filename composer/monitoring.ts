@@ -1,6 +1,12 @@
 /**
- * The monitoring definition of an event type, derived from its settings only
- * (pure, so the Terraform export renders the same alerts the composer records).
+ * The monitoring definition of an event type, derived from its settings only.
+ * This is the one definition of each alert: the composer records it in the
+ * registry, and the Terraform export hands it to terraform/modules/event-type,
+ * which renders each alert as a Cloud Monitoring alert policy (metric,
+ * threshold, duration, severity, schedule as defined here). Every metric is
+ * one the platform emits: Pub/Sub's subscription metrics, and the ETL's
+ * partitions closed at their SLO deadline (a log-based metric over the ETL's
+ * `partition closed` log entry, lib/names.ts `metricTypes`).
  *
  * SLO by priority: a partition of a `high` type is delivered (closed with its
  * manifest) within 3 h of the end of its hour, `normal` within 24 h, `low`
@@ -8,14 +14,21 @@
  * notify only in working hours (Mon-Fri 09:00-18:00 UTC), the others at any time.
  */
 import type { EventTypeSettings, Priority } from '../lib/registry/types.ts';
-import { resourceNames } from '../lib/names.ts';
+import { metricTypes, resourceNames } from '../lib/names.ts';
+
+/** Cloud Monitoring alert policy severities. */
+export type AlertSeverity = 'CRITICAL' | 'ERROR' | 'WARNING';
+
+/** The alerts every type has; the Terraform module keys its alert policies by these. */
+export type AlertKind = 'backlog_age' | 'dead_letters' | 'partition_lateness';
 
 export interface AlertDefinition {
   /** Stable id, e.g. `page_view-backlog-age`. */
   name: string;
+  kind: AlertKind;
   /** What is measured (Cloud Monitoring metric type). */
   metric: string;
-  /** The Pub/Sub subscription / topic the metric is filtered on, if any. */
+  /** What the metric is filtered on: the Pub/Sub subscription, or the event type (the lateness metric's `event_type` label). */
   resource: string;
   comparison: 'GT';
   threshold: number;
@@ -23,7 +36,7 @@ export interface AlertDefinition {
   durationSeconds: number;
   /** `always`, or only Mon-Fri 09:00-18:00 UTC. */
   notify: 'always' | 'working-hours';
-  severity: 'critical' | 'warning';
+  severity: AlertSeverity;
   description: string;
 }
 
@@ -38,6 +51,9 @@ export interface MonitoringDefinition {
 /** Hours within which a closed partition must be delivered, by priority. */
 export const sloHoursByPriority: Readonly<Record<Priority, number>> = { high: 3, normal: 24, low: 72 };
 
+/** Severity of a type's SLO alerts by priority: high pages, normal and low do not. */
+export const severityByPriority: Readonly<Record<Priority, AlertSeverity>> = { high: 'CRITICAL', normal: 'ERROR', low: 'WARNING' };
+
 export const WORKING_HOURS = { days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], startHourUtc: 9, endHourUtc: 18 } as const;
 
 /** The monitoring of one event type: SLO and alert thresholds by priority. */
@@ -46,8 +62,7 @@ export function monitoringFor(settings: Pick<EventTypeSettings, 'name' | 'priori
   const sloHours = sloHoursByPriority[priority];
   const sloSeconds = sloHours * 3600;
   const notify = priority === 'low' ? 'working-hours' : 'always';
-  const severity = priority === 'high' ? 'critical' : 'warning';
-  const subscription = resourceNames.etlSubscription(name);
+  const severity = severityByPriority[priority];
   return {
     eventType: name,
     priority,
@@ -55,37 +70,41 @@ export function monitoringFor(settings: Pick<EventTypeSettings, 'name' | 'priori
     alerts: [
       {
         name: `${name}-backlog-age`,
-        metric: 'pubsub.googleapis.com/subscription/oldest_unacked_message_age',
-        resource: subscription,
+        kind: 'backlog_age',
+        metric: metricTypes.oldestUnackedMessageAge,
+        resource: resourceNames.etlSubscription(name),
         comparison: 'GT',
         // Half the SLO: time left to fix the ETL before partitions close late.
         threshold: sloSeconds / 2,
         durationSeconds: 300,
         notify,
         severity,
-        description: `Oldest undelivered ${name} event is older than half its ${sloHours} h SLO`,
+        description: `ETL backlog older than half the ${sloHours} h SLO`,
       },
       {
         name: `${name}-dead-letters`,
-        metric: 'pubsub.googleapis.com/subscription/num_undelivered_messages',
+        kind: 'dead_letters',
+        metric: metricTypes.undeliveredMessages,
         resource: resourceNames.deadLetterSubscription(name),
         comparison: 'GT',
         threshold: 0,
         durationSeconds: 60,
         notify,
-        severity: 'warning',
-        description: `${name} events were dead-lettered by the ETL`,
+        severity: 'WARNING',
+        description: 'events dead-lettered by the ETL',
       },
       {
         name: `${name}-partition-late`,
-        metric: 'custom.googleapis.com/etl/partition_close_lag_seconds',
-        resource: resourceNames.storagePrefix(name),
+        kind: 'partition_lateness',
+        metric: metricTypes.partitionsClosedAtDeadline,
+        resource: name,
         comparison: 'GT',
-        threshold: sloSeconds,
+        // Any partition closed at its deadline (incomplete) within the last hour.
+        threshold: 0,
         durationSeconds: 0,
         notify,
         severity,
-        description: `A ${name} partition was not closed within its ${sloHours} h SLO`,
+        description: `partitions closed at the ${sloHours} h SLO deadline`,
       },
     ],
   };

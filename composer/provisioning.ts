@@ -15,6 +15,12 @@
  * dropped) as an AVRO schema, BINARY encoding, all revisions accepted; a new
  * version commits a revision. If the endpoint refuses schemas the topic is
  * created without one, and `topicSchemaAttached: false` is recorded.
+ *
+ * One owner per resource (`ProvisioningMode`, defaults.ts): in `terraform`
+ * mode the Pub/Sub steps are not run at all (Terraform's event-type module
+ * owns those resources); the registry-only steps (storage check, worker group
+ * registration, monitoring record) run in both modes. `pubsubOwner` says who
+ * owns what; test/provisioning-ownership.test.ts checks it against both sides.
  */
 import { v1, type PubSub } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
@@ -22,10 +28,26 @@ import { canonicalForm } from '../lib/avro/fingerprint.ts';
 import { resourceNames } from '../lib/names.ts';
 import type { AvroSchemaJson, EventTypeSettings, ProvisioningState, WorkerGroupRegistration } from '../lib/registry/types.ts';
 import { silentLogger, type Logger } from '../lib/logger.ts';
-import { provisioningDefaults, type ProvisioningOptions } from './defaults.ts';
+import { DEFAULT_PROVISIONING_MODE, provisioningDefaults, type ProvisioningMode, type ProvisioningOptions } from './defaults.ts';
 import { monitoringFor } from './monitoring.ts';
 
 export type ChangeAction = 'create' | 'update' | 'delete' | 'wait';
+
+/** The per-type Pub/Sub resources: the steps that only their owner runs. */
+export const PUBSUB_RESOURCES = ['deadLetterTopic', 'deadLetterSubscription', 'topicSchema', 'topic', 'etlSubscription'] as const;
+export type PubsubResource = (typeof PUBSUB_RESOURCES)[number];
+
+/** Who creates and changes the per-type Pub/Sub resources in `mode`. */
+export function pubsubOwner(mode: ProvisioningMode): 'composer' | 'terraform' {
+  return mode;
+}
+
+/** Settings of the dead-letter subscription, as terraform/modules/event-type sets them (retention: `deadLetterRetentionSeconds`). */
+export const deadLetterSubscriptionSettings = { retainAckedMessages: true } as const;
+
+/** The longest subscription retention every endpoint accepts (the Pub/Sub emulator's maximum). */
+const PORTABLE_RETENTION_SECONDS = 7 * 24 * 3600;
+const GRPC_INVALID_ARGUMENT = 3;
 
 /** One difference between what exists and what the spec implies. */
 export interface PlannedChange {
@@ -60,6 +82,8 @@ export interface ProvisionerDeps {
   /** The platform's data bucket; absent: storage is not checked (no GCS configured). */
   storage?: { client: Storage; bucket: string };
   options?: Partial<ProvisioningOptions>;
+  /** Who owns the per-type Pub/Sub resources (default `composer`). */
+  mode?: ProvisioningMode;
   logger?: Logger;
   now?: () => Date;
 }
@@ -121,17 +145,22 @@ export class Provisioner {
   private readonly pubsub: PubSub;
   private readonly storage: ProvisionerDeps['storage'];
   private readonly options: ProvisioningOptions;
+  readonly mode: ProvisioningMode;
   private readonly logger: Logger;
   private readonly now: () => Date;
   private subscriberClient: v1.SubscriberClient | undefined;
   /** Whether the endpoint accepts Pub/Sub schemas; learnt on first try. */
   private schemasSupported: boolean | undefined;
+  /** Dead-letter retention; lowered to 7 days if the endpoint refuses more (an emulator not configured as such). */
+  private deadLetterRetentionSeconds: number;
   private readonly steps: Step[];
 
   constructor(deps: ProvisionerDeps) {
     this.pubsub = deps.pubsub;
     this.storage = deps.storage;
     this.options = { ...provisioningDefaults, ...deps.options };
+    this.mode = deps.mode ?? DEFAULT_PROVISIONING_MODE;
+    this.deadLetterRetentionSeconds = this.options.deadLetterRetentionSeconds;
     this.logger = deps.logger ?? silentLogger;
     this.now = deps.now ?? (() => new Date());
     this.steps = [
@@ -202,11 +231,33 @@ export class Provisioner {
     return { changes, provisioning: draft };
   }
 
-  /** Commits `desired.schema` to the type's Pub/Sub schema if that schema exists; nothing else. */
+  /** Commits `desired.schema` to the type's Pub/Sub schema if that schema exists; nothing else (nothing in `terraform` mode). */
   async prepareSchema(desired: DesiredEventType): Promise<void> {
+    if (this.mode !== 'composer') return;
     const step = this.steps.find((s) => s.resource === 'topicSchema');
     const obs = await step?.observe(desired, this.draftOf(desired));
     if (obs?.action === 'update') await obs.apply?.();
+  }
+
+  /**
+   * Which of a type's Pub/Sub resources exist, reading only (for the Terraform
+   * export's import blocks in `terraform` mode).
+   */
+  async existingPubsubResources(eventType: string): Promise<Set<PubsubResource>> {
+    const found = new Set<PubsubResource>();
+    const exists = async (r: PubsubResource, get: () => Promise<unknown>): Promise<void> => {
+      if ((await existsOrUndefined(get)) !== undefined) found.add(r);
+    };
+    await exists('topic', () => this.pubsub.topic(resourceNames.topic(eventType)).getMetadata());
+    await exists('deadLetterTopic', () => this.pubsub.topic(resourceNames.deadLetterTopic(eventType)).getMetadata());
+    await exists('etlSubscription', () => this.pubsub.subscription(resourceNames.etlSubscription(eventType)).getMetadata());
+    await exists('deadLetterSubscription', () => this.pubsub.subscription(resourceNames.deadLetterSubscription(eventType)).getMetadata());
+    try {
+      await exists('topicSchema', () => this.pubsub.schema(resourceNames.topicSchema(eventType)).get());
+    } catch (err) {
+      if (grpcCode(err) !== GRPC_UNIMPLEMENTED) throw err;
+    }
+    return found;
   }
 
   async close(): Promise<void> {
@@ -214,7 +265,8 @@ export class Provisioner {
   }
 
   private orderedSteps(d: DesiredEventType): Step[] {
-    const steps = this.steps.filter((s) => s.applies === undefined || s.applies(d));
+    const owned = (s: Step): boolean => this.mode === 'composer' || !(PUBSUB_RESOURCES as readonly string[]).includes(s.resource);
+    const steps = this.steps.filter((s) => owned(s) && (s.applies === undefined || s.applies(d)));
     if (!d.deprecated) return steps;
     // Drain first; the worker group stays registered until its subscription is gone.
     return REMOVAL_ORDER.map((r) => steps.find((s) => s.resource === r)).filter((s): s is Step => s !== undefined);
@@ -287,19 +339,44 @@ export class Provisioner {
           }
           return { action: 'delete', detail: `delete subscription ${subName}`, apply: () => ignoreMissing(() => sub.delete()) };
         }
-        const want = { ackDeadlineSeconds: this.options.ackDeadlineSeconds, messageRetentionDuration: { seconds: this.options.messageRetentionSeconds } };
+        const retention = this.deadLetterRetentionSeconds;
+        const want = (seconds: number) => ({ ackDeadlineSeconds: this.options.ackDeadlineSeconds, messageRetentionDuration: { seconds }, retainAckedMessages: deadLetterSubscriptionSettings.retainAckedMessages });
         if (meta === undefined) {
+          const create = (seconds: number) => ignoreExists(() => this.pubsub.topic(resourceNames.deadLetterTopic(d.settings.name)).createSubscription(subName, { ...want(seconds), expirationPolicy: {} }));
           return {
             action: 'create',
-            detail: `create subscription ${subName} on ${resourceNames.deadLetterTopic(d.settings.name)} (retention ${this.options.messageRetentionSeconds / 86400} d)`,
-            apply: () => ignoreExists(() => this.pubsub.topic(resourceNames.deadLetterTopic(d.settings.name)).createSubscription(subName, { ...want, expirationPolicy: {} })),
+            detail: `create subscription ${subName} on ${resourceNames.deadLetterTopic(d.settings.name)} (retention ${retention / 86400} d, acked messages retained)`,
+            apply: async () => {
+              try {
+                await create(retention);
+              } catch (err) {
+                // An endpoint that caps retention at 7 days (the emulator): keep what it allows.
+                if (grpcCode(err) !== GRPC_INVALID_ARGUMENT || retention === PORTABLE_RETENTION_SECONDS) throw err;
+                this.deadLetterRetentionSeconds = PORTABLE_RETENTION_SECONDS;
+                this.logger.warn('Pub/Sub endpoint refuses 31-day retention; dead letters are kept 7 days', { err });
+                await create(PORTABLE_RETENTION_SECONDS);
+              }
+            },
           };
         }
         const drift: string[] = [];
-        if (meta.ackDeadlineSeconds !== want.ackDeadlineSeconds) drift.push(`ackDeadlineSeconds ${meta.ackDeadlineSeconds} → ${want.ackDeadlineSeconds}`);
-        if (seconds(meta.messageRetentionDuration) !== this.options.messageRetentionSeconds) drift.push(`messageRetention ${seconds(meta.messageRetentionDuration)} s → ${this.options.messageRetentionSeconds} s`);
+        if (meta.ackDeadlineSeconds !== this.options.ackDeadlineSeconds) drift.push(`ackDeadlineSeconds ${meta.ackDeadlineSeconds} → ${this.options.ackDeadlineSeconds}`);
+        if (seconds(meta.messageRetentionDuration) !== retention) drift.push(`messageRetention ${seconds(meta.messageRetentionDuration)} s → ${retention} s`);
+        if (meta.retainAckedMessages !== deadLetterSubscriptionSettings.retainAckedMessages) drift.push(`retainAckedMessages → ${deadLetterSubscriptionSettings.retainAckedMessages}`);
         if (drift.length === 0) return undefined;
-        return { action: 'update', detail: drift.join(', '), apply: async () => void (await sub.setMetadata(want)) };
+        return {
+          action: 'update',
+          detail: drift.join(', '),
+          apply: async () => {
+            try {
+              await sub.setMetadata(want(retention));
+            } catch (err) {
+              if (grpcCode(err) !== GRPC_INVALID_ARGUMENT || retention === PORTABLE_RETENTION_SECONDS) throw err;
+              this.deadLetterRetentionSeconds = PORTABLE_RETENTION_SECONDS;
+              await sub.setMetadata(want(PORTABLE_RETENTION_SECONDS));
+            }
+          },
+        };
       },
     };
   }

@@ -4,7 +4,8 @@ import { isAppError } from '../lib/errors.ts';
 import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings, EventTypeStatus, ProvisioningState } from '../lib/registry/types.ts';
 import { provisioningDefaults } from './defaults.ts';
 import { sloHoursByPriority } from './monitoring.ts';
-import { exportTerraform, isExported, TERRAFORM_EXPORT_FILE, toTerraformEventType } from './terraform-export.ts';
+import type { PubsubResource } from './provisioning.ts';
+import { exportTerraform, importBlocks, isExported, TERRAFORM_EXPORT_FILE, TERRAFORM_IMPORTS_FILE, toTerraformEventType } from './terraform-export.ts';
 
 const v1: AvroSchemaJson = {
   type: 'record',
@@ -73,6 +74,38 @@ describe('exportTerraform', () => {
       dead_letter_max_attempts: provisioningDefaults.maxDeliveryAttempts,
       retry_minimum_backoff_seconds: provisioningDefaults.minimumBackoffSeconds,
       retry_maximum_backoff_seconds: provisioningDefaults.maximumBackoffSeconds,
+      alerts: {
+        backlog_age: {
+          metric: 'pubsub.googleapis.com/subscription/oldest_unacked_message_age',
+          promql_metric: 'pubsub_googleapis_com:subscription_oldest_unacked_message_age',
+          resource: 'events-plays-etl',
+          threshold: 36 * 3600,
+          duration_seconds: 300,
+          severity: 'WARNING',
+          working_hours_only: true,
+          description: 'ETL backlog older than half the 72 h SLO',
+        },
+        dead_letters: {
+          metric: 'pubsub.googleapis.com/subscription/num_undelivered_messages',
+          promql_metric: 'pubsub_googleapis_com:subscription_num_undelivered_messages',
+          resource: 'events-plays-dead-letter-sub',
+          threshold: 0,
+          duration_seconds: 60,
+          severity: 'WARNING',
+          working_hours_only: true,
+          description: 'events dead-lettered by the ETL',
+        },
+        partition_lateness: {
+          metric: 'logging.googleapis.com/user/etl_partitions_closed_at_deadline',
+          promql_metric: 'logging_googleapis_com:user_etl_partitions_closed_at_deadline',
+          resource: 'plays',
+          threshold: 0,
+          duration_seconds: 0,
+          severity: 'WARNING',
+          working_hours_only: true,
+          description: 'partitions closed at the 72 h SLO deadline',
+        },
+      },
     });
     // The canonical form drops annotations and docs: what Pub/Sub validates against.
     expect(t.schema_definition).not.toContain('semanticType');
@@ -97,6 +130,22 @@ describe('exportTerraform', () => {
     const b = record('beta_type', { settings: { priority: 'high' } });
     expect(exportTerraform([b, a])).toEqual(exportTerraform([a, b]));
     expect(exportTerraform([a, b])[0]!.content.endsWith('}\n')).toBe(true);
+  });
+
+  it('import blocks address the module resource of each existing Pub/Sub resource, sorted, one per resource', () => {
+    const existing = new Map<string, Set<PubsubResource>>([
+      ['b_type', new Set(['etlSubscription'])],
+      ['a_type', new Set(['topic', 'topicSchema'])],
+    ]);
+    const file = importBlocks('acme-prod', existing);
+    expect(file.path).toBe(TERRAFORM_IMPORTS_FILE);
+    const blocks = [...file.content.matchAll(/import \{\n {2}to = (.*)\n {2}id = "(.*)"\n\}/g)].map((m) => [m[1], m[2]]);
+    expect(blocks).toEqual([
+      ['module.event_type["a_type"].google_pubsub_schema.events[0]', 'projects/acme-prod/schemas/events-a_type-schema'],
+      ['module.event_type["a_type"].google_pubsub_topic.events[0]', 'projects/acme-prod/topics/events-a_type'],
+      ['module.event_type["b_type"].google_pubsub_subscription.etl[0]', 'projects/acme-prod/subscriptions/events-b_type-etl'],
+    ]);
+    expect(importBlocks('acme-prod', new Map()).content).not.toContain('import {');
   });
 
   it('exports an empty map for an empty registry', () => {

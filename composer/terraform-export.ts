@@ -14,13 +14,20 @@
  * module keeps their subscription and worker group so the backlog drains, but
  * revokes the event service's right to publish); not `deleted` ones nor
  * deprecated ones already removed.
+ *
+ * With provisioning mode `terraform`, Terraform owns the per-type Pub/Sub
+ * resources; whatever of them already exists (created by an earlier composer
+ * in `composer` mode, or by hand) is adopted with an `import` block in
+ * `event_types_imports.tf` rather than created again (409) by the module.
  */
 import { canonicalForm } from '../lib/avro/fingerprint.ts';
 import { AppError } from '../lib/errors.ts';
-import { eventTypeNamePattern } from '../lib/names.ts';
+import { eventTypeNamePattern, promqlMetricName, resourceNames } from '../lib/names.ts';
 import { currentVersion, type EventTypeRecord } from '../lib/registry/types.ts';
+import type { Composer } from './composer.ts';
 import { provisioningDefaults } from './defaults.ts';
-import { sloHoursByPriority } from './monitoring.ts';
+import { monitoringFor, sloHoursByPriority, type AlertKind, type AlertSeverity } from './monitoring.ts';
+import type { PubsubResource } from './provisioning.ts';
 
 /** A file of the export, `path` relative to the output directory. */
 export interface ExportedFile {
@@ -52,10 +59,28 @@ export interface TerraformEventType {
   dead_letter_max_attempts: number;
   retry_minimum_backoff_seconds: number;
   retry_maximum_backoff_seconds: number;
+  /** composer/monitoring.ts's alerts, by kind: the module renders each as an alert policy. */
+  alerts: Record<AlertKind, TerraformAlert>;
+}
+
+export interface TerraformAlert {
+  /** Cloud Monitoring metric type… */
+  metric: string;
+  /** …and its PromQL name. */
+  promql_metric: string;
+  resource: string;
+  threshold: number;
+  duration_seconds: number;
+  severity: AlertSeverity;
+  working_hours_only: boolean;
+  description: string;
 }
 
 /** File name of the export; `*.auto.tfvars.json` is loaded by Terraform without `-var-file`. */
 export const TERRAFORM_EXPORT_FILE = 'event_types.auto.tfvars.json';
+
+/** File of the import blocks (provisioning mode `terraform` only). */
+export const TERRAFORM_IMPORTS_FILE = 'event_types_imports.tf';
 
 /** Whether a record belongs in the export (see the module comment). */
 export function isExported(record: EventTypeRecord): boolean {
@@ -92,7 +117,66 @@ export function toTerraformEventType(record: EventTypeRecord): TerraformEventTyp
     dead_letter_max_attempts: provisioningDefaults.maxDeliveryAttempts,
     retry_minimum_backoff_seconds: provisioningDefaults.minimumBackoffSeconds,
     retry_maximum_backoff_seconds: provisioningDefaults.maximumBackoffSeconds,
+    alerts: alertsOf(record),
   };
+}
+
+function alertsOf(record: EventTypeRecord): Record<AlertKind, TerraformAlert> {
+  const entries = monitoringFor(record.settings).alerts.map((a): [AlertKind, TerraformAlert] => [
+    a.kind,
+    {
+      metric: a.metric,
+      promql_metric: promqlMetricName(a.metric),
+      resource: a.resource,
+      threshold: a.threshold,
+      duration_seconds: a.durationSeconds,
+      severity: a.severity,
+      working_hours_only: a.notify === 'working-hours',
+      description: a.description,
+    },
+  ]);
+  return Object.fromEntries(entries) as Record<AlertKind, TerraformAlert>;
+}
+
+/** Address and import id of each Pub/Sub resource in terraform/modules/event-type (`[0]`: created with `count`). */
+const moduleResources: Record<PubsubResource, { address: string; id: (project: string, type: string) => string }> = {
+  topicSchema: { address: 'google_pubsub_schema.events[0]', id: (p, t) => `projects/${p}/schemas/${resourceNames.topicSchema(t)}` },
+  topic: { address: 'google_pubsub_topic.events[0]', id: (p, t) => `projects/${p}/topics/${resourceNames.topic(t)}` },
+  deadLetterTopic: { address: 'google_pubsub_topic.dead_letter[0]', id: (p, t) => `projects/${p}/topics/${resourceNames.deadLetterTopic(t)}` },
+  etlSubscription: { address: 'google_pubsub_subscription.etl[0]', id: (p, t) => `projects/${p}/subscriptions/${resourceNames.etlSubscription(t)}` },
+  deadLetterSubscription: { address: 'google_pubsub_subscription.dead_letter[0]', id: (p, t) => `projects/${p}/subscriptions/${resourceNames.deadLetterSubscription(t)}` },
+};
+
+/**
+ * `import` blocks adopting the Pub/Sub resources that already exist, by type
+ * (terraform/examples/complete calls the module `event_type`). An import of
+ * a resource already in the state is a no-op, so re-exporting is safe. Pure.
+ */
+export function importBlocks(project: string, existing: ReadonlyMap<string, ReadonlySet<PubsubResource>>): ExportedFile {
+  const blocks: string[] = [];
+  for (const type of [...existing.keys()].sort()) {
+    for (const resource of Object.keys(moduleResources) as PubsubResource[]) {
+      if (!existing.get(type)?.has(resource)) continue;
+      const r = moduleResources[resource];
+      blocks.push(`import {\n  to = module.event_type["${type}"].${r.address}\n  id = "${r.id(project, type)}"\n}\n`);
+    }
+  }
+  const header = '# Generated by `composer export terraform` (provisioning mode terraform): Pub/Sub\n# resources that already exist, adopted by Terraform instead of created again.\n';
+  return { path: TERRAFORM_IMPORTS_FILE, content: blocks.length === 0 ? header : `${header}\n${blocks.join('\n')}` };
+}
+
+/**
+ * The export of the composer's registry: the event types, and in `terraform`
+ * mode the import blocks of what exists on Pub/Sub (observed read-only).
+ */
+export async function exportFromComposer(composer: Composer, projectId: string): Promise<ExportedFile[]> {
+  const records = await composer.registry.listEventTypes();
+  const files = exportTerraform(records);
+  const provisioner = composer.provisioner;
+  if (provisioner === undefined || provisioner.mode !== 'terraform') return files;
+  const existing = new Map<string, Set<PubsubResource>>();
+  for (const record of records.filter(isExported)) existing.set(record.settings.name, await provisioner.existingPubsubResources(record.settings.name));
+  return [...files, importBlocks(projectId, existing)];
 }
 
 /**

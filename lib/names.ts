@@ -26,3 +26,46 @@ export const resourceNames = {
   /** ETL worker group (Cloud Run service / deployment) name. */
   workerGroup: (eventType: string): string => `etl-${eventType.replace(/_/g, '-')}`,
 } as const;
+
+/**
+ * Column families of padlock's keychains table (functions/padlock/bigtable-store.ts):
+ * `k` holds one wrapped root key per category, `t` the tombstones. Terraform creates
+ * them (terraform/modules/platform, one version each); test/terraform.test.ts checks
+ * both sides against this.
+ */
+export const keychainFamilies = { key: 'k', tombstone: 't' } as const;
+
+/** Default bucket names of a platform project (terraform/modules/platform `storage`). */
+export const bucketNames = {
+  /** Closed partitions and late events. */
+  data: (projectId: string): string => `${projectId}-events-data`,
+  /** Staged files, leases, the event service's audit counts. */
+  staging: (projectId: string): string => `${projectId}-events-staging`,
+} as const;
+
+/**
+ * Metrics alerts are defined on, by Cloud Monitoring metric type. The ETL's lateness
+ * metric is log-based: Terraform counts the ETL's `partition closed` log entries with
+ * `closedBy: "deadline"` (etl/closer.ts) into the user metric of this name.
+ */
+export const metricNames = {
+  partitionsClosedAtDeadline: 'etl_partitions_closed_at_deadline',
+} as const;
+
+export const metricTypes = {
+  oldestUnackedMessageAge: 'pubsub.googleapis.com/subscription/oldest_unacked_message_age',
+  undeliveredMessages: 'pubsub.googleapis.com/subscription/num_undelivered_messages',
+  partitionsClosedAtDeadline: `logging.googleapis.com/user/${metricNames.partitionsClosedAtDeadline}`,
+} as const;
+
+/**
+ * A Cloud Monitoring metric type's name in PromQL: the first `/` becomes `:`, every other
+ * `/` and every `.` becomes `_` (`pubsub.googleapis.com/subscription/x` →
+ * `pubsub_googleapis_com:subscription_x`).
+ */
+export function promqlMetricName(metricType: string): string {
+  const slash = metricType.indexOf('/');
+  if (slash < 0) throw new Error(`not a metric type: ${metricType}`);
+  const domain = metricType.slice(0, slash).replace(/\./g, '_');
+  return `${domain}:${metricType.slice(slash + 1).replace(/[/.]/g, '_')}`;
+}

@@ -64,7 +64,7 @@ describe('composer provisioning on the Pub/Sub emulator', () => {
     expect(sub.topic).toBe(`projects/${projectId}/topics/${resourceNames.topic(name)}`);
     expect(sub.ackDeadlineSeconds).toBe(60);
     expect(Number(sub.messageRetentionDuration?.seconds)).toBe(7 * 24 * 3600);
-    expect(sub.deadLetterPolicy).toEqual({ deadLetterTopic: `projects/${projectId}/topics/${resourceNames.deadLetterTopic(name)}`, maxDeliveryAttempts: 5 });
+    expect(sub.deadLetterPolicy).toEqual({ deadLetterTopic: `projects/${projectId}/topics/${resourceNames.deadLetterTopic(name)}`, maxDeliveryAttempts: 100 });
     const [dlSub] = await pubsub.subscription(resourceNames.deadLetterSubscription(name)).getMetadata();
     expect(dlSub.topic).toBe(`projects/${projectId}/topics/${resourceNames.deadLetterTopic(name)}`);
     const [topic] = await pubsub.topic(resourceNames.topic(name)).getMetadata();

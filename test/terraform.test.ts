@@ -7,25 +7,21 @@
  * module's input types.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from '@cdktf/hcl2json';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { exportTerraform, TERRAFORM_EXPORT_FILE } from '../composer/terraform-export.ts';
+import { provisioningDefaults } from '../composer/defaults.ts';
+import { monitoringFor } from '../composer/monitoring.ts';
+import { deadLetterSubscriptionSettings } from '../composer/provisioning.ts';
+import { exportTerraform, TERRAFORM_EXPORT_FILE, toTerraformEventType } from '../composer/terraform-export.ts';
 import { loadConfig as loadEtlConfig } from '../etl/config.ts';
 import { loadConfig as loadEventServiceConfig } from '../functions/event-service/config.ts';
 import { loadConfig as loadPadlockConfig } from '../functions/padlock/config.ts';
 import { serviceEntry } from '../functions/padlock/services.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
-import { resourceNames } from '../lib/names.ts';
+import { bucketNames, keychainFamilies, metricNames, promqlMetricName, resourceNames } from '../lib/names.ts';
 import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings } from '../lib/registry/types.ts';
-
-const root = join(import.meta.dirname, '..', 'terraform');
-const moduleDirs = {
-  platform: join(root, 'modules', 'platform'),
-  eventType: join(root, 'modules', 'event-type'),
-  example: join(root, 'examples', 'complete'),
-};
+import { evaluateTemplate, loadAll, moduleDirs, parseType, splitArguments, terraformRoot as root, typeErrors, type Block, type HclConfig, type ModuleKey } from './helpers/terraform-hcl.ts';
 
 /** The two registry records whose export terraform/examples/complete ships. */
 const pageView: AvroSchemaJson = {
@@ -75,208 +71,14 @@ const sampleRecords: EventTypeRecord[] = [
   ),
 ];
 
-// ---------------------------------------------------------------------------
-// HCL loading
-
-type Block = Record<string, unknown>;
-interface Config {
-  variable: Record<string, Block>;
-  output: Record<string, Block>;
-  locals: Record<string, unknown>;
-  resource: Record<string, Record<string, Block>>;
-  module: Record<string, Block>;
-}
-
-async function loadConfig(dir: string): Promise<Config> {
-  const config: Config = { variable: {}, output: {}, locals: {}, resource: {}, module: {} };
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.tf')).sort()) {
-    const json = (await parse(file, readFileSync(join(dir, file), 'utf8'))) as Record<string, unknown>;
-    for (const [name, blocks] of Object.entries((json.variable ?? {}) as Record<string, Block[]>)) config.variable[name] = blocks[0]!;
-    for (const [name, blocks] of Object.entries((json.output ?? {}) as Record<string, Block[]>)) config.output[name] = blocks[0]!;
-    for (const [name, blocks] of Object.entries((json.module ?? {}) as Record<string, Block[]>)) config.module[name] = blocks[0]!;
-    for (const block of (json.locals ?? []) as Record<string, unknown>[]) Object.assign(config.locals, block);
-    for (const [type, byName] of Object.entries((json.resource ?? {}) as Record<string, Record<string, Block[]>>)) {
-      config.resource[type] ??= {};
-      for (const [name, blocks] of Object.entries(byName)) config.resource[type][name] = blocks[0]!;
-    }
-  }
-  return config;
-}
-
-// ---------------------------------------------------------------------------
-// Terraform type constraints: parse `object({a = string, b = optional(number, 3)})`…
-
-type TfType =
-  | { kind: 'string' | 'number' | 'bool' | 'any' }
-  | { kind: 'list' | 'set' | 'map'; element: TfType }
-  | { kind: 'object'; attributes: Record<string, { type: TfType; optional: boolean }> };
-
-function parseType(expression: string): TfType {
-  const source = expression.replace(/^\$\{/, '').replace(/\}$/, '');
-  const tokens = source.match(/"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_-]*|-?\d+(?:\.\d+)?|[(){}[\]=,]/g) ?? [];
-  let i = 0;
-  const next = (): string => {
-    const t = tokens[i++];
-    if (t === undefined) throw new Error(`unexpected end of type ${source}`);
-    return t;
-  };
-  const expect_ = (t: string): void => {
-    const got = next();
-    if (got !== t) throw new Error(`expected '${t}' but got '${got}' in type ${source}`);
-  };
-  // Skips one default value (literal, object or tuple), which the checks don't need.
-  const skipValue = (): void => {
-    const t = next();
-    if (t !== '{' && t !== '[') return;
-    let depth = 1;
-    while (depth > 0) {
-      const u = next();
-      if (u === '{' || u === '[') depth++;
-      if (u === '}' || u === ']') depth--;
-    }
-  };
-  const type = (): TfType => {
-    const t = next();
-    if (t === 'string' || t === 'number' || t === 'bool' || t === 'any') return { kind: t };
-    if (t === 'list' || t === 'set' || t === 'map') {
-      expect_('(');
-      const element = type();
-      expect_(')');
-      return { kind: t, element };
-    }
-    if (t === 'object') {
-      expect_('(');
-      expect_('{');
-      const attributes: Record<string, { type: TfType; optional: boolean }> = {};
-      while (tokens[i] !== '}') {
-        const name = next();
-        expect_('=');
-        if (tokens[i] === 'optional') {
-          next();
-          expect_('(');
-          const inner = type();
-          if (tokens[i] === ',') {
-            next();
-            skipValue();
-          }
-          expect_(')');
-          attributes[name] = { type: inner, optional: true };
-        } else {
-          attributes[name] = { type: type(), optional: false };
-        }
-        if (tokens[i] === ',') next();
-      }
-      expect_('}');
-      expect_(')');
-      return { kind: 'object', attributes };
-    }
-    throw new Error(`unsupported type '${t}' in ${source}`);
-  };
-  const result = type();
-  if (i !== tokens.length) throw new Error(`trailing tokens in type ${source}`);
-  return result;
-}
-
-/** Problems of `value` against `type`, as Terraform would see a JSON tfvars value (no string/number coercion). */
-function typeErrors(value: unknown, type: TfType, path = 'value'): string[] {
-  switch (type.kind) {
-    case 'any':
-      return [];
-    case 'string':
-      return typeof value === 'string' ? [] : [`${path}: expected string, got ${JSON.stringify(value)}`];
-    case 'number':
-      return typeof value === 'number' && Number.isFinite(value) ? [] : [`${path}: expected number, got ${JSON.stringify(value)}`];
-    case 'bool':
-      return typeof value === 'boolean' ? [] : [`${path}: expected bool, got ${JSON.stringify(value)}`];
-    case 'list':
-    case 'set':
-      return Array.isArray(value) ? value.flatMap((v, k) => typeErrors(v, type.element, `${path}[${k}]`)) : [`${path}: expected ${type.kind}`];
-    case 'map':
-      return isPlainObject(value) ? Object.entries(value).flatMap(([k, v]) => typeErrors(v, type.element, `${path}.${k}`)) : [`${path}: expected map`];
-    case 'object': {
-      if (!isPlainObject(value)) return [`${path}: expected object`];
-      const errors: string[] = [];
-      for (const key of Object.keys(value)) {
-        if (type.attributes[key] === undefined) errors.push(`${path}.${key}: not an attribute of the type`);
-      }
-      for (const [key, attr] of Object.entries(type.attributes)) {
-        const v = value[key];
-        if (v === undefined || v === null) {
-          if (!attr.optional) errors.push(`${path}.${key}: required attribute missing`);
-        } else errors.push(...typeErrors(v, attr.type, `${path}.${key}`));
-      }
-      return errors;
-    }
-  }
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-// ---------------------------------------------------------------------------
-// A small evaluator for the name expressions: string templates over local.*
-// and var.*, and replace()/lower(). Anything else fails the test loudly.
-
-function evaluateTemplate(template: string, scope: (ref: string) => string): string {
-  return template.replace(/\$\{([^}]*)\}/g, (_, expr: string) => evaluateExpression(expr.trim(), scope));
-}
-
-function evaluateExpression(expr: string, scope: (ref: string) => string): string {
-  const str = /^"((?:[^"\\]|\\.)*)"$/.exec(expr);
-  if (str) return JSON.parse(`"${str[1]}"`) as string;
-  if (/^(local|var)\.[A-Za-z0-9_.]+$/.test(expr)) return scope(expr);
-  const call = /^(replace|lower|upper)\((.*)\)$/s.exec(expr);
-  if (call) {
-    const args = splitArguments(call[2]!).map((a) => evaluateExpression(a, scope));
-    if (call[1] === 'lower' && args.length === 1) return args[0]!.toLowerCase();
-    if (call[1] === 'upper' && args.length === 1) return args[0]!.toUpperCase();
-    if (call[1] === 'replace' && args.length === 3) {
-      const [s, search, replacement] = args as [string, string, string];
-      if (search.startsWith('/')) throw new Error(`regex replace not supported by this evaluator: ${expr}`);
-      return s.split(search).join(replacement);
-    }
-  }
-  throw new Error(`cannot evaluate name expression: ${expr}`);
-}
-
-function splitArguments(s: string): string[] {
-  const out: string[] = [];
-  let depth = 0;
-  let inString = false;
-  let current = '';
-  for (let k = 0; k < s.length; k++) {
-    const c = s[k]!;
-    if (inString) {
-      current += c;
-      if (c === '\\') current += s[++k] ?? '';
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') inString = true;
-    if (c === '(') depth++;
-    if (c === ')') depth--;
-    if (c === ',' && depth === 0) {
-      out.push(current.trim());
-      current = '';
-    } else current += c;
-  }
-  if (current.trim() !== '') out.push(current.trim());
-  return out;
-}
-
 const snakeCase = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 // ---------------------------------------------------------------------------
 
-let configs: Record<keyof typeof moduleDirs, Config>;
+let configs: Record<ModuleKey, HclConfig>;
 
 beforeAll(async () => {
-  configs = {
-    platform: await loadConfig(moduleDirs.platform),
-    eventType: await loadConfig(moduleDirs.eventType),
-    example: await loadConfig(moduleDirs.example),
-  };
+  configs = await loadAll();
 });
 
 describe('terraform conventions', () => {
@@ -285,9 +87,8 @@ describe('terraform conventions', () => {
     execFileSync('terraform', ['fmt', '-check', '-recursive', root], { stdio: 'pipe' });
   });
 
-  it.each(Object.keys(moduleDirs) as (keyof typeof moduleDirs)[])('%s: every variable is typed and described, every output described', (key) => {
+  it.each(Object.keys(moduleDirs) as ModuleKey[])('%s: every variable is typed and described, every output described', (key) => {
     const config = configs[key];
-    expect(Object.keys(config.variable).length).toBeGreaterThan(0);
     expect(Object.keys(config.output).length).toBeGreaterThan(0);
     for (const [name, v] of Object.entries(config.variable)) {
       expect(typeof v.description === 'string' && v.description.trim().length > 0, `variable ${name} has a description`).toBe(true);
@@ -299,17 +100,21 @@ describe('terraform conventions', () => {
     }
   });
 
-  it('each module pins Terraform >= 1.5 and the google provider ~> 5 or 6, and has a README', () => {
-    for (const dir of [moduleDirs.platform, moduleDirs.eventType, moduleDirs.example]) {
-      const versions = readFileSync(join(dir, 'versions.tf'), 'utf8');
+  it('each module pins Terraform >= 1.5 and admits the google provider 6.x (from 6.50) and 7.x (defect 11), and has a README', () => {
+    for (const key of Object.keys(moduleDirs) as ModuleKey[]) {
+      const versions = readFileSync(join(moduleDirs[key], 'versions.tf'), 'utf8');
       expect(versions).toMatch(/required_version\s*=\s*">= 1\.5"/);
-      expect(versions).toMatch(/source\s*=\s*"hashicorp\/google"\s*\n\s*version\s*=\s*"~> [56]\.\d+"/);
-      expect(readFileSync(join(dir, 'README.md'), 'utf8').length).toBeGreaterThan(200);
+      const google = /source\s*=\s*"hashicorp\/google"\s*\n\s*version\s*=\s*"([^"]+)"/.exec(versions);
+      if (google) expect(google[1], `${key}: google provider constraint`).toBe('>= 6.50, < 8.0');
+      const kubernetes = /source\s*=\s*"hashicorp\/kubernetes"\s*\n\s*version\s*=\s*"([^"]+)"/.exec(versions);
+      if (kubernetes) expect(kubernetes[1], `${key}: kubernetes provider constraint`).toBe('>= 2.30, < 3.0');
+      expect(google !== null || kubernetes !== null, `${key} pins a provider`).toBe(true);
+      if (key !== 'exampleWorkloads') expect(readFileSync(join(moduleDirs[key], 'README.md'), 'utf8').length).toBeGreaterThan(200);
     }
   });
 
   it('module READMEs list every input and output', () => {
-    for (const key of ['platform', 'eventType'] as const) {
+    for (const key of ['platform', 'eventType', 'workerGroup', 'customMetricsAdapter'] as const) {
       const readme = readFileSync(join(moduleDirs[key], 'README.md'), 'utf8');
       for (const name of [...Object.keys(configs[key].variable), ...Object.keys(configs[key].output)]) {
         expect(readme, `${key} README mentions ${name}`).toContain(`\`${name}\``);
@@ -339,6 +144,16 @@ describe('event-type module names', () => {
     expect(moduleNames(sample)).toEqual(expected);
   });
 
+  it.each(samples)('the worker-group module names the same worker group and subscription for %s', (sample) => {
+    const locals = configs.workerGroup.locals;
+    const scope = (ref: string): string => {
+      if (ref === 'var.event_type.name' || ref === 'local.name') return sample;
+      throw new Error(`unknown reference ${ref}`);
+    };
+    const names = Object.fromEntries(Object.entries(locals.names as Record<string, string>).map(([k, t]) => [k, evaluateTemplate(t, scope)]));
+    expect(names).toEqual({ etl_subscription: resourceNames.etlSubscription(sample), worker_group: resourceNames.workerGroup(sample) });
+  });
+
   it('the resources are named from local.names', () => {
     const r = configs.eventType.resource;
     const nameOf = (type: string, name: string, attribute = 'name'): unknown => r[type]?.[name]?.[attribute];
@@ -349,7 +164,7 @@ describe('event-type module names', () => {
     expect(nameOf('google_pubsub_subscription', 'dead_letter')).toBe('${local.names.dead_letter_subscription}');
     expect(nameOf('google_bigquery_table', 'events', 'table_id')).toBe('${local.names.big_query_table}');
     for (const type of ['kubernetes_deployment_v1', 'kubernetes_horizontal_pod_autoscaler_v2', 'kubernetes_service_account_v1']) {
-      const metadata = (r[type]?.worker?.metadata as Block[] | undefined)?.[0];
+      const metadata = (configs.workerGroup.resource[type]?.worker?.metadata as Block[] | undefined)?.[0];
       expect(metadata?.name, type).toBe('${local.names.worker_group}');
     }
   });
@@ -382,6 +197,17 @@ describe('composer export against the module inputs', () => {
     expect(parseType(configs.example.variable.event_types!.type as string)).toEqual({ kind: 'map', element: moduleType });
   });
 
+  it("every exported type, with or without ops' worker sizing, conforms to the worker-group module's event_type", () => {
+    const workerType = parseType(configs.workerGroup.variable.event_type!.type as string);
+    for (const [name, value] of Object.entries(exported.event_types)) {
+      expect(typeErrors(value, workerType, name)).toEqual([]);
+      expect(typeErrors({ ...value, worker: { heap_mb: 800, max_replicas: 40 } }, workerType, name)).toEqual([]);
+    }
+    if (workerType.kind !== 'object' || workerType.attributes.worker === undefined) throw new Error('worker-group event_type has no worker');
+    const { worker: _w, ...withoutWorker } = workerType.attributes;
+    expect({ kind: 'object', attributes: withoutWorker }).toEqual(parseType(configs.eventType.variable.event_type!.type as string));
+  });
+
   it('a key the module does not know, or a wrong type, is caught (the check is real)', () => {
     const moduleType = parseType(configs.eventType.variable.event_type!.type as string);
     const one = Object.values(exported.event_types)[0]!;
@@ -395,12 +221,24 @@ describe('composer export against the module inputs', () => {
     const call = configs.example.module.event_type!;
     expect(call.source).toBe('../../modules/event-type');
     expect(call.for_each).toBe('${var.event_types}');
-    expect(String(call.event_type)).toContain('each.value');
-    expect(String(call.platform)).toContain('module.platform.event_type_platform');
-    const platformOutput = configs.platform.output.event_type_platform!.value as Record<string, unknown>;
-    const platformInput = parseType(configs.eventType.variable.platform!.type as string);
-    if (platformInput.kind !== 'object') throw new Error('platform input is not an object');
-    expect(Object.keys(platformOutput).sort()).toEqual(Object.keys(platformInput.attributes).sort());
+    expect(call.event_type).toBe('${each.value}');
+    expect(call.platform).toBe('${module.platform.event_type_platform}');
+    for (const [output, module] of [['event_type_platform', 'eventType'], ['worker_group_platform', 'workerGroup']] as const) {
+      const platformOutput = configs.platform.output[output]!.value as Record<string, unknown>;
+      const platformInput = parseType(configs[module].variable.platform!.type as string);
+      if (platformInput.kind !== 'object') throw new Error('platform input is not an object');
+      expect(Object.keys(platformOutput).sort(), output).toEqual(Object.keys(platformInput.attributes).sort());
+    }
+  });
+
+  it('the workloads stage gives every exported type a worker group, BigQuery-only ones included (issue 15)', () => {
+    const call = configs.exampleWorkloads.module.worker_group!;
+    expect(call.source).toBe('../../../modules/worker-group');
+    expect(call.for_each).toBe('${local.event_types}');
+    expect(configs.exampleWorkloads.locals.event_types).toBe('${jsondecode(file("${path.module}/../event_types.auto.tfvars.json")).event_types}');
+    expect(call.platform).toBe('${local.platform.worker_group_platform}');
+    const bigQueryOnly = Object.values(exported.event_types).filter((t) => JSON.stringify(t.storage) === '["bigquery"]');
+    expect(bigQueryOnly.map((t) => t.name)).toEqual(['sign_up']);
   });
 
   it('the example ships the export of the sample records, byte for byte', () => {
@@ -500,7 +338,7 @@ const priorities = ['high', 'normal', 'low'] as const;
 /** Each component's container env as the modules set it; the ETL's for the given priority. */
 function componentEnvs(priority: (typeof priorities)[number] = 'normal'): Record<'eventService' | 'padlock' | 'etl', EnvVar[]> {
   const run = configs.platform.resource.google_cloud_run_v2_service ?? {};
-  const worker = configs.eventType.resource.kubernetes_deployment_v1?.worker;
+  const worker = configs.workerGroup.resource.kubernetes_deployment_v1?.worker;
   const scope = (ref: string): string => {
     if (ref === 'var.event_type.priority') return priority;
     throw new Error(`env name refers to ${ref}`);
@@ -534,7 +372,7 @@ const samples: Record<string, string> = {
   '${var.platform.staging_bucket}': `${project}-events-staging`,
   '${tostring(var.event_type.slo_hours * 3600000)}': String(3 * 3_600_000),
   '${join(",", var.platform.padlock_urls)}': 'https://padlock-abc123-ew.a.run.app,https://padlock-mirror-abc123-ew.a.run.app',
-  '${google_bigtable_app_profile.padlock.app_profile_id}': 'padlock',
+  '${each.key == "padlock" ? google_bigtable_app_profile.padlock.app_profile_id : google_bigtable_app_profile.padlock_mirror.app_profile_id}': 'padlock',
   'field:metadata.name': 'etl-page-view-5d8f7c9b6-x2x7q',
 };
 const secretSamples: Record<string, string> = {
@@ -627,5 +465,168 @@ describe('lateness metric against the ETL log entry', () => {
     expect(filter).toContain('labels.component="etl"');
     expect(readFileSync(join(repo, 'etl/workers.ts'), 'utf8')).toMatch(/logger\.child\(\{ eventType \}\)/);
     expect((metric?.label_extractors as Record<string, string>).event_type).toBe('EXTRACT(labels.eventType)');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Issue 17: what a real project needs, beyond files matching files.
+
+const resourceOf = (key: ModuleKey, type: string, name: string): Block => {
+  const r = configs[key].resource[type]?.[name];
+  if (r === undefined) throw new Error(`${key}: no ${type}.${name}`);
+  return r;
+};
+
+describe('issue 17: deployable on Google Cloud', () => {
+  const exported = (JSON.parse(exportTerraform(sampleRecords)[0]!.content) as { event_types: Record<string, { message_retention_days: number }> }).event_types;
+
+  it('defect 2: the keychains table has the families padlock writes (lib/names.ts), one version each', async () => {
+    const { KEY_FAMILY, TOMBSTONE_FAMILY } = await import('../functions/padlock/bigtable-store.ts');
+    expect([KEY_FAMILY, TOMBSTONE_FAMILY]).toEqual([keychainFamilies.key, keychainFamilies.tombstone]);
+    expect(configs.platform.locals.keychain_families).toEqual(Object.values(keychainFamilies));
+    const table = resourceOf('platform', 'google_bigtable_table', 'keychains');
+    const dynamic = (table.dynamic as Record<string, Block[]>).column_family![0]!;
+    expect(dynamic.for_each).toBe('${toset(local.keychain_families)}');
+    expect(dynamic.content).toEqual([{ family: '${column_family.value}' }]);
+    const gc = resourceOf('platform', 'google_bigtable_gc_policy', 'keychains');
+    expect(gc.for_each).toBe('${toset(local.keychain_families)}');
+    expect(gc.column_family).toBe('${each.value}');
+    expect(at(gc, 'max_version')?.number).toBe(1);
+  });
+
+  it('bucket names: the platform\'s defaults are lib/names.ts bucketNames, and the components get them from the buckets', () => {
+    for (const [local, name] of [['data_bucket', bucketNames.data], ['staging_bucket', bucketNames.staging]] as const) {
+      const expr = String(configs.platform.locals[local]);
+      const fallback = /^\$\{coalesce\(var\.storage\.\w+_bucket_name, "(.*)"\)\}$/.exec(expr)?.[1];
+      expect(fallback, local).toBeDefined();
+      expect(evaluateTemplate(fallback!, (ref) => (ref === 'var.project_id' ? project : (() => { throw new Error(ref); })()))).toBe(name(project));
+      expect(resourceOf('platform', 'google_storage_bucket', local.replace('_bucket', '')).name).toBe(`\${local.${local}}`);
+    }
+    expect(configs.platform.output.worker_group_platform!.value).toMatchObject({ data_bucket: '${google_storage_bucket.data.name}', staging_bucket: '${google_storage_bucket.staging.name}' });
+  });
+
+  it('defect 3: the ETL may publish to its dead-letter topic', () => {
+    const grant = resourceOf('eventType', 'google_pubsub_topic_iam_member', 'etl_dead_letter_publisher');
+    expect(grant).toMatchObject({ topic: '${local.names.dead_letter_topic}', role: 'roles/pubsub.publisher', member: 'serviceAccount:${var.platform.etl_service_account_email}' });
+  });
+
+  it('defect 4: the ETL may delete and overwrite in the data bucket, whose deleted objects stay restorable; staging keeps no soft-deleted churn (defect 11)', () => {
+    expect(resourceOf('platform', 'google_storage_bucket_iam_member', 'etl_data').role).toBe('roles/storage.objectUser');
+    expect(at(resourceOf('platform', 'google_storage_bucket', 'data'), 'soft_delete_policy')?.retention_duration_seconds).toBe('${var.storage.data_soft_delete_days * 86400}');
+    expect(at(resourceOf('platform', 'google_storage_bucket', 'staging'), 'soft_delete_policy')?.retention_duration_seconds).toBe(0);
+  });
+
+  it('defect 5: stage 1 configures no kubernetes provider; stage 2 reads the cluster from stage 1 state', () => {
+    expect(Object.keys(configs.example.provider)).toEqual(['google']);
+    expect(Object.keys(configs.example.resource).filter((t) => t.startsWith('kubernetes_'))).toEqual([]);
+    expect(readFileSync(join(moduleDirs.example, 'versions.tf'), 'utf8')).not.toContain('kubernetes');
+    const kubernetes = configs.exampleWorkloads.provider.kubernetes!;
+    expect(kubernetes.host).toBe('https://${local.platform.etl_cluster.endpoint}');
+    expect(configs.exampleWorkloads.locals.platform).toBe('${data.terraform_remote_state.platform.outputs}');
+    expect(configs.exampleWorkloads.data.terraform_remote_state?.platform?.backend).toBe('gcs');
+    for (const output of ['etl_cluster', 'worker_group_platform']) expect(configs.example.output[output], output).toBeDefined();
+  });
+
+  it('defect 5: the example enables every API the apply needs, creates its notification channels, gives the nodes a service account', () => {
+    const apis = String(resourceOf('example', 'google_project_service', 'apis').for_each);
+    for (const api of ['iam', 'iamcredentials', 'cloudresourcemanager', 'compute', 'artifactregistry', 'container', 'run', 'pubsub', 'bigquery', 'bigtableadmin', 'cloudkms', 'firestore', 'secretmanager', 'monitoring', 'logging', 'storage']) {
+      expect(apis, api).toContain(`"${api}.googleapis.com"`);
+    }
+    expect(resourceOf('example', 'google_monitoring_notification_channel', 'email').type).toBe('email');
+    expect(String((configs.example.module.platform!.alerting as Block).notification_channels)).toContain('google_monitoring_notification_channel.email');
+    expect(readFileSync(join(moduleDirs.example, 'env', 'prod.tfvars'), 'utf8')).not.toMatch(/notificationChannels\//);
+    const cluster = resourceOf('platform', 'google_container_cluster', 'etl');
+    expect(at(cluster, 'cluster_autoscaling', 'auto_provisioning_defaults')?.service_account).toBe('${google_service_account.gke_nodes.email}');
+  });
+
+  it('defect 6: the KEK survives a region (multi-region key ring) and padlock-mirror fails over (multi-cluster routing)', () => {
+    const kms = parseType(configs.platform.variable.kms!.type as string);
+    expect(String(configs.platform.variable.kms!.type)).toContain('location             = optional(string, "europe")');
+    expect(kms.kind).toBe('object');
+    expect(resourceOf('platform', 'google_kms_key_ring', 'platform').location).toBe('${var.kms.location}');
+    const mirror = resourceOf('platform', 'google_bigtable_app_profile', 'padlock_mirror');
+    expect(mirror.multi_cluster_routing_use_any).toBe(true);
+    expect(mirror.multi_cluster_routing_cluster_ids).toEqual(['${var.key_store.instance_name}-mirror', '${var.key_store.instance_name}-primary']);
+    const profile = envOf(at(configs.platform.resource.google_cloud_run_v2_service?.padlock, 'template', 'containers'), 'padlock').find((v) => v.name === 'PADLOCK_BIGTABLE_APP_PROFILE')!.source;
+    const cond = /^\$\{each\.key == "padlock" \? google_bigtable_app_profile\.(\w+)\.app_profile_id : google_bigtable_app_profile\.(\w+)\.app_profile_id\}$/.exec(profile);
+    expect(cond?.slice(1)).toEqual(['padlock', 'padlock_mirror']);
+  });
+
+  it('defect 7: 100 delivery attempts before dead-lettering, in the composer and the module alike', () => {
+    expect(provisioningDefaults.maxDeliveryAttempts).toBe(100);
+    expect(String(configs.eventType.variable.event_type!.type)).toMatch(/dead_letter_max_attempts\s+= optional\(number, 100\)/);
+    expect(resourceOf('eventType', 'google_pubsub_subscription', 'etl').dead_letter_policy).toEqual([
+      { dead_letter_topic: '${google_pubsub_topic.dead_letter[0].id}', max_delivery_attempts: '${var.event_type.dead_letter_max_attempts}' },
+    ]);
+  });
+
+  it('defect 1/11: the dead-letter subscription is kept alike by both owners: 31 days, acked messages too', () => {
+    const dl = resourceOf('eventType', 'google_pubsub_subscription', 'dead_letter');
+    expect(dl.message_retention_duration).toBe('${31 * 86400}s');
+    expect(dl.retain_acked_messages).toBe(true);
+    expect(provisioningDefaults.deadLetterRetentionSeconds).toBe(31 * 86400);
+    expect(deadLetterSubscriptionSettings.retainAckedMessages).toBe(true);
+    // The ETL subscription: Pub/Sub's 31-day maximum is above the 7 days both use.
+    expect(provisioningDefaults.messageRetentionSeconds / 86400).toBe(exported.page_view!.message_retention_days);
+  });
+
+  it('defect 8: the worker group scales on undelivered messages per replica only', () => {
+    const hpa = resourceOf('workerGroup', 'kubernetes_horizontal_pod_autoscaler_v2', 'worker');
+    const metrics = (at(hpa, 'spec')?.metric as Block[]).map((m) => at(m, 'external', 'metric')?.name);
+    expect(metrics).toEqual(['pubsub.googleapis.com|subscription|num_undelivered_messages']);
+    expect(JSON.stringify(hpa)).not.toContain('oldest_unacked');
+  });
+
+  it('defect 10: the alerts Terraform renders are the composer definition, on metrics the platform emits', () => {
+    const source = readFileSync(join(moduleDirs.eventType, 'main.tf'), 'utf8');
+    expect(source).not.toMatch(/googleapis_com|googleapis\.com\/(subscription|user)|custom\.googleapis/);
+    const policy = resourceOf('eventType', 'google_monitoring_alert_policy', 'alert');
+    expect(policy.for_each).toBe('${var.event_type.alerts}');
+    expect(policy.severity).toBe('${each.value.severity}');
+    for (const record of sampleRecords) {
+      const exportedAlerts = toTerraformEventType(record).alerts;
+      const definition = monitoringFor(record.settings).alerts;
+      expect(Object.keys(exportedAlerts).sort()).toEqual(definition.map((a) => a.kind).sort());
+      for (const a of definition) {
+        expect(exportedAlerts[a.kind]).toMatchObject({ metric: a.metric, threshold: a.threshold, severity: a.severity, duration_seconds: a.durationSeconds, resource: a.resource });
+      }
+    }
+    // The lateness metric: the log-based metric Terraform defines, under lib/names.ts's name.
+    expect(configs.platform.locals.late_partition_metric_name).toBe(metricNames.partitionsClosedAtDeadline);
+    expect(resourceOf('platform', 'google_logging_metric', 'late_partitions').name).toBe('${local.late_partition_metric_name}');
+    expect(promqlMetricName(`logging.googleapis.com/user/${metricNames.partitionsClosedAtDeadline}`)).toBe('logging_googleapis_com:user_etl_partitions_closed_at_deadline');
+  });
+
+  it('defect 11: owner labels are valid Kubernetes label values (alphanumeric at both ends) in both modules', () => {
+    for (const key of ['eventType', 'workerGroup'] as const) {
+      const template = String(configs[key].locals.owner_label);
+      const label = (owner: string): string => evaluateTemplate(template, (ref) => (ref === 'var.event_type.owner' ? owner : (() => { throw new Error(ref); })()));
+      expect(label('Web Analytics!')).toBe('web-analytics');
+      expect(label('team-')).toBe('team');
+      expect(label(`${'a'.repeat(62)}-b`)).toBe('a'.repeat(62));
+      for (const owner of ['x_', '-a-', 'Données', 'a'.repeat(70)]) expect(label(owner), owner).toMatch(/^([a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?)?$/);
+    }
+  });
+
+  it('defect 11: the custom-metrics adapter is Terraform, pinned to a release, and no README installs it from a branch', () => {
+    const image = String(configs.customMetricsAdapter.variable.image!.default);
+    expect(image).toMatch(/:v\d+\.\d+\.\d+/);
+    expect(configs.exampleWorkloads.module.custom_metrics_adapter?.source).toBe('../../../modules/custom-metrics-adapter');
+    for (const key of ['platform', 'eventType', 'workerGroup', 'example'] as const) {
+      const readme = readFileSync(join(moduleDirs[key], 'README.md'), 'utf8');
+      expect(readme, key).not.toMatch(/kubectl apply -f https?:|\/master\//);
+      expect(readme, key).not.toMatch(/file-only registry|registry folder/);
+    }
+  });
+
+  it('issue 15: event tables are partitioned hourly or daily, need a partition filter, expire partitions with the retention', () => {
+    const table = resourceOf('eventType', 'google_bigquery_table', 'events');
+    expect(table.require_partition_filter).toBe(true);
+    expect(at(table, 'time_partitioning')).toMatchObject({
+      type: '${var.event_type.partitioning == "hourly" ? "HOUR" : "DAY"}',
+      field: '${var.platform.receive_time_column}',
+      expiration_ms: '${var.event_type.retention_days * 86400000}',
+    });
+    expect(table.count).toBe('${local.to_bigquery ? 1 : 0}');
   });
 });

@@ -8,10 +8,12 @@
  * No internal retries: every call has one bounded deadline.
  */
 import type { Bigtable, Table } from '@google-cloud/bigtable';
+import { keychainFamilies } from '../../lib/names.ts';
 import type { KeyStore, StoredCategory, StoredKeychain } from './store.ts';
 
-export const KEY_FAMILY = 'k';
-export const TOMBSTONE_FAMILY = 't';
+/** Families from lib/names.ts, which Terraform's keychains table is checked against. */
+export const KEY_FAMILY = keychainFamilies.key;
+export const TOMBSTONE_FAMILY = keychainFamilies.tombstone;
 /** Qualifier of the user tombstone; categories never start with `_`. */
 export const USER_TOMBSTONE = '_user';
 

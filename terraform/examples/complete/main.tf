@@ -1,14 +1,11 @@
+# Stage 1 of 2: everything on Google Cloud. The Kubernetes side (worker groups, the
+# custom-metrics adapter) is stage 2, ./workloads, whose kubernetes provider reads this
+# stage's outputs from its state: a provider configured from resources of its own apply
+# cannot plan before they exist.
+
 provider "google" {
   project = var.project_id
   region  = var.region
-}
-
-data "google_client_config" "default" {}
-
-provider "kubernetes" {
-  host                   = "https://${module.platform.etl_cluster.endpoint}"
-  token                  = data.google_client_config.default.access_token
-  cluster_ca_certificate = base64decode(module.platform.etl_cluster.ca_certificate)
 }
 
 locals {
@@ -20,11 +17,17 @@ locals {
 
 resource "google_project_service" "apis" {
   for_each = toset([
+    "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
+    "bigtable.googleapis.com",
     "bigtableadmin.googleapis.com",
     "cloudkms.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "compute.googleapis.com",
     "container.googleapis.com",
     "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
@@ -38,12 +41,32 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false
 }
 
+# Alert notification channels, one per address: high pages, normal and low go to a queue.
+locals {
+  alert_emails = toset(flatten(values(var.alert_emails)))
+}
+
+resource "google_monitoring_notification_channel" "email" {
+  for_each = local.alert_emails
+
+  project      = var.project_id
+  display_name = "Event platform alerts: ${each.value}"
+  type         = "email"
+  labels = {
+    email_address = each.value
+  }
+  user_labels = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
 module "platform" {
   source = "../../modules/platform"
 
-  project_id = var.project_id
-  region     = var.region
-  labels     = local.labels
+  project_id   = var.project_id
+  provisioning = var.provisioning
+  region       = var.region
+  labels       = local.labels
 
   storage = {
     location = var.location.storage
@@ -71,18 +94,13 @@ module "platform" {
   }
 
   alerting = {
-    notification_channels = var.notification_channels
+    notification_channels = {
+      for priority, emails in var.alert_emails : priority => [for e in emails : google_monitoring_notification_channel.email[e].name]
+    }
   }
 
   # APIs must be on before the first resource of each service is created.
   depends_on = [google_project_service.apis]
-}
-
-resource "kubernetes_namespace_v1" "etl" {
-  metadata {
-    name   = module.platform.etl_namespace
-    labels = local.labels
-  }
 }
 
 module "event_type" {
@@ -90,7 +108,9 @@ module "event_type" {
   for_each = var.event_types
 
   project_id = var.project_id
-  # Ops' worker sizing, if any, replaces the exported default.
-  event_type = merge(each.value, { for name, w in var.worker_overrides : "worker" => w if name == each.key })
-  platform   = merge(module.platform.event_type_platform, { kubernetes_namespace = kubernetes_namespace_v1.etl.metadata[0].name })
+  event_type = each.value
+  platform   = module.platform.event_type_platform
+
+  # The workload identity pool comes with the cluster.
+  depends_on = [module.platform]
 }

@@ -17,3 +17,13 @@ output "event_types" {
   description = "Resource names of each event type (equal to lib/names.ts resourceNames)."
   value       = { for name, m in module.event_type : name => m.names }
 }
+
+output "etl_cluster" {
+  description = "The ETL cluster (name, location, endpoint, CA certificate): the workloads stage configures its kubernetes provider from this state output."
+  value       = module.platform.etl_cluster
+}
+
+output "worker_group_platform" {
+  description = "The worker-group module's `platform` input, read by the workloads stage."
+  value       = module.platform.worker_group_platform
+}

@@ -37,18 +37,19 @@ variable "event_service_invokers" {
   default     = []
 }
 
-variable "notification_channels" {
-  description = "Cloud Monitoring notification channel ids per priority: high pages on-call, normal and low go to tickets or chat."
+variable "provisioning" {
+  description = "Who owns the per-type Pub/Sub resources: `terraform` (this configuration; the composer runs with COMPOSER_PROVISIONING=terraform) or `composer`. See the platform module's README."
+  type        = string
+  default     = "terraform"
+}
+
+variable "alert_emails" {
+  description = "Who gets each priority's alerts: one email notification channel is created per address (high pages on-call, normal and low go to a team queue)."
   type = object({
     high   = list(string)
     normal = list(string)
     low    = list(string)
   })
-  default = {
-    high   = []
-    normal = []
-    low    = []
-  }
 }
 
 variable "location" {
@@ -81,18 +82,19 @@ variable "event_types" {
     slo_hours                     = number
     ack_deadline_seconds          = optional(number, 60)
     message_retention_days        = optional(number, 7)
-    dead_letter_max_attempts      = optional(number, 5)
+    dead_letter_max_attempts      = optional(number, 100)
     retry_minimum_backoff_seconds = optional(number, 10)
     retry_maximum_backoff_seconds = optional(number, 600)
-    worker = optional(object({
-      min_replicas                      = optional(number, 1)
-      max_replicas                      = optional(number, 10)
-      target_undelivered_per_replica    = optional(number, 5000)
-      target_oldest_unacked_age_seconds = optional(number, 600)
-      cpu                               = optional(string, "500m")
-      memory                            = optional(string, "1Gi")
-      heap_mb                           = optional(number, 160)
-    }), {})
+    alerts = map(object({
+      metric             = string
+      promql_metric      = string
+      resource           = string
+      threshold          = number
+      duration_seconds   = number
+      severity           = string
+      working_hours_only = bool
+      description        = string
+    }))
   }))
   default = {}
 
@@ -100,18 +102,4 @@ variable "event_types" {
     condition     = alltrue([for k, v in var.event_types : k == v.name])
     error_message = "Each event_types key must equal its name."
   }
-}
-
-variable "worker_overrides" {
-  description = "Ops-side sizing of worker groups by event type name, merged over the exported settings (the export never sets `worker`)."
-  type = map(object({
-    min_replicas                      = optional(number, 1)
-    max_replicas                      = optional(number, 10)
-    target_undelivered_per_replica    = optional(number, 5000)
-    target_oldest_unacked_age_seconds = optional(number, 600)
-    cpu                               = optional(string, "500m")
-    memory                            = optional(string, "1Gi")
-    heap_mb                           = optional(number, 160)
-  }))
-  default = {}
 }

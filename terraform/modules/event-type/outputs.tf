@@ -4,28 +4,28 @@ output "names" {
 }
 
 output "topic_id" {
-  description = "Full id of the topic the event service publishes to."
-  value       = google_pubsub_topic.events.id
+  description = "Full id of the topic the event service publishes to (whoever owns it: see `platform.provisioning`)."
+  value       = local.pubsub_ids.topic
 }
 
 output "schema_id" {
   description = "Full id of the topic's Pub/Sub schema (AVRO, canonical form)."
-  value       = google_pubsub_schema.events.id
+  value       = "projects/${var.project_id}/schemas/${local.names.topic_schema}"
 }
 
 output "subscription_id" {
   description = "Full id of the ETL subscription."
-  value       = google_pubsub_subscription.etl.id
+  value       = "projects/${var.project_id}/subscriptions/${local.names.etl_subscription}"
 }
 
 output "dead_letter_topic_id" {
   description = "Full id of the dead-letter topic."
-  value       = google_pubsub_topic.dead_letter.id
+  value       = local.pubsub_ids.dead_letter_topic
 }
 
 output "dead_letter_subscription_id" {
   description = "Full id of the subscription that keeps the dead letters."
-  value       = google_pubsub_subscription.dead_letter.id
+  value       = "projects/${var.project_id}/subscriptions/${local.names.dead_letter_subscription}"
 }
 
 output "bigquery_table_id" {
@@ -38,19 +38,7 @@ output "gcs_prefix" {
   value       = local.to_gcs ? "gs://${var.platform.data_bucket}/${local.names.storage_prefix}" : null
 }
 
-output "worker_group" {
-  description = "Namespace and name of the ETL worker group's Deployment and HorizontalPodAutoscaler."
-  value = {
-    namespace = var.platform.kubernetes_namespace
-    name      = kubernetes_deployment_v1.worker.metadata[0].name
-  }
-}
-
 output "alert_policy_ids" {
-  description = "Ids of the type's alert policies: backlog age, dead letters and partition lateness."
-  value = {
-    backlog_age        = google_monitoring_alert_policy.backlog_age.id
-    dead_letters       = google_monitoring_alert_policy.dead_letters.id
-    partition_lateness = google_monitoring_alert_policy.partition_lateness.id
-  }
+  description = "Ids of the type's alert policies by alert kind (backlog_age, dead_letters, partition_lateness)."
+  value       = { for kind, p in google_monitoring_alert_policy.alert : kind => p.id }
 }

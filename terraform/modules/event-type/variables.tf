@@ -9,7 +9,8 @@ variable "event_type" {
     event_types.auto.tfvars.json). Settings come from the registry record; the delivery
     settings (SLO, ack deadline, dead-letter attempts, retention of messages, retry backoff)
     are the composer's defaults for the type's priority, so the API path and this module
-    configure the same resources the same way. `worker` is ops-only sizing.
+    configure the same resources the same way; `alerts` is composer/monitoring.ts's
+    definition of the type's alerts, rendered here as alert policies.
   EOT
   type = object({
     name                          = string
@@ -27,18 +28,19 @@ variable "event_type" {
     slo_hours                     = number
     ack_deadline_seconds          = optional(number, 60)
     message_retention_days        = optional(number, 7)
-    dead_letter_max_attempts      = optional(number, 5)
+    dead_letter_max_attempts      = optional(number, 100)
     retry_minimum_backoff_seconds = optional(number, 10)
     retry_maximum_backoff_seconds = optional(number, 600)
-    worker = optional(object({
-      min_replicas                      = optional(number, 1)
-      max_replicas                      = optional(number, 10)
-      target_undelivered_per_replica    = optional(number, 5000)
-      target_oldest_unacked_age_seconds = optional(number, 600)
-      cpu                               = optional(string, "500m")
-      memory                            = optional(string, "1Gi")
-      heap_mb                           = optional(number, 160)
-    }), {})
+    alerts = map(object({
+      metric             = string
+      promql_metric      = string
+      resource           = string
+      threshold          = number
+      duration_seconds   = number
+      severity           = string
+      working_hours_only = bool
+      description        = string
+    }))
   })
 
   validation {
@@ -77,12 +79,8 @@ variable "event_type" {
     error_message = "Pub/Sub limits: ack_deadline_seconds 10-600, dead_letter_max_attempts 5-100, message_retention_days 1-31, retry backoff 0-600 s with minimum <= maximum."
   }
   validation {
-    condition     = var.event_type.worker.min_replicas >= 1 && var.event_type.worker.max_replicas >= var.event_type.worker.min_replicas
-    error_message = "worker.min_replicas must be at least 1 (an idle worker still closes partitions) and at most max_replicas."
-  }
-  validation {
-    condition     = var.event_type.worker.heap_mb >= 128
-    error_message = "worker.heap_mb must be at least 128 (a draining worker's live heap is about 70 MB before any partition closes)."
+    condition     = alltrue([for a in values(var.event_type.alerts) : contains(["CRITICAL", "ERROR", "WARNING"], a.severity)])
+    error_message = "event_type.alerts[*].severity must be CRITICAL, ERROR or WARNING."
   }
 }
 
@@ -93,15 +91,12 @@ variable "platform" {
     labels                      = map(string)
     dataset_id                  = string
     data_bucket                 = string
-    staging_bucket              = string
     etl_service_account_email   = string
     etl_service_account_name    = string
     event_service_account_email = string
-    padlock_urls                = list(string)
-    etl_image                   = string
     kubernetes_namespace        = string
     receive_time_column         = string
-    late_partition_metric       = string
+    provisioning                = string
     notification_channels = object({
       high   = list(string)
       normal = list(string)
@@ -113,17 +108,6 @@ variable "platform" {
       utc_offset_hours = number
     })
   })
-}
-
-variable "backlog_alert_fraction" {
-  description = "The backlog-age alert fires when the oldest unacknowledged message is older than this fraction of the type's SLO, so someone can act before partitions close late."
-  type        = number
-  default     = 0.5
-
-  validation {
-    condition     = var.backlog_alert_fraction > 0 && var.backlog_alert_fraction <= 1
-    error_message = "backlog_alert_fraction must be in (0, 1]."
-  }
 }
 
 variable "deletion_protection" {

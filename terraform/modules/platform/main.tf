@@ -10,7 +10,6 @@ locals {
 
   data_bucket    = coalesce(var.storage.data_bucket_name, "${var.project_id}-events-data")
   staging_bucket = coalesce(var.storage.staging_bucket_name, "${var.project_id}-events-staging")
-  kms_location   = coalesce(var.kms.location, var.region)
 
   # Both padlock deployment groups get the instances ALL traffic needs (plus headroom):
   # each must carry the whole load when the other region is down.
@@ -26,7 +25,14 @@ locals {
   }
 
   registry_database_condition = "resource.name == \"projects/${var.project_id}/databases/${var.registry_store.database_id}\""
-  late_partition_metric_name  = "etl_partitions_closed_at_deadline"
+
+  # MUST equal lib/names.ts (metricNames.partitionsClosedAtDeadline, keychainFamilies);
+  # test/terraform.test.ts checks both.
+  late_partition_metric_name = "etl_partitions_closed_at_deadline"
+  keychain_families          = ["k", "t"]
+
+  # Who owns the per-type Pub/Sub resources (composer/provisioning.ts `ownerOf`).
+  composer_provisions = var.provisioning == "composer"
 }
 
 # --- Service accounts, one per component ----------------------------------------------
@@ -51,10 +57,12 @@ locals {
 
 # --- Cloud KMS: padlock's key-encryption key ------------------------------------------
 
+# A multi-region key ring: both padlock deployment groups (two regions) keep using the KEK
+# when either region is down.
 resource "google_kms_key_ring" "platform" {
   project  = var.project_id
   name     = var.kms.key_ring_name
-  location = local.kms_location
+  location = var.kms.location
 }
 
 resource "google_kms_crypto_key" "padlock_kek" {
@@ -108,6 +116,14 @@ resource "google_storage_bucket" "data" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
 
+  # The ETL may delete and overwrite objects here (stale parts of a crashed close, the _LATE
+  # counter), so IAM alone cannot keep a closed partition immutable: soft delete keeps every
+  # deleted or overwritten object restorable for this long (the code never touches a closed
+  # partition; the manifest's checksums detect any change).
+  soft_delete_policy {
+    retention_duration_seconds = var.storage.data_soft_delete_days * 86400
+  }
+
   # Each type's partitions expire after its retention.
   dynamic "lifecycle_rule" {
     for_each = var.storage.data_retention_days_by_prefix
@@ -131,6 +147,12 @@ resource "google_storage_bucket" "staging" {
   force_destroy               = var.storage.force_destroy
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
+
+  # Staged parts are deleted as soon as their hour closes: soft delete would only bill
+  # for keeping that churn.
+  soft_delete_policy {
+    retention_duration_seconds = 0
+  }
 
   # Staged parts are moved into partitions when their hour closes (at the latest at the SLO).
   lifecycle_rule {
@@ -166,19 +188,28 @@ resource "google_storage_bucket_iam_member" "event_service_audit" {
   }
 }
 
+# Staged files, leases and audit counts: create, read, list, delete.
 resource "google_storage_bucket_iam_member" "etl_staging" {
   bucket = google_storage_bucket.staging.name
   role   = "roles/storage.objectUser"
   member = local.sa["etl"]
 }
 
-# Create and read, never overwrite or delete: closed partitions are immutable.
+# Partitions: create, read, list, and delete/overwrite, which the ETL's own code does
+# (etl/closer.ts deletes stale parts of a crashed close, etl/late.ts rewrites _LATE).
+# Closed partitions stay restorable through the bucket's soft delete.
 resource "google_storage_bucket_iam_member" "etl_data" {
-  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
-
   bucket = google_storage_bucket.data.name
-  role   = each.value
+  role   = "roles/storage.objectUser"
   member = local.sa["etl"]
+}
+
+# The composer checks the data bucket exists (storage.buckets.get) before it records a
+# GCS type as provisioned.
+resource "google_storage_bucket_iam_member" "composer_data" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.legacyBucketReader"
+  member = local.sa["composer"]
 }
 
 # --- BigQuery -------------------------------------------------------------------------
@@ -192,13 +223,13 @@ resource "google_bigquery_dataset" "events" {
   delete_contents_on_destroy = false
 }
 
-resource "google_bigquery_dataset_iam_member" "editors" {
-  for_each = toset(["etl", "composer"])
-
+# The BigQuery loader runs inside each type's ETL worker group: it writes this dataset only
+# (tables.get/update/updateData through load jobs), and runs load jobs in the project.
+resource "google_bigquery_dataset_iam_member" "etl" {
   project    = var.project_id
   dataset_id = google_bigquery_dataset.events.dataset_id
   role       = "roles/bigquery.dataEditor"
-  member     = local.sa[each.key]
+  member     = local.sa["etl"]
 }
 
 resource "google_project_iam_member" "etl_load_jobs" {
@@ -247,15 +278,15 @@ resource "google_project_iam_member" "registry_writer" {
   depends_on = [google_firestore_database.registry]
 }
 
-# --- Composer: provisions event types through the API path ----------------------------
+# --- Composer: per-type Pub/Sub resources, by provisioning mode ------------------------
 
-# Pub/Sub IAM has no name-prefix scoping: the composer administers Pub/Sub project-wide,
-# which is why the platform wants a project of its own.
-resource "google_project_iam_member" "composer" {
-  for_each = toset(["roles/pubsub.admin", "roles/monitoring.alertPolicyEditor"])
-
+# provisioning = "composer": the composer creates, updates and deletes the per-type topics,
+# schemas and subscriptions. Pub/Sub IAM has no name-prefix scoping, so this is project-wide
+# (hence a project of its own for the platform); editor, not admin: it cannot change IAM.
+# provisioning = "terraform": the composer only reads them (export's import blocks).
+resource "google_project_iam_member" "composer_pubsub" {
   project = var.project_id
-  role    = each.value
+  role    = local.composer_provisions ? "roles/pubsub.editor" : "roles/pubsub.viewer"
   member  = local.sa["composer"]
 }
 
@@ -284,9 +315,8 @@ resource "google_bigtable_instance" "keys" {
   }
 }
 
-# Keychain creation is create-if-absent (check-and-mutate), which Bigtable allows only
-# with single-cluster routing. Both padlock groups use this profile; failing over the key
-# store means pointing it at the mirror cluster.
+# Keychain creation is create-if-absent (check-and-mutate), which Bigtable allows only with
+# single-cluster routing and transactional writes: the primary group uses this profile.
 resource "google_bigtable_app_profile" "padlock" {
   project        = var.project_id
   instance       = google_bigtable_instance.keys.name
@@ -301,25 +331,64 @@ resource "google_bigtable_app_profile" "padlock" {
   ignore_warnings = true
 }
 
+# The mirror group must survive the primary region: multi-cluster routing, nearest cluster
+# first, failing over automatically. Lookups and deletes work through it; a keychain
+# creation (check-and-mutate) is refused on it and fails fast, so the ETL nacks and retries
+# (the primary group serves creates whenever it is up).
+resource "google_bigtable_app_profile" "padlock_mirror" {
+  project        = var.project_id
+  instance       = google_bigtable_instance.keys.name
+  app_profile_id = "padlock-mirror"
+  description    = "Padlock mirror: multi-cluster routing, automatic failover"
+
+  multi_cluster_routing_use_any = true
+  multi_cluster_routing_cluster_ids = [
+    "${var.key_store.instance_name}-mirror",
+    "${var.key_store.instance_name}-primary",
+  ]
+
+  ignore_warnings = true
+}
+
 resource "google_bigtable_table" "keychains" {
   project             = var.project_id
   instance_name       = google_bigtable_instance.keys.name
   name                = var.key_store.table_name
   deletion_protection = var.deletion_protection ? "PROTECTED" : "UNPROTECTED"
 
+  # functions/padlock/bigtable-store.ts writes these families (lib/names.ts keychainFamilies).
   dynamic "column_family" {
-    for_each = toset(var.key_store.column_families)
+    for_each = toset(local.keychain_families)
     content {
       family = column_family.value
     }
   }
 }
 
-resource "google_bigtable_instance_iam_member" "padlock" {
-  project  = var.project_id
-  instance = google_bigtable_instance.keys.name
-  role     = "roles/bigtable.user"
-  member   = local.sa["padlock"]
+# One version per cell: a wrapped key or tombstone is written once; a deleted key must
+# leave no older version behind.
+resource "google_bigtable_gc_policy" "keychains" {
+  for_each = toset(local.keychain_families)
+
+  project         = var.project_id
+  instance_name   = google_bigtable_instance.keys.name
+  table           = google_bigtable_table.keychains.name
+  column_family   = each.value
+  deletion_policy = "ABANDON"
+
+  max_version {
+    number = 1
+  }
+}
+
+# Read and write the keychains table only, not the rest of the instance.
+# `instance_name`: the 7.x name of the argument, also accepted from 6.50 (hence the constraint).
+resource "google_bigtable_table_iam_member" "padlock" {
+  project       = var.project_id
+  instance_name = google_bigtable_instance.keys.name
+  table         = google_bigtable_table.keychains.name
+  role          = "roles/bigtable.user"
+  member        = local.sa["padlock"]
 }
 
 resource "google_secret_manager_secret_iam_member" "padlock_service_secrets" {
@@ -453,9 +522,10 @@ resource "google_cloud_run_v2_service" "padlock" {
         value = google_bigtable_table.keychains.name
       }
       env {
-        # Single-cluster routing with transactional writes: create-if-absent is a check-and-mutate.
+        # Primary: single-cluster routing with transactional writes (create-if-absent is a
+        # check-and-mutate). Mirror: multi-cluster routing, so it survives the primary region.
         name  = "PADLOCK_BIGTABLE_APP_PROFILE"
-        value = google_bigtable_app_profile.padlock.app_profile_id
+        value = each.key == "padlock" ? google_bigtable_app_profile.padlock.app_profile_id : google_bigtable_app_profile.padlock_mirror.app_profile_id
       }
       env {
         # JSON array of {name, secretSha256, contexts?, admin?}: the calling services.
@@ -486,6 +556,23 @@ resource "google_cloud_run_v2_service_iam_member" "padlock_invoker" {
 
 # --- ETL: GKE Autopilot cluster -------------------------------------------------------
 
+# The nodes' own identity: pulls images, writes logs and metrics. Without it Autopilot uses
+# the Compute Engine default account, which many organisations strip of every role.
+resource "google_service_account" "gke_nodes" {
+  project      = var.project_id
+  account_id   = "events-gke-nodes"
+  display_name = "Event platform GKE nodes"
+  description  = "ETL cluster nodes: pull images, write logs and metrics"
+}
+
+resource "google_project_iam_member" "gke_nodes" {
+  for_each = toset(["roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader"])
+
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.gke_nodes.email}"
+}
+
 resource "google_container_cluster" "etl" {
   project             = var.project_id
   name                = var.etl.cluster_name
@@ -496,13 +583,22 @@ resource "google_container_cluster" "etl" {
   resource_labels     = local.labels
   deletion_protection = var.deletion_protection
 
+  cluster_autoscaling {
+    auto_provisioning_defaults {
+      service_account = google_service_account.gke_nodes.email
+      oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
+    }
+  }
+
   release_channel {
     channel = "REGULAR"
   }
+
+  depends_on = [google_project_iam_member.gke_nodes]
 }
 
-# The Custom Metrics Stackdriver Adapter (installed once per cluster, see README) reads
-# the Pub/Sub backlog metrics the worker groups' autoscalers follow.
+# The Custom Metrics Stackdriver Adapter (terraform/modules/custom-metrics-adapter) reads
+# the Pub/Sub backlog metric the worker groups' autoscalers follow.
 resource "google_project_iam_member" "custom_metrics_adapter" {
   project = var.project_id
   role    = "roles/monitoring.viewer"

@@ -5,19 +5,28 @@ output "event_type_platform" {
     labels                      = var.labels
     dataset_id                  = google_bigquery_dataset.events.dataset_id
     data_bucket                 = google_storage_bucket.data.name
-    staging_bucket              = google_storage_bucket.staging.name
     etl_service_account_email   = google_service_account.component["etl"].email
     etl_service_account_name    = google_service_account.component["etl"].name
     event_service_account_email = google_service_account.component["event-service"].email
+    kubernetes_namespace        = var.etl.namespace
+    receive_time_column         = var.bigquery.receive_time_column
+    provisioning                = var.provisioning
+    notification_channels       = var.alerting.notification_channels
+    working_hours               = var.alerting.working_hours
+  }
+}
+
+output "worker_group_platform" {
+  description = "What every ETL worker group needs from the platform: pass it as the worker-group module's `platform` input (the workloads root reads it from this state)."
+  value = {
+    labels                    = var.labels
+    data_bucket               = google_storage_bucket.data.name
+    staging_bucket            = google_storage_bucket.staging.name
+    etl_service_account_email = google_service_account.component["etl"].email
     # Primary first: the ETL's padlock client fails over in this order.
     padlock_urls         = [google_cloud_run_v2_service.padlock["padlock"].uri, google_cloud_run_v2_service.padlock["padlock-mirror"].uri]
     etl_image            = var.etl.image
     kubernetes_namespace = var.etl.namespace
-    receive_time_column  = var.bigquery.receive_time_column
-    # The log-based metric's name in Cloud Monitoring's PromQL.
-    late_partition_metric = "logging_googleapis_com:user_${google_logging_metric.late_partitions.name}"
-    notification_channels = var.alerting.notification_channels
-    working_hours         = var.alerting.working_hours
   }
 }
 
@@ -62,9 +71,12 @@ output "padlock_max_instances" {
 output "key_store" {
   description = "Bigtable instance, table and app profile of padlock's key store."
   value = {
-    instance    = google_bigtable_instance.keys.name
-    table       = google_bigtable_table.keychains.name
-    app_profile = google_bigtable_app_profile.padlock.app_profile_id
+    instance = google_bigtable_instance.keys.name
+    table    = google_bigtable_table.keychains.name
+    app_profiles = {
+      padlock          = google_bigtable_app_profile.padlock.app_profile_id
+      "padlock-mirror" = google_bigtable_app_profile.padlock_mirror.app_profile_id
+    }
   }
 }
 
@@ -83,7 +95,12 @@ output "etl_cluster" {
   }
 }
 
+output "gke_node_service_account" {
+  description = "Email of the ETL cluster's node service account (pulls images, writes logs and metrics)."
+  value       = google_service_account.gke_nodes.email
+}
+
 output "etl_namespace" {
-  description = "Kubernetes namespace the ETL worker groups run in (create it in the root module)."
+  description = "Kubernetes namespace the ETL worker groups run in (the workloads root creates it)."
   value       = var.etl.namespace
 }

@@ -8,6 +8,23 @@ variable "region" {
   type        = string
 }
 
+variable "provisioning" {
+  description = <<-EOT
+    Who owns the per-type Pub/Sub resources (topic, schema, subscriptions, dead letters):
+    `terraform` (the event-type module creates them; the composer only validates, records and
+    exports, and gets read-only Pub/Sub access) or `composer` (the composer creates them through
+    the API and gets Pub/Sub editor; the event-type module creates none of them). Must equal the
+    composer's COMPOSER_PROVISIONING.
+  EOT
+  type        = string
+  default     = "terraform"
+
+  validation {
+    condition     = contains(["terraform", "composer"], var.provisioning)
+    error_message = "provisioning must be terraform or composer."
+  }
+}
+
 variable "labels" {
   description = "Labels added to every resource (e.g. environment, cost centre). The module adds team = owner = platform."
   type        = map(string)
@@ -27,11 +44,17 @@ variable "storage" {
     staging_bucket_name           = optional(string)
     staging_object_max_age_days   = optional(number, 7)
     audit_object_max_age_days     = optional(number, 7)
+    data_soft_delete_days         = optional(number, 7)
     data_retention_days_by_prefix = optional(map(number), {})
     force_destroy                 = optional(bool, false)
   })
   default = {}
 
+  validation {
+    # Soft delete keeps 7 to 90 days (0 turns it off).
+    condition     = var.storage.data_soft_delete_days == 0 || (var.storage.data_soft_delete_days >= 7 && var.storage.data_soft_delete_days <= 90)
+    error_message = "data_soft_delete_days must be 0 or 7-90."
+  }
   validation {
     condition     = var.storage.staging_object_max_age_days >= 4 && var.storage.audit_object_max_age_days >= 4
     error_message = "Staging and audit objects must live at least 4 days: longer than the low-priority SLO (72 h)."
@@ -57,14 +80,20 @@ variable "bigquery" {
 }
 
 variable "kms" {
-  description = "Cloud KMS key ring and padlock's key-encryption key (rotated every `rotation_period_days`)."
+  description = "Cloud KMS key ring and padlock's key-encryption key (rotated every `rotation_period_days`). `location` must be a multi-region (`europe`, `us`, `asia`, `global`) or dual-region (e.g. `eur4`), so the KEK outlives a region outage, as padlock's mirror group must."
   type = object({
-    location             = optional(string)
+    location             = optional(string, "europe")
     key_ring_name        = optional(string, "event-platform")
     key_name             = optional(string, "padlock-kek")
     rotation_period_days = optional(number, 90)
   })
   default = {}
+
+  validation {
+    # Regions are <area>-<name><digit> (europe-west1); multi- and dual-regions have no dash.
+    condition     = !can(regex("-", var.kms.location))
+    error_message = "kms.location must be a multi-region or dual-region location (e.g. europe, us, eur4), not a region."
+  }
 }
 
 variable "event_service" {
@@ -108,17 +137,16 @@ variable "padlock" {
 }
 
 variable "key_store" {
-  description = "Padlock's key store: a Bigtable instance with one cluster per padlock region and the `keychains` table."
+  description = "Padlock's key store: a Bigtable instance with one cluster per padlock region and the `keychains` table (families `k` and `t`, one version each: lib/names.ts keychainFamilies)."
   type = object({
-    instance_name   = optional(string, "padlock-keys")
-    table_name      = optional(string, "keychains")
-    column_families = optional(list(string), ["keys", "meta"])
-    primary_zone    = optional(string)
-    mirror_zone     = optional(string)
-    storage_type    = optional(string, "SSD")
-    min_nodes       = optional(number, 1)
-    max_nodes       = optional(number, 5)
-    cpu_target      = optional(number, 60)
+    instance_name = optional(string, "padlock-keys")
+    table_name    = optional(string, "keychains")
+    primary_zone  = optional(string)
+    mirror_zone   = optional(string)
+    storage_type  = optional(string, "SSD")
+    min_nodes     = optional(number, 1)
+    max_nodes     = optional(number, 5)
+    cpu_target    = optional(number, 60)
   })
   default = {}
 }

@@ -16,13 +16,12 @@ padlock = {
 
 event_service_invokers = ["group:event-producers@acme.example"]
 
-notification_channels = {
-  high   = ["projects/acme-events-prod/notificationChannels/1111111111111111111"]
-  normal = ["projects/acme-events-prod/notificationChannels/2222222222222222222"]
-  low    = ["projects/acme-events-prod/notificationChannels/2222222222222222222"]
-}
+# The composer runs with COMPOSER_PROVISIONING=terraform: this configuration owns the
+# per-type Pub/Sub resources.
+provisioning = "terraform"
 
-worker_overrides = {
-  # Peak hour of about a million page views: closing it needs an 800 MB heap (event-type README).
-  page_view = { min_replicas = 2, max_replicas = 40, heap_mb = 800, memory = "1Gi" }
+alert_emails = {
+  high   = ["events-oncall@acme.example"]
+  normal = ["events-team@acme.example"]
+  low    = ["events-team@acme.example"]
 }

@@ -1,0 +1,2 @@
+bucket = "acme-events-prod-tfstate"
+prefix = "event-platform-workloads"

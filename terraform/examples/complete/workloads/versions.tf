@@ -1,0 +1,17 @@
+terraform {
+  required_version = ">= 1.5"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 6.50, < 8.0"
+    }
+    kubernetes = {
+      source  = "hashicorp/kubernetes"
+      version = ">= 2.30, < 3.0"
+    }
+  }
+
+  # One state per environment, beside stage 1's: `terraform init -backend-config=env/<env>.backend.hcl`.
+  backend "gcs" {}
+}
