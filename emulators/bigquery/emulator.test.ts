@@ -1,5 +1,8 @@
 /** Unit tests of the emulator's pure parts: value text, partitions, schema changes, the Avro mapping, files, SQL, config. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { avroType } from '../../lib/avro/long.ts';
+import { deliveredFileSchema } from '../../lib/partitions.ts';
 import { AppError } from '../../lib/errors.ts';
 import { openAvroFile } from './avro-file.ts';
 import { avroContainer } from './avro-fixtures.ts';
@@ -119,6 +122,42 @@ describe('Avro mapping', () => {
   it('fails a row whose TIMESTAMP is outside BigQuery’s range, naming the field', () => {
     const m = mapAvroSchema({ type: 'record', name: 'R', fields: [{ name: 'ts', type: { type: 'long', logicalType: 'timestamp-micros' } }] }, true, 'gs://b/o');
     expect(() => m.toRow({ ts: 2n ** 62n })).toThrow(/Invalid TIMESTAMP value for field ts/);
+  });
+});
+
+describe("the platform's delivered files", () => {
+  it('load as BigQuery would map them (fixture payload inside the delivered envelope)', async () => {
+    const payload = JSON.parse(readFileSync(new URL('../../test/fixtures/user_profile_updated.avsc', import.meta.url), 'utf8')) as Record<string, unknown>;
+    const schema = deliveredFileSchema(payload as never) as object;
+    const type = avroType(schema);
+    const records = Array.from({ length: 20 }, () => {
+      const r = type.random() as unknown as { receiveTime: number; payload: { occurredAt: number } };
+      r.receiveTime = Date.UTC(2024, 0, 1, 12);
+      r.payload.occurredAt = Date.UTC(2024, 0, 1, 11);
+      return r;
+    });
+    const file = openAvroFile('gs://b/o', await avroContainer(schema, records));
+    const mapping = mapAvroSchema(file.schema, true, 'gs://b/o');
+    const modes = (fields: readonly TableField[]): string[] => fields.map((f) => `${f.name}:${f.type}:${f.mode}`);
+    expect(modes(mapping.fields)).toEqual(['eventId:STRING:REQUIRED', 'receiveTime:TIMESTAMP:REQUIRED', 'payload:RECORD:REQUIRED']);
+    expect(modes(mapping.fields[2]!.fields!)).toEqual([
+      'userId:STRING:REQUIRED',
+      'occurredAt:TIMESTAMP:REQUIRED',
+      'email:STRING:NULLABLE',
+      'fullName:STRING:REQUIRED',
+      'address:RECORD:NULLABLE',
+      'devices:RECORD:REPEATED',
+      'phoneNumbers:STRING:REPEATED',
+      'lastLogins:RECORD:REPEATED',
+      'plan:STRING:REQUIRED',
+    ]);
+    let n = 0;
+    file.forEachRecord((r) => {
+      const row = mapping.toRow(r);
+      expect(row.receiveTime).toBe(String(Date.UTC(2024, 0, 1, 12) * 1000));
+      n++;
+    });
+    expect(n).toBe(20);
   });
 });
 
