@@ -1,5 +1,6 @@
 /** Unit tests of the emulator's pure parts: value text, partitions, schema changes, the Avro mapping, files, SQL, config. */
 import { readFileSync } from 'node:fs';
+import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { avroType } from '../../lib/avro/long.ts';
 import { deliveredFileSchema } from '../../lib/partitions.ts';
@@ -175,7 +176,33 @@ describe('Avro files', () => {
     expect(reasonOf(() => openAvroFile('gs://b/o', altered).forEachRecord(() => undefined))).toBe('invalid');
     expect(reasonOf(() => openAvroFile('gs://b/o', Buffer.from('Obj')))).toBe('invalid');
   });
+
+  it('refuses a block that inflates beyond 64 MiB (a deflate bomb) with invalid', () => {
+    const header = Buffer.from(bytesOfHeader());
+    const bomb = zlib.deflateRawSync(Buffer.alloc(65 * 1024 * 1024));
+    const sync = header.subarray(header.length - 16);
+    const file = Buffer.concat([header, zigzag(1), zigzag(bomb.length), bomb, sync]);
+    expect(reasonOf(() => openAvroFile('gs://b/o', file).forEachRecord(() => undefined))).toBe('invalid');
+    expect(() => openAvroFile('gs://b/o', file).forEachRecord(() => undefined)).toThrow(/inflates beyond 67108864 bytes/);
+  });
 });
+
+/** A container header (magic, schema, deflate codec, sync marker) for a one-long-field record. */
+function bytesOfHeader(): Uint8Array {
+  const str = (t: string): Buffer => Buffer.concat([zigzag(Buffer.byteLength(t)), Buffer.from(t)]);
+  return Buffer.concat([Buffer.from('Obj\x01', 'latin1'), zigzag(2), str('avro.schema'), str('{"type":"record","name":"R","fields":[{"name":"n","type":"long"}]}'), str('avro.codec'), str('deflate'), zigzag(0), Buffer.alloc(16, 7)]);
+}
+
+function zigzag(n: number): Buffer {
+  let z = n >= 0 ? n * 2 : -n * 2 - 1;
+  const out: number[] = [];
+  while (z >= 0x80) {
+    out.push((z % 0x80) | 0x80);
+    z = Math.floor(z / 0x80);
+  }
+  out.push(z);
+  return Buffer.from(out);
+}
 
 describe('SQL subset', () => {
   it('parses COUNT(*) and SELECT * with conditions, parameters and BETWEEN', () => {
