@@ -12,6 +12,7 @@ import { loadConfig } from './config.ts';
 import { parseGsUri } from './gcs-source.ts';
 import { checkDecorator, partitionExpired, partitionOfCell, partitionOfMs } from './partitioning.ts';
 import { parseQuery, parseTimestamp } from './query.ts';
+import { toJsonRow } from './rows.ts';
 import { evolveSchema, parseSchema, type TableField } from './schema.ts';
 import { cellBytes, formatDate, formatDatetime, formatDecimal, formatTime, javaDouble } from './values.ts';
 
@@ -123,6 +124,17 @@ describe('Avro mapping', () => {
   it('fails a row whose TIMESTAMP is outside BigQuery’s range, naming the field', () => {
     const m = mapAvroSchema({ type: 'record', name: 'R', fields: [{ name: 'ts', type: { type: 'long', logicalType: 'timestamp-micros' } }] }, true, 'gs://b/o');
     expect(() => m.toRow({ ts: 2n ** 62n })).toThrow(/Invalid TIMESTAMP value for field ts/);
+  });
+});
+
+describe('rows keyed by field names', () => {
+  it('keep names such as constructor and toString as plain own data, and read a missing __proto__ as NULL', () => {
+    const m = mapAvroSchema({ type: 'record', name: 'R', fields: [{ name: 'constructor', type: 'string' }, { name: 'toString', type: 'long' }] }, true, 'gs://b/o');
+    const row = m.toRow({ constructor: 'p', toString: 7 });
+    expect(Object.hasOwn(row, 'constructor') && Object.hasOwn(row, 'toString')).toBe(true);
+    // Columns added later (no value in this row), named like Object.prototype's members.
+    const fields: TableField[] = [...m.fields, { name: '__proto__', type: 'STRING', mode: 'NULLABLE' }, { name: 'hasOwnProperty', type: 'STRING', mode: 'REPEATED' }];
+    expect(toJsonRow(fields, row, 'INT64')).toEqual({ f: [{ v: 'p' }, { v: '7' }, { v: null }, { v: [] }] });
   });
 });
 
