@@ -389,6 +389,15 @@ describe('BigQuery emulator with the official client', () => {
       expect(shapeOf(await failure(job.promise()))).toMatchObject({ reasons: ['notFound'] });
     });
 
+    it('refuses a media upload with a 400 naming gs:// loads', async () => {
+      // The v8 client's table.load(localFile) never settles on an error answer (its upload stream
+      // fails inside the client), so this is checked over plain HTTP.
+      const res = await fetch(`${emulator.url}/upload/bigquery/v2/projects/${projectId}/jobs?uploadType=multipart`, { method: 'POST', body: 'x' });
+      const body = (await res.json()) as { error: { errors: { reason: string; message: string }[] } };
+      expect([res.status, body.error.errors[0]!.reason]).toEqual([400, 'invalid']);
+      expect(body.error.errors[0]!.message).toMatch(/load from gs:\/\/ URIs/);
+    });
+
     it('fails a job on a file that is not Avro (invalid) and leaves the table as it was', async () => {
       const ds = await dataset('corrupt');
       const table = bq.dataset(ds).table('events');
