@@ -3,8 +3,13 @@
  * naming the offending field (`payload.user.country: expected string, got number`).
  *
  * The mapping of JSON to Avro (documented in README.md):
- * - null, boolean, string: themselves; int: integer in 32-bit range; long: safe
- *   integer (|n| ≤ 2^53−1); float/double: any number.
+ * - null, boolean: themselves; string: a well-formed Unicode string (no lone
+ *   surrogate: it has no UTF-8 form). int: integer in 32-bit range.
+ * - long: an integer with |n| ≤ 2^53−1, or a decimal string for the full
+ *   64-bit range (a JSON number beyond ±(2^53−1) was already rounded by
+ *   JSON.parse, so it is refused with a reason asking for the string form).
+ * - float: a number within the float range (beyond it would become Infinity);
+ *   double: a finite number.
  * - bytes and fixed: a string whose code points are U+0000–U+00FF, one byte each
  *   (Avro's JSON encoding); fixed must have exactly its size.
  * - enum: one of its symbols. array: JSON array. map: JSON object.
@@ -13,13 +18,23 @@
  * - union: Avro's JSON form `{"<branch>": value}` (branch = type name, or full
  *   name for named types), or the plain value when exactly one branch accepts
  *   it. Several numeric branches accepting a number: the first one in the union
- *   wins (the value is the same number). Any other ambiguity is an error asking
- *   for the `{"<branch>": value}` form.
+ *   wins (the value is the same number). A string goes to a string-like branch
+ *   (string, bytes, enum, fixed) before a long one. Any other ambiguity is an
+ *   error asking for the `{"<branch>": value}` form.
+ * - the payload nests at most MAX_NESTING_DEPTH JSON objects and arrays deep
+ *   (records, maps, arrays and `{"<branch>": value}` wrappers).
  *
- * Types are parsed by avsc with `wrapUnions: true`; the decoder produces values
- * in that representation, ready for `type.toBuffer`.
+ * Work is bounded by (payload nodes) × (schema types): trying the branches of
+ * a union on an object or array is memoised per (union, value), so a value is
+ * never decoded twice by the same union however the branches nest (without
+ * it, a union of two same-shaped records doubles the work at every level).
+ *
+ * Types are built with `avroType` (exact 64-bit longs) and `wrapUnions: true`;
+ * the decoder produces values in that representation, ready for `type.toBuffer`.
  */
 import avro from 'avsc';
+import { avroType, parseLongString } from '../../lib/avro/long.ts';
+import { fitsFloat, INT_MAX, INT_MIN, MAX_NESTING_DEPTH } from './datum-limits.ts';
 
 /** A payload that does not match its schema; `path` starts with `payload`. */
 export class PayloadMismatch extends Error {
@@ -32,8 +47,13 @@ export class PayloadMismatch extends Error {
   }
 }
 
+/** Counts the work of one decode: every visit of a value by a schema type. */
+export interface DecodeWork {
+  steps: number;
+}
+
 /** Converts a parsed JSON payload into an Avro value of the compiled type, or throws PayloadMismatch. */
-export type PayloadDecoder = (json: unknown) => unknown;
+export type PayloadDecoder = (json: unknown, work?: DecodeWork) => unknown;
 
 /** Thrown inside the decoder tree; carries path segments collected on the way out. */
 class Mismatch {
@@ -41,30 +61,44 @@ class Mismatch {
   constructor(readonly problem: string) {}
 }
 
-type Decode = (v: unknown) => unknown;
+/** Too deep: ends the whole decode, whatever union branch is being tried. */
+class TooDeep extends Mismatch {}
+
+/** What a union decided for one object or array value (memoised). */
+type UnionOutcome = { value: unknown } | { mismatch: Mismatch };
+
+/** State of one decode call. */
+interface Walk {
+  steps: number;
+  /** Union outcomes by value, then by union; created at the first union that tries several branches. */
+  memo: Map<object, Map<Decode, UnionOutcome>> | undefined;
+}
+
+type Decode = (v: unknown, depth: number, walk: Walk) => unknown;
 type Kind = 'null' | 'boolean' | 'number' | 'string' | 'array' | 'object';
 
-const INT_MIN = -(2 ** 31);
-const INT_MAX = 2 ** 31 - 1;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const NON_LATIN1 = /[\u0100-\uffff]/;
 const MAX_QUOTED = 40;
 
-/** Parses an Avro schema the way the event service encodes with it. */
+/** Parses an Avro schema the way the event service encodes with it (exact longs, wrapped unions). */
 export function parseSchema(schema: unknown): avro.Type {
-  return avro.Type.forSchema(schema as avro.Schema, { wrapUnions: true });
+  return avroType(schema, { wrapUnions: true });
 }
 
 /** Compiles a decoder for `type` (parsed with `parseSchema`). Decoding never throws anything but PayloadMismatch. */
 export function compilePayloadDecoder(type: avro.Type): PayloadDecoder {
   const decode = compile(type, new Map());
-  return (json) => {
+  return (json, work) => {
+    const walk: Walk = { steps: 0, memo: undefined };
     try {
-      return decode(json);
+      return decode(json, 0, walk);
     } catch (err) {
       if (err instanceof Mismatch) throw new PayloadMismatch(['payload', ...err.segments.reverse()].join(''), err.problem);
-      if (err instanceof RangeError) throw new PayloadMismatch('payload', 'nested too deeply');
+      if (err instanceof RangeError) throw new PayloadMismatch('payload', 'too large to decode');
       throw err;
+    } finally {
+      if (work !== undefined) work.steps += walk.steps;
     }
   };
 }
@@ -78,9 +112,11 @@ function kindOf(v: unknown): Kind {
 }
 
 function describe(v: unknown): string {
-  const kind = kindOf(v);
-  if (kind === 'object' || kind === 'array' || kind === 'null') return kind;
-  return kind;
+  return kindOf(v);
+}
+
+function withArticle(kind: string): string {
+  return /^[aeiou]/.test(kind) ? `an ${kind}` : `a ${kind}`;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -92,7 +128,8 @@ function fieldSegment(name: string): string {
 }
 
 function quote(s: string): string {
-  return JSON.stringify(s.length > MAX_QUOTED ? `${s.slice(0, MAX_QUOTED)}…` : s);
+  // toWellFormed: a lone surrogate in a key must not make our own reason unencodable.
+  return JSON.stringify(((s.length > MAX_QUOTED ? `${s.slice(0, MAX_QUOTED)}…` : s) as unknown as WellFormed).toWellFormed());
 }
 
 function within<T>(segment: string, fn: () => T): T {
@@ -104,6 +141,20 @@ function within<T>(segment: string, fn: () => T): T {
   }
 }
 
+function deeper(depth: number): number {
+  if (depth >= MAX_NESTING_DEPTH) throw new TooDeep(`nested deeper than ${MAX_NESTING_DEPTH} levels of objects and arrays`);
+  return depth + 1;
+}
+
+/** `String.prototype.isWellFormed` / `toWellFormed` (Node 20; not in the TypeScript lib we target). */
+interface WellFormed {
+  isWellFormed(): boolean;
+  toWellFormed(): string;
+}
+const isWellFormed = (s: string): boolean => (s as unknown as WellFormed).isWellFormed();
+
+const LONE_SURROGATE = 'a string with a lone surrogate (not valid Unicode, it has no UTF-8 form)';
+
 /** The kinds of JSON value a type can accept (unions: used to pick candidate branches). */
 function acceptedKind(type: avro.Type): Kind {
   switch (type.typeName) {
@@ -113,6 +164,7 @@ function acceptedKind(type: avro.Type): Kind {
       return 'boolean';
     case 'int':
     case 'long':
+    case 'abstract:long':
     case 'float':
     case 'double':
       return 'number';
@@ -124,50 +176,80 @@ function acceptedKind(type: avro.Type): Kind {
     case 'array':
       return 'array';
     default:
+      if (type.typeName.startsWith('logical:')) return acceptedKind((type as unknown as { underlyingType: avro.Type }).underlyingType);
       return 'object';
   }
+}
+
+function isLong(type: avro.Type): boolean {
+  return type.typeName === 'long' || type.typeName === 'abstract:long';
 }
 
 function compile(type: avro.Type, named: Map<string, Decode>): Decode {
   const typeName = type.typeName;
   switch (typeName) {
     case 'null':
-      return (v) => {
+      return (v, _d, w) => {
+        w.steps++;
         if (v !== null) throw new Mismatch(`expected null, got ${describe(v)}`);
         return null;
       };
     case 'boolean':
-      return (v) => {
+      return (v, _d, w) => {
+        w.steps++;
         if (typeof v !== 'boolean') throw new Mismatch(`expected boolean, got ${describe(v)}`);
         return v;
       };
     case 'int':
-      return (v) => {
+      return (v, _d, w) => {
+        w.steps++;
         if (typeof v !== 'number') throw new Mismatch(`expected int, got ${describe(v)}`);
         if (!Number.isInteger(v)) throw new Mismatch('expected int, got a non-integer number');
         if (v < INT_MIN || v > INT_MAX) throw new Mismatch('expected int, got a number outside the 32-bit range');
         return v;
       };
     case 'long':
-      return (v) => {
-        if (typeof v !== 'number') throw new Mismatch(`expected long, got ${describe(v)}`);
-        if (!Number.isInteger(v)) throw new Mismatch('expected long, got a non-integer number');
-        if (!Number.isSafeInteger(v)) throw new Mismatch('expected long, got an integer beyond ±2^53-1 (not exact in JSON)');
-        return v;
+    case 'abstract:long':
+      return (v, _d, w) => {
+        w.steps++;
+        if (typeof v === 'number') {
+          if (!Number.isInteger(v)) throw new Mismatch('expected long, got a non-integer number');
+          if (!Number.isSafeInteger(v)) {
+            throw new Mismatch('expected long, got a JSON number beyond ±(2^53-1), which JSON numbers cannot carry exactly; send it as a decimal string');
+          }
+          return v;
+        }
+        if (typeof v === 'string') {
+          const n = parseLongString(v);
+          if (n === undefined) throw new Mismatch('expected long, got a string that is not a decimal integer within the 64-bit range');
+          return n;
+        }
+        throw new Mismatch(`expected long, got ${describe(v)}`);
       };
     case 'float':
+      return (v, _d, w) => {
+        w.steps++;
+        if (typeof v !== 'number') throw new Mismatch(`expected float, got ${describe(v)}`);
+        if (!fitsFloat(v)) throw new Mismatch('expected float, got a number beyond the float range (it would be stored as Infinity)');
+        return v;
+      };
     case 'double':
-      return (v) => {
-        if (typeof v !== 'number') throw new Mismatch(`expected ${typeName}, got ${describe(v)}`);
+      return (v, _d, w) => {
+        w.steps++;
+        if (typeof v !== 'number') throw new Mismatch(`expected double, got ${describe(v)}`);
+        if (!Number.isFinite(v)) throw new Mismatch('expected double, got a number beyond the double range');
         return v;
       };
     case 'string':
-      return (v) => {
+      return (v, _d, w) => {
+        w.steps++;
         if (typeof v !== 'string') throw new Mismatch(`expected string, got ${describe(v)}`);
+        if (!isWellFormed(v)) throw new Mismatch(`expected string, got ${LONE_SURROGATE}`);
         return v;
       };
     case 'bytes':
-      return (v) => {
+      return (v, _d, w) => {
+        w.steps++;
         if (typeof v !== 'string') throw new Mismatch(`expected bytes (a string), got ${describe(v)}`);
         if (NON_LATIN1.test(v)) throw new Mismatch('expected bytes, got a string with code points above U+00FF');
         return Buffer.from(v, 'latin1');
@@ -175,7 +257,8 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
     case 'fixed': {
       const fixed = type as avro.types.FixedType;
       const size = fixed.size;
-      return (v) => {
+      return (v, _d, w) => {
+        w.steps++;
         if (typeof v !== 'string') throw new Mismatch(`expected fixed ${fixed.name ?? ''} (a string), got ${describe(v)}`);
         if (NON_LATIN1.test(v)) throw new Mismatch('expected fixed, got a string with code points above U+00FF');
         if (v.length !== size) throw new Mismatch(`expected fixed of ${size} bytes, got ${v.length}`);
@@ -186,7 +269,8 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
       const e = type as avro.types.EnumType;
       const symbols = new Set(e.symbols);
       const shown = e.symbols.length <= 10 ? e.symbols.join(', ') : `${e.symbols.slice(0, 10).join(', ')}, …`;
-      return (v) => {
+      return (v, _d, w) => {
+        w.steps++;
         if (typeof v !== 'string') throw new Mismatch(`expected enum ${e.name ?? ''} (a string), got ${describe(v)}`);
         if (!symbols.has(v)) throw new Mismatch(`expected one of [${shown}], got ${quote(v)}`);
         return v;
@@ -195,13 +279,15 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
     case 'array': {
       const items = (type as avro.types.ArrayType).itemsType;
       let decodeItem: Decode | undefined;
-      return (v) => {
+      return (v, depth, w) => {
+        w.steps++;
         if (!Array.isArray(v)) throw new Mismatch(`expected array, got ${describe(v)}`);
+        const inner = deeper(depth);
         decodeItem ??= compile(items, named);
         const out = new Array<unknown>(v.length);
         for (let i = 0; i < v.length; i++) {
           const item: unknown = v[i];
-          out[i] = within(`[${i}]`, () => decodeItem!(item));
+          out[i] = within(`[${i}]`, () => decodeItem!(item, inner, w));
         }
         return out;
       };
@@ -209,13 +295,20 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
     case 'map': {
       const values = (type as avro.types.MapType).valuesType;
       let decodeValue: Decode | undefined;
-      return (v) => {
+      return (v, depth, w) => {
+        w.steps++;
         if (!isPlainObject(v)) throw new Mismatch(`expected map (an object), got ${describe(v)}`);
+        const inner = deeper(depth);
         decodeValue ??= compile(values, named);
         const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
         for (const key of Object.keys(v)) {
           const value = v[key];
-          out[key] = within(fieldSegment(key), () => decodeValue!(value));
+          if (!isWellFormed(key)) {
+            const m = new Mismatch(`map key is ${LONE_SURROGATE}`);
+            m.segments.push(fieldSegment(key));
+            throw m;
+          }
+          out[key] = within(fieldSegment(key), () => decodeValue!(value, inner, w));
         }
         return out;
       };
@@ -235,8 +328,10 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
       }
       let plan: FieldPlan[] | undefined;
       let known: Set<string> | undefined;
-      const decodeRecord: Decode = (v) => {
+      const decodeRecord: Decode = (v, depth, w) => {
+        w.steps++;
         if (!isPlainObject(v)) throw new Mismatch(`expected record ${recordName} (an object), got ${describe(v)}`);
+        const inner = deeper(depth);
         if (plan === undefined) {
           plan = record.fields.map((f) => ({
             name: f.name,
@@ -259,7 +354,7 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
             out[field.name] = field.defaultValue();
             continue;
           }
-          out[field.name] = within(field.segment, () => field.decode(value));
+          out[field.name] = within(field.segment, () => field.decode(value, inner, w));
         }
         for (const key of Object.keys(v)) {
           if (!known!.has(key)) {
@@ -292,6 +387,7 @@ interface Branch {
   aliases: string[];
   kind: Kind;
   numeric: boolean;
+  long: boolean;
   decode: () => Decode;
 }
 
@@ -305,16 +401,60 @@ function compileUnion(type: avro.types.WrappedUnionType, named: Map<string, Deco
       aliases: short === key ? [key] : [key, short],
       kind: acceptedKind(t),
       numeric: acceptedKind(t) === 'number',
+      long: isLong(t),
       decode: () => (decoder ??= compile(t, named)),
     };
   });
   const byAlias = new Map<string, Branch>();
   for (const b of branches) for (const a of b.aliases) if (!byAlias.has(a)) byAlias.set(a, b);
   const hasNull = branches.some((b) => b.kind === 'null');
+  const byKind = new Map<Kind, Branch[]>();
+  for (const b of branches) byKind.set(b.kind, [...(byKind.get(b.kind) ?? []), b]);
+  // A decimal string is a long's exact JSON form, after every string-like branch.
+  const longBranches = branches.filter((b) => b.long);
   const listing = `[${branches.map((b) => b.key).join(', ')}]`;
   const wrap = (b: Branch, value: unknown): unknown => (b.kind === 'null' ? null : { [b.key]: value });
 
-  return (v) => {
+  /** The branches that accept `v`, tried in union order (each at most once per value, see `decodeUnion`). */
+  const choose = (v: unknown, depth: number, w: Walk): unknown => {
+    const kind = kindOf(v);
+    const candidates = byKind.get(kind) ?? [];
+    if (candidates.length === 1 && !(kind === 'string' && longBranches.length > 0)) return wrap(candidates[0]!, candidates[0]!.decode()(v, depth, w));
+    const accepted: Array<{ branch: Branch; value: unknown }> = [];
+    let firstRefusal: { branch: Branch; mismatch: Mismatch } | undefined;
+    const attempt = (b: Branch): void => {
+      try {
+        accepted.push({ branch: b, value: b.decode()(v, depth, w) });
+      } catch (err) {
+        if (!(err instanceof Mismatch) || err instanceof TooDeep) throw err;
+        firstRefusal ??= { branch: b, mismatch: err };
+      }
+    };
+    if (kind === 'number') {
+      // Numeric branches: the first that accepts the number wins (the value is the same number).
+      for (const b of candidates) {
+        attempt(b);
+        if (accepted.length > 0) return wrap(accepted[0]!.branch, accepted[0]!.value);
+      }
+    } else {
+      for (const b of candidates) attempt(b);
+      if (accepted.length === 0 && kind === 'string') for (const b of longBranches) attempt(b);
+    }
+    const first = accepted[0];
+    if (first === undefined) {
+      if (candidates.length === 0 && !(kind === 'string' && longBranches.length > 0)) throw new Mismatch(`expected one of ${listing}, got ${describe(v)}`);
+      // Say why the first candidate refused it (bounded: nested unions would otherwise nest their reasons).
+      const why = firstRefusal === undefined ? '' : ` (as ${firstRefusal.branch.key}: ${describeMismatch(firstRefusal.mismatch)})`;
+      throw new Mismatch(`expected one of ${listing}, got ${withArticle(describe(v))} none of them accepts${why}`);
+    }
+    if (accepted.length === 1) return wrap(first.branch, first.value);
+    throw new Mismatch(
+      `ambiguous value for union ${listing} (branches ${accepted.map((a) => a.branch.key).join(', ')} accept it); write it as {"<branch>": value}`,
+    );
+  };
+
+  const decodeUnion: Decode = (v, depth, w) => {
+    w.steps++;
     if (v === null) {
       if (hasNull) return null;
       throw new Mismatch(`expected one of ${listing}, got null`);
@@ -326,27 +466,49 @@ function compileUnion(type: avro.types.WrappedUnionType, named: Map<string, Deco
         const branch = byAlias.get(keys[0]!);
         if (branch !== undefined) {
           const inner = v[keys[0]!];
-          return within(`[${quote(keys[0]!)}]`, () => wrap(branch, branch.decode()(inner)));
+          // The wrapper is a level of JSON nesting like any object, so depth is a function of the value's position (and the memo exact).
+          return within(`[${quote(keys[0]!)}]`, () => wrap(branch, branch.decode()(inner, deeper(depth), w)));
         }
       }
     }
-    const kind = kindOf(v);
-    const candidates = branches.filter((b) => b.kind === kind);
-    if (candidates.length === 0) throw new Mismatch(`expected one of ${listing}, got ${describe(v)}`);
-    if (candidates.length === 1) return wrap(candidates[0]!, candidates[0]!.decode()(v));
-    const accepted: Array<{ branch: Branch; value: unknown }> = [];
-    for (const b of candidates) {
-      try {
-        accepted.push({ branch: b, value: b.decode()(v) });
-      } catch (err) {
-        if (!(err instanceof Mismatch)) throw err;
-      }
+    if (typeof v !== 'object') return choose(v, depth, w);
+    // Objects and arrays: memoised per (value, union) once any union tries several
+    // branches (before that, every value is visited once), so nested trials stay linear.
+    if (w.memo === undefined && (byKind.get(kindOf(v))?.length ?? 0) < 2) return choose(v, depth, w);
+    let outcomes = w.memo?.get(v);
+    const known = outcomes?.get(decodeUnion);
+    if (known !== undefined) {
+      if ('value' in known) return known.value;
+      throw copyMismatch(known.mismatch);
     }
-    const first = accepted[0];
-    if (first === undefined) throw new Mismatch(`expected one of ${listing}, got a ${describe(v)} none of them accepts`);
-    if (accepted.length === 1 || accepted.every((a) => a.branch.numeric)) return wrap(first.branch, first.value);
-    throw new Mismatch(
-      `ambiguous value for union ${listing} (branches ${accepted.map((a) => a.branch.key).join(', ')} accept it); write it as {"<branch>": value}`,
-    );
+    const memo = (w.memo ??= new Map());
+    let outcome: UnionOutcome;
+    try {
+      outcome = { value: choose(v, depth, w) };
+    } catch (err) {
+      if (!(err instanceof Mismatch) || err instanceof TooDeep) throw err;
+      outcome = { mismatch: copyMismatch(err) };
+      if (outcomes === undefined) memo.set(v, (outcomes = new Map()));
+      outcomes.set(decodeUnion, outcome);
+      throw err;
+    }
+    if (outcomes === undefined) memo.set(v, (outcomes = new Map()));
+    outcomes.set(decodeUnion, outcome);
+    return outcome.value;
   };
+  return decodeUnion;
+}
+
+const MAX_INNER_REASON = 160;
+
+function describeMismatch(m: Mismatch): string {
+  const text = `${[...m.segments].reverse().join('') || 'value'}: ${m.problem}`;
+  return text.length > MAX_INNER_REASON ? `${text.slice(0, MAX_INNER_REASON)}…` : text;
+}
+
+/** A fresh copy: path segments are pushed onto a mismatch as it propagates, so a memoised one is never rethrown itself. */
+function copyMismatch(m: Mismatch): Mismatch {
+  const copy = new Mismatch(m.problem);
+  copy.segments.push(...m.segments);
+  return copy;
 }
