@@ -13,7 +13,7 @@ import type { EventServiceLimits } from './config.ts';
 import { UNKNOWN_TYPE_LABEL, type ServiceMetrics } from './metrics.ts';
 import type { PublisherPool, PublishOutcome } from './publishers.ts';
 import type { CompiledEventType, RegistryCache } from './registry-cache.ts';
-import { checkDatumBounds, parseSingleObject } from './single-object.ts';
+import { checkDatum, parseSingleObject } from './single-object.ts';
 import { PayloadMismatch } from './validation.ts';
 
 /** Per-event result in the response body (contract: see README.md). */
@@ -166,20 +166,21 @@ export class Ingestor {
     if (writer === undefined) {
       return this.reject(0, t.name, 'UNKNOWN_SCHEMA_FINGERPRINT', `fingerprint: ${single.fingerprint} is not a registered schema of ${t.name}`, id);
     }
-    const problem = checkDatumBounds(writer.type, single.datum);
+    const problem = checkDatum(writer.type, single.datum);
     if (problem !== undefined) {
-      return this.reject(0, t.name, 'EVENT_INVALID', `payload: not a valid Avro datum of ${t.name} version ${writer.version}: ${problem}`, id);
+      return this.reject(0, t.name, 'EVENT_INVALID', `not a valid Avro datum of ${t.name} version ${writer.version}: ${problem}`, id);
     }
     let data: Buffer;
-    try {
-      data =
-        writer === t.current
-          ? single.datum
-          : t.current.type.toBuffer(t.current.type.fromBuffer(single.datum, t.resolverFor(writer)));
-      // Re-validating the current-version datum: checkDatumBounds checks structure, not UTF-8 or values.
-      if (writer === t.current) t.current.type.fromBuffer(data);
-    } catch (err) {
-      return this.reject(0, t.name, 'EVENT_INVALID', `payload: not a valid Avro datum of ${t.name} version ${writer.version}: ${(err as Error).message?.slice(0, 200) ?? 'decode failed'}`, id);
+    if (writer === t.current) {
+      // checkDatum accepted exactly a value of the current schema: publish its bytes as they are (longs stay exact).
+      data = single.datum;
+    } else {
+      try {
+        data = t.current.type.toBuffer(t.current.type.fromBuffer(single.datum, t.resolverFor(writer)));
+      } catch (err) {
+        const detail = err instanceof Error ? err.message.slice(0, 200) : 'decode failed';
+        return this.reject(0, t.name, 'EVENT_INVALID', `payload: cannot be read as ${t.name} version ${t.current.version} from version ${writer.version}: ${detail}`, id);
+      }
     }
     if (data.length > this.deps.limits.maxEventBytes) {
       return this.reject(0, t.name, 'EVENT_TOO_LARGE', `payload: ${data.length} bytes encoded, limit ${this.deps.limits.maxEventBytes}`, id);
