@@ -217,6 +217,25 @@ describe('JSON payload decoder: work is linear in the payload and depth is bound
     expect(work.steps).toBeLessThanOrEqual(10 * 91);
   });
 
+  it('reads each part of the payload a bounded number of times (counted on the payload itself)', () => {
+    // Proxies count every read of the payload, whatever the decoder's internals.
+    let reads = 0;
+    const counted = (v: unknown): unknown => {
+      if (v === null || typeof v !== 'object') return v;
+      const target = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, counted(x)]));
+      return new Proxy(target, {
+        get: (t, k) => (reads++, Reflect.get(t, k)),
+        has: (t, k) => (reads++, Reflect.has(t, k)),
+        ownKeys: (t) => (reads++, Reflect.ownKeys(t)),
+        getOwnPropertyDescriptor: (t, k) => (reads++, Reflect.getOwnPropertyDescriptor(t, k)),
+      });
+    };
+    const levels = 20;
+    expect(() => d(counted(nested(levels, 5)))).toThrow(PayloadMismatch);
+    // A few reads per level and union; trying every branch at every level read it ~2^20 times.
+    expect(reads).toBeLessThanOrEqual(40 * (levels + 1));
+  });
+
   it('accepts the same nesting written in Avro JSON form, with work linear in depth', () => {
     let v: unknown = null;
     for (let i = 0; i < 45; i++) v = { A: { next: v } };
