@@ -205,6 +205,17 @@ export class Ingestor {
         results[p.index] = { index: p.index, status: 'accepted', id: p.id };
         metrics.accepted(name, p.data.length);
         audit.record(name, hour);
+      } else if (outcome.reason === 'refused') {
+        // Pub/Sub refused this event's content even published alone: the event's fault, never retryable.
+        metrics.rejected(name, 'EVENT_INVALID');
+        results[p.index] = {
+          index: p.index,
+          status: 'rejected',
+          id: p.id,
+          code: 'EVENT_INVALID',
+          reason: `payload: refused by Pub/Sub (INVALID_ARGUMENT: ${outcome.detail}) even when published alone; resending it cannot help`,
+          retryable: false,
+        };
       } else if (outcome.reason === 'budget') {
         metrics.rejected(name, 'OVERLOADED');
         results[p.index] = {
