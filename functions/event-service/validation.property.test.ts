@@ -97,10 +97,11 @@ function valueArb(type: avro.Type, depth: number): fc.Arbitrary<unknown> {
     case 'abstract:long':
     case 'long':
       return fc.oneof(fc.maxSafeInteger(), fc.bigInt({ min: INT64_MIN, max: INT64_MAX }).map(normalizeLong));
+    // No -0: JSON.stringify (avsc's toString) writes it as 0, so no JSON round trip can keep it.
     case 'float':
-      return fc.float({ noNaN: true, noDefaultInfinity: true }).map(Math.fround);
+      return fc.float({ noNaN: true, noDefaultInfinity: true }).map((x) => (Object.is(x, -0) ? 0 : Math.fround(x)));
     case 'double':
-      return fc.double({ noNaN: true, noDefaultInfinity: true });
+      return fc.double({ noNaN: true, noDefaultInfinity: true }).map((x) => (Object.is(x, -0) ? 0 : x));
     case 'string':
       return fc.string({ unit: 'grapheme', maxLength: 6 });
     case 'bytes':
