@@ -55,10 +55,19 @@ export interface DecodeWork {
 /** Converts a parsed JSON payload into an Avro value of the compiled type, or throws PayloadMismatch. */
 export type PayloadDecoder = (json: unknown, work?: DecodeWork) => unknown;
 
-/** Thrown inside the decoder tree; carries path segments collected on the way out. */
+/**
+ * Returned (never thrown: exceptions through a deep decoder tree cost
+ * microseconds each) by a decoder for a value its type does not accept;
+ * carries path segments collected on the way out. No decoded value is one.
+ */
 class Mismatch {
   readonly segments: string[] = [];
-  constructor(readonly problem: string) {}
+  /** A text, or what builds it: most mismatches are those of union branches tried and dropped, never shown. */
+  constructor(private text: string | (() => string)) {}
+  get problem(): string {
+    if (typeof this.text !== 'string') this.text = this.text();
+    return this.text;
+  }
 }
 
 /** Too deep: ends the whole decode, whatever union branch is being tried. */
@@ -74,7 +83,7 @@ interface Walk {
   memo: Map<object, Map<Decode, UnionOutcome>> | undefined;
 }
 
-type Decode = (v: unknown, depth: number, walk: Walk) => unknown;
+type Decode = (v: unknown, depth: number, walk: Walk) => unknown; // the value, or a Mismatch
 type Kind = 'null' | 'boolean' | 'number' | 'string' | 'array' | 'object';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -91,15 +100,17 @@ export function compilePayloadDecoder(type: avro.Type): PayloadDecoder {
   const decode = compile(type, new Map());
   return (json, work) => {
     const walk: Walk = { steps: 0, memo: undefined };
+    let value: unknown;
     try {
-      return decode(json, 0, walk);
+      value = decode(json, 0, walk);
     } catch (err) {
-      if (err instanceof Mismatch) throw new PayloadMismatch(['payload', ...err.segments.reverse()].join(''), err.problem);
       if (err instanceof RangeError) throw new PayloadMismatch('payload', 'too large to decode');
       throw err;
     } finally {
       if (work !== undefined) work.steps += walk.steps;
     }
+    if (value instanceof Mismatch) throw new PayloadMismatch(['payload', ...value.segments.reverse()].join(''), value.problem);
+    return value;
   };
 }
 
@@ -132,17 +143,15 @@ function quote(s: string): string {
   return JSON.stringify(((s.length > MAX_QUOTED ? `${s.slice(0, MAX_QUOTED)}…` : s) as unknown as WellFormed).toWellFormed());
 }
 
-function within<T>(segment: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof Mismatch) err.segments.push(segment);
-    throw err;
-  }
+/** Adds the segment of the value a mismatch came from, on its way out. */
+function at(m: Mismatch, segment: string): Mismatch {
+  m.segments.push(segment);
+  return m;
 }
 
-function deeper(depth: number): number {
-  if (depth >= MAX_NESTING_DEPTH) throw new TooDeep(`nested deeper than ${MAX_NESTING_DEPTH} levels of objects and arrays`);
+/** The depth inside a record, array, map or union wrapper, or TooDeep. */
+function deeper(depth: number): number | TooDeep {
+  if (depth >= MAX_NESTING_DEPTH) return new TooDeep(`nested deeper than ${MAX_NESTING_DEPTH} levels of objects and arrays`);
   return depth + 1;
 }
 
@@ -191,21 +200,21 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
     case 'null':
       return (v, _d, w) => {
         w.steps++;
-        if (v !== null) throw new Mismatch(`expected null, got ${describe(v)}`);
+        if (v !== null) return new Mismatch(`expected null, got ${describe(v)}`);
         return null;
       };
     case 'boolean':
       return (v, _d, w) => {
         w.steps++;
-        if (typeof v !== 'boolean') throw new Mismatch(`expected boolean, got ${describe(v)}`);
+        if (typeof v !== 'boolean') return new Mismatch(`expected boolean, got ${describe(v)}`);
         return v;
       };
     case 'int':
       return (v, _d, w) => {
         w.steps++;
-        if (typeof v !== 'number') throw new Mismatch(`expected int, got ${describe(v)}`);
-        if (!Number.isInteger(v)) throw new Mismatch('expected int, got a non-integer number');
-        if (v < INT_MIN || v > INT_MAX) throw new Mismatch('expected int, got a number outside the 32-bit range');
+        if (typeof v !== 'number') return new Mismatch(`expected int, got ${describe(v)}`);
+        if (!Number.isInteger(v)) return new Mismatch('expected int, got a non-integer number');
+        if (v < INT_MIN || v > INT_MAX) return new Mismatch('expected int, got a number outside the 32-bit range');
         return v;
       };
     case 'long':
@@ -213,45 +222,45 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
       return (v, _d, w) => {
         w.steps++;
         if (typeof v === 'number') {
-          if (!Number.isInteger(v)) throw new Mismatch('expected long, got a non-integer number');
+          if (!Number.isInteger(v)) return new Mismatch('expected long, got a non-integer number');
           if (!Number.isSafeInteger(v)) {
-            throw new Mismatch('expected long, got a JSON number beyond ±(2^53-1), which JSON numbers cannot carry exactly; send it as a decimal string');
+            return new Mismatch('expected long, got a JSON number beyond ±(2^53-1), which JSON numbers cannot carry exactly; send it as a decimal string');
           }
           return v;
         }
         if (typeof v === 'string') {
           const n = parseLongString(v);
-          if (n === undefined) throw new Mismatch('expected long, got a string that is not a decimal integer within the 64-bit range');
+          if (n === undefined) return new Mismatch('expected long, got a string that is not a decimal integer within the 64-bit range');
           return n;
         }
-        throw new Mismatch(`expected long, got ${describe(v)}`);
+        return new Mismatch(`expected long, got ${describe(v)}`);
       };
     case 'float':
       return (v, _d, w) => {
         w.steps++;
-        if (typeof v !== 'number') throw new Mismatch(`expected float, got ${describe(v)}`);
-        if (!fitsFloat(v)) throw new Mismatch('expected float, got a number beyond the float range (it would be stored as Infinity)');
+        if (typeof v !== 'number') return new Mismatch(`expected float, got ${describe(v)}`);
+        if (!fitsFloat(v)) return new Mismatch('expected float, got a number beyond the float range (it would be stored as Infinity)');
         return v;
       };
     case 'double':
       return (v, _d, w) => {
         w.steps++;
-        if (typeof v !== 'number') throw new Mismatch(`expected double, got ${describe(v)}`);
-        if (!Number.isFinite(v)) throw new Mismatch('expected double, got a number beyond the double range');
+        if (typeof v !== 'number') return new Mismatch(`expected double, got ${describe(v)}`);
+        if (!Number.isFinite(v)) return new Mismatch('expected double, got a number beyond the double range');
         return v;
       };
     case 'string':
       return (v, _d, w) => {
         w.steps++;
-        if (typeof v !== 'string') throw new Mismatch(`expected string, got ${describe(v)}`);
-        if (!isWellFormed(v)) throw new Mismatch(`expected string, got ${LONE_SURROGATE}`);
+        if (typeof v !== 'string') return new Mismatch(`expected string, got ${describe(v)}`);
+        if (!isWellFormed(v)) return new Mismatch(`expected string, got ${LONE_SURROGATE}`);
         return v;
       };
     case 'bytes':
       return (v, _d, w) => {
         w.steps++;
-        if (typeof v !== 'string') throw new Mismatch(`expected bytes (a string), got ${describe(v)}`);
-        if (NON_LATIN1.test(v)) throw new Mismatch('expected bytes, got a string with code points above U+00FF');
+        if (typeof v !== 'string') return new Mismatch(`expected bytes (a string), got ${describe(v)}`);
+        if (NON_LATIN1.test(v)) return new Mismatch('expected bytes, got a string with code points above U+00FF');
         return Buffer.from(v, 'latin1');
       };
     case 'fixed': {
@@ -259,9 +268,9 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
       const size = fixed.size;
       return (v, _d, w) => {
         w.steps++;
-        if (typeof v !== 'string') throw new Mismatch(`expected fixed ${fixed.name ?? ''} (a string), got ${describe(v)}`);
-        if (NON_LATIN1.test(v)) throw new Mismatch('expected fixed, got a string with code points above U+00FF');
-        if (v.length !== size) throw new Mismatch(`expected fixed of ${size} bytes, got ${v.length}`);
+        if (typeof v !== 'string') return new Mismatch(`expected fixed ${fixed.name ?? ''} (a string), got ${describe(v)}`);
+        if (NON_LATIN1.test(v)) return new Mismatch('expected fixed, got a string with code points above U+00FF');
+        if (v.length !== size) return new Mismatch(`expected fixed of ${size} bytes, got ${v.length}`);
         return Buffer.from(v, 'latin1');
       };
     }
@@ -271,8 +280,8 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
       const shown = e.symbols.length <= 10 ? e.symbols.join(', ') : `${e.symbols.slice(0, 10).join(', ')}, …`;
       return (v, _d, w) => {
         w.steps++;
-        if (typeof v !== 'string') throw new Mismatch(`expected enum ${e.name ?? ''} (a string), got ${describe(v)}`);
-        if (!symbols.has(v)) throw new Mismatch(`expected one of [${shown}], got ${quote(v)}`);
+        if (typeof v !== 'string') return new Mismatch(`expected enum ${e.name ?? ''} (a string), got ${describe(v)}`);
+        if (!symbols.has(v)) return new Mismatch(`expected one of [${shown}], got ${quote(v)}`);
         return v;
       };
     }
@@ -281,13 +290,15 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
       let decodeItem: Decode | undefined;
       return (v, depth, w) => {
         w.steps++;
-        if (!Array.isArray(v)) throw new Mismatch(`expected array, got ${describe(v)}`);
+        if (!Array.isArray(v)) return new Mismatch(`expected array, got ${describe(v)}`);
         const inner = deeper(depth);
+        if (inner instanceof Mismatch) return inner;
         decodeItem ??= compile(items, named);
         const out = new Array<unknown>(v.length);
         for (let i = 0; i < v.length; i++) {
-          const item: unknown = v[i];
-          out[i] = within(`[${i}]`, () => decodeItem!(item, inner, w));
+          const item = decodeItem(v[i], inner, w);
+          if (item instanceof Mismatch) return at(item, `[${i}]`);
+          out[i] = item;
         }
         return out;
       };
@@ -297,18 +308,17 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
       let decodeValue: Decode | undefined;
       return (v, depth, w) => {
         w.steps++;
-        if (!isPlainObject(v)) throw new Mismatch(`expected map (an object), got ${describe(v)}`);
+        if (!isPlainObject(v)) return new Mismatch(`expected map (an object), got ${describe(v)}`);
         const inner = deeper(depth);
+        if (inner instanceof Mismatch) return inner;
         decodeValue ??= compile(values, named);
         const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
         for (const key of Object.keys(v)) {
           const value = v[key];
-          if (!isWellFormed(key)) {
-            const m = new Mismatch(`map key is ${LONE_SURROGATE}`);
-            m.segments.push(fieldSegment(key));
-            throw m;
-          }
-          out[key] = within(fieldSegment(key), () => decodeValue!(value, inner, w));
+          if (!isWellFormed(key)) return at(new Mismatch(`map key is ${LONE_SURROGATE}`), fieldSegment(key));
+          const decoded = decodeValue(value, inner, w);
+          if (decoded instanceof Mismatch) return at(decoded, fieldSegment(key));
+          out[key] = decoded;
         }
         return out;
       };
@@ -330,8 +340,9 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
       let known: Set<string> | undefined;
       const decodeRecord: Decode = (v, depth, w) => {
         w.steps++;
-        if (!isPlainObject(v)) throw new Mismatch(`expected record ${recordName} (an object), got ${describe(v)}`);
+        if (!isPlainObject(v)) return new Mismatch(`expected record ${recordName} (an object), got ${describe(v)}`);
         const inner = deeper(depth);
+        if (inner instanceof Mismatch) return inner;
         if (plan === undefined) {
           plan = record.fields.map((f) => ({
             name: f.name,
@@ -346,22 +357,16 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
         for (const field of plan) {
           const value = Object.prototype.hasOwnProperty.call(v, field.name) ? v[field.name] : undefined;
           if (value === undefined) {
-            if (!field.hasDefault) {
-              const m = new Mismatch('required field missing');
-              m.segments.push(field.segment);
-              throw m;
-            }
+            if (!field.hasDefault) return at(new Mismatch('required field missing'), field.segment);
             out[field.name] = field.defaultValue();
             continue;
           }
-          out[field.name] = within(field.segment, () => field.decode(value, inner, w));
+          const decoded = field.decode(value, inner, w);
+          if (decoded instanceof Mismatch) return at(decoded, field.segment);
+          out[field.name] = decoded;
         }
         for (const key of Object.keys(v)) {
-          if (!known!.has(key)) {
-            const m = new Mismatch(`field not in the schema of ${recordName}`);
-            m.segments.push(fieldSegment(key));
-            throw m;
-          }
+          if (!known!.has(key)) return at(new Mismatch(`field not in the schema of ${recordName}`), fieldSegment(key));
         }
         return out;
       };
@@ -415,59 +420,67 @@ function compileUnion(type: avro.types.WrappedUnionType, named: Map<string, Deco
   const listing = `[${branches.map((b) => b.key).join(', ')}]`;
   const wrap = (b: Branch, value: unknown): unknown => (b.kind === 'null' ? null : { [b.key]: value });
 
-  /** The branches that accept `v`, tried in union order (each at most once per value, see `decodeUnion`). */
+  /** The branch that takes `v`: tried in union order (each at most once per value, see `decodeUnion`). */
   const choose = (v: unknown, depth: number, w: Walk): unknown => {
     const kind = kindOf(v);
     const candidates = byKind.get(kind) ?? [];
-    if (candidates.length === 1 && !(kind === 'string' && longBranches.length > 0)) return wrap(candidates[0]!, candidates[0]!.decode()(v, depth, w));
+    const longFallback = kind === 'string' && longBranches.length > 0;
+    if (candidates.length === 1 && !longFallback) {
+      const value = candidates[0]!.decode()(v, depth, w);
+      return value instanceof Mismatch ? value : wrap(candidates[0]!, value);
+    }
     const accepted: Array<{ branch: Branch; value: unknown }> = [];
     let firstRefusal: { branch: Branch; mismatch: Mismatch } | undefined;
-    const attempt = (b: Branch): void => {
-      try {
-        accepted.push({ branch: b, value: b.decode()(v, depth, w) });
-      } catch (err) {
-        if (!(err instanceof Mismatch) || err instanceof TooDeep) throw err;
-        firstRefusal ??= { branch: b, mismatch: err };
-      }
+    /** Tries one branch; a TooDeep ends the whole decode. */
+    const attempt = (b: Branch): TooDeep | undefined => {
+      const value = b.decode()(v, depth, w);
+      if (value instanceof TooDeep) return value;
+      if (value instanceof Mismatch) firstRefusal ??= { branch: b, mismatch: value };
+      else accepted.push({ branch: b, value });
+      return undefined;
     };
     if (kind === 'number') {
       // Numeric branches: the first that accepts the number wins (the value is the same number).
       for (const b of candidates) {
-        attempt(b);
+        const tooDeep = attempt(b);
+        if (tooDeep !== undefined) return tooDeep;
         if (accepted.length > 0) return wrap(accepted[0]!.branch, accepted[0]!.value);
       }
     } else {
-      for (const b of candidates) attempt(b);
-      if (accepted.length === 0 && kind === 'string') for (const b of longBranches) attempt(b);
+      for (const b of candidates) {
+        const tooDeep = attempt(b);
+        if (tooDeep !== undefined) return tooDeep;
+      }
+      if (accepted.length === 0 && longFallback) for (const b of longBranches) attempt(b);
     }
     const first = accepted[0];
     if (first === undefined) {
-      if (candidates.length === 0 && !(kind === 'string' && longBranches.length > 0)) throw new Mismatch(`expected one of ${listing}, got ${describe(v)}`);
+      if (candidates.length === 0 && !longFallback) return new Mismatch(`expected one of ${listing}, got ${describe(v)}`);
       // Say why the first candidate refused it (bounded: nested unions would otherwise nest their reasons).
-      const why = firstRefusal === undefined ? '' : ` (as ${firstRefusal.branch.key}: ${describeMismatch(firstRefusal.mismatch)})`;
-      throw new Mismatch(`expected one of ${listing}, got ${withArticle(describe(v))} none of them accepts${why}`);
+      const refusal = firstRefusal;
+      const why = (): string => (refusal === undefined ? '' : ` (as ${refusal.branch.key}: ${describeMismatch(refusal.mismatch)})`);
+      return new Mismatch(() => `expected one of ${listing}, got ${withArticle(describe(v))} none of them accepts${why()}`);
     }
     if (accepted.length === 1) return wrap(first.branch, first.value);
-    throw new Mismatch(
-      `ambiguous value for union ${listing} (branches ${accepted.map((a) => a.branch.key).join(', ')} accept it); write it as {"<branch>": value}`,
+    return new Mismatch(
+      () => `ambiguous value for union ${listing} (branches ${accepted.map((a) => a.branch.key).join(', ')} accept it); write it as {"<branch>": value}`,
     );
   };
 
   const decodeUnion: Decode = (v, depth, w) => {
     w.steps++;
-    if (v === null) {
-      if (hasNull) return null;
-      throw new Mismatch(`expected one of ${listing}, got null`);
-    }
+    if (v === null) return hasNull ? null : new Mismatch(`expected one of ${listing}, got null`);
     // Avro's JSON form: {"<branch>": value}.
     if (isPlainObject(v)) {
       const keys = Object.keys(v);
       if (keys.length === 1) {
         const branch = byAlias.get(keys[0]!);
         if (branch !== undefined) {
-          const inner = v[keys[0]!];
           // The wrapper is a level of JSON nesting like any object, so depth is a function of the value's position (and the memo exact).
-          return within(`[${quote(keys[0]!)}]`, () => wrap(branch, branch.decode()(inner, deeper(depth), w)));
+          const inner = deeper(depth);
+          if (inner instanceof Mismatch) return inner;
+          const value = branch.decode()(v[keys[0]!], inner, w);
+          return value instanceof Mismatch ? at(value, `[${quote(keys[0]!)}]`) : wrap(branch, value);
         }
       }
     }
@@ -475,26 +488,16 @@ function compileUnion(type: avro.types.WrappedUnionType, named: Map<string, Deco
     // Objects and arrays: memoised per (value, union) once any union tries several
     // branches (before that, every value is visited once), so nested trials stay linear.
     if (w.memo === undefined && (byKind.get(kindOf(v))?.length ?? 0) < 2) return choose(v, depth, w);
-    let outcomes = w.memo?.get(v);
-    const known = outcomes?.get(decodeUnion);
-    if (known !== undefined) {
-      if ('value' in known) return known.value;
-      throw copyMismatch(known.mismatch);
-    }
     const memo = (w.memo ??= new Map());
-    let outcome: UnionOutcome;
-    try {
-      outcome = { value: choose(v, depth, w) };
-    } catch (err) {
-      if (!(err instanceof Mismatch) || err instanceof TooDeep) throw err;
-      outcome = { mismatch: copyMismatch(err) };
-      if (outcomes === undefined) memo.set(v, (outcomes = new Map()));
-      outcomes.set(decodeUnion, outcome);
-      throw err;
-    }
+    let outcomes = memo.get(v);
+    const known = outcomes?.get(decodeUnion);
+    if (known !== undefined) return 'value' in known ? known.value : copyMismatch(known.mismatch);
+    const value = choose(v, depth, w);
+    if (value instanceof TooDeep) return value;
     if (outcomes === undefined) memo.set(v, (outcomes = new Map()));
-    outcomes.set(decodeUnion, outcome);
-    return outcome.value;
+    // A mismatch collects segments on its way out: memoise a copy of it as it is here.
+    outcomes.set(decodeUnion, value instanceof Mismatch ? { mismatch: copyMismatch(value) } : { value });
+    return value;
   };
   return decodeUnion;
 }
@@ -506,9 +509,9 @@ function describeMismatch(m: Mismatch): string {
   return text.length > MAX_INNER_REASON ? `${text.slice(0, MAX_INNER_REASON)}…` : text;
 }
 
-/** A fresh copy: path segments are pushed onto a mismatch as it propagates, so a memoised one is never rethrown itself. */
+/** A fresh copy: path segments are pushed onto a mismatch as it propagates, so a memoised one is never returned itself. */
 function copyMismatch(m: Mismatch): Mismatch {
-  const copy = new Mismatch(m.problem);
+  const copy = new Mismatch(() => m.problem);
   copy.segments.push(...m.segments);
   return copy;
 }
