@@ -22,6 +22,8 @@ export type EventResult =
   | { index: number; status: 'rejected' | 'failed'; id?: string; code: ErrorCode; reason: string; retryable: boolean };
 
 const MAX_ID_LENGTH = 128;
+/** Longest stretch validating one batch holds the event loop before yielding to other work. */
+const SLICE_MS = 2;
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
 /** An event ready to publish. */
@@ -58,10 +60,16 @@ export class Ingestor {
   async ingestJson(events: readonly unknown[], receiveTime: Date): Promise<EventResult[]> {
     const results = new Array<EventResult>(events.length);
     const ready: PreparedEvent[] = [];
+    let sliceStart = performance.now();
     for (let index = 0; index < events.length; index++) {
       const prepared = this.prepareJson(index, events[index]);
       if ('status' in prepared) results[index] = prepared;
       else ready.push(prepared);
+      // A big batch must not hold the event loop: let other requests (and /healthz) in between slices.
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
     }
     await this.publishAll(ready, receiveTime, results);
     return results;
