@@ -174,9 +174,20 @@ export class Ingestor {
     if (writer === undefined) {
       return this.reject(0, t.name, 'UNKNOWN_SCHEMA_FINGERPRINT', `fingerprint: ${single.fingerprint} is not a registered schema of ${t.name}`, id);
     }
-    const problem = checkDatum(writer.type, single.datum);
+    const facts = { longBeyond2p52: false };
+    const problem = checkDatum(writer.type, single.datum, facts);
     if (problem !== undefined) {
       return this.reject(0, t.name, 'EVENT_INVALID', `not a valid Avro datum of ${t.name} version ${writer.version}: ${problem}`, id);
+    }
+    if (writer !== t.current && facts.longBeyond2p52 && t.promotesLong(writer)) {
+      // Promoting such a long to a float/double cannot be exact, and avsc's promotion even flips its sign beyond 2^52.
+      return this.reject(
+        0,
+        t.name,
+        'EVENT_INVALID',
+        `payload: a long beyond ±2^52 that version ${t.current.version} of ${t.name} reads as a float or double cannot be stored exactly; send it written with version ${t.current.version}`,
+        id,
+      );
     }
     let data: Buffer;
     if (writer === t.current) {

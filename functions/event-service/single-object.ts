@@ -42,9 +42,18 @@ class Refusal extends Error {}
 /** Most items one datum may hold in all its arrays and maps together, whatever their width. */
 const MAX_ITEMS = 1_000_000;
 
+/** What the walk learnt about a datum it accepted. */
+export interface DatumFacts {
+  /** Some long is beyond ±2^52, where avsc's long-to-float/double promotion reads it wrongly. */
+  longBeyond2p52: boolean;
+}
+
+const TWO_P52 = 2 ** 52;
+
 interface WalkState {
   pos: number;
   items: number;
+  facts: DatumFacts;
   /** Path segments of the value being read, for the reason (`payload.user.name`). */
   path: string[];
 }
@@ -55,8 +64,8 @@ interface WalkState {
  * naming the field (`payload.count: int beyond the 32-bit range`), or
  * undefined when the datum is valid.
  */
-export function checkDatum(type: avro.Type, datum: Buffer): string | undefined {
-  const state: WalkState = { pos: 0, items: 0, path: ['payload'] };
+export function checkDatum(type: avro.Type, datum: Buffer, facts: DatumFacts = { longBeyond2p52: false }): string | undefined {
+  const state: WalkState = { pos: 0, items: 0, facts, path: ['payload'] };
   try {
     walk(type, datum, state, 0);
   } catch (err) {
@@ -150,9 +159,11 @@ function walk(type: avro.Type, buf: Buffer, state: WalkState, depth: number): vo
       readInt(buf, state, 'int');
       return;
     case 'long':
-    case 'abstract:long':
-      readVarint(buf, state, 10, 'long');
+    case 'abstract:long': {
+      const n = readVarint(buf, state, 10, 'long');
+      if (typeof n === 'bigint' || n > TWO_P52 || n < -TWO_P52) state.facts.longBeyond2p52 = true;
       return;
+    }
     case 'float':
       return skip(buf, state, 4);
     case 'double':
