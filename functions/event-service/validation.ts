@@ -391,7 +391,6 @@ interface Branch {
   /** Names a producer may use in `{"<name>": value}`: the key and, for named types, the short name. */
   aliases: string[];
   kind: Kind;
-  numeric: boolean;
   long: boolean;
   decode: () => Decode;
 }
@@ -405,7 +404,6 @@ function compileUnion(type: avro.types.WrappedUnionType, named: Map<string, Deco
       key,
       aliases: short === key ? [key] : [key, short],
       kind: acceptedKind(t),
-      numeric: acceptedKind(t) === 'number',
       long: isLong(t),
       decode: () => (decoder ??= compile(t, named)),
     };
