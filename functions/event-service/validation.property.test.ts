@@ -210,7 +210,8 @@ const schemaAndValue = shapeArb
   .map((shape) => parseSchema(toSchema({ k: 'record', fields: [shape] })))
   .chain((type) => valueArb(type, 0).map((value) => ({ type, value })));
 
-describe('JSON payload decoder against avsc (generated schemas)', () => {
+// Thousands of cases: room for a busy machine (the bound asserted is on work, not time).
+describe('JSON payload decoder against avsc (generated schemas)', { timeout: 120_000 }, () => {
   it('decodes the Avro JSON encoding of any value back to the same bytes, within the work bound', () => {
     fc.assert(
       fc.property(schemaAndValue, ({ type, value }) => {
@@ -245,7 +246,7 @@ describe('JSON payload decoder against avsc (generated schemas)', () => {
   });
 });
 
-describe('JSON payload decoder on adversarial unions (same-shaped records nested deep)', () => {
+describe('JSON payload decoder on adversarial unions (same-shaped records nested deep)', { timeout: 120_000 }, () => {
   // Three same-shaped records in every union, referring to each other.
   const shaped = (name: string, others: unknown[]): unknown => ({ type: 'record', name, fields: [{ name: 'next', type: ['null', ...others] }] });
   const triplets = parseSchema({
