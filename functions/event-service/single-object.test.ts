@@ -99,6 +99,9 @@ describe('single-object datum checks: only values stored exactly and accepted by
     expect(checkDatum(fields, datum({ count: 2n ** 31n }))).toBe('payload.count: int beyond the 32-bit range of an Avro int');
     expect(checkDatum(fields, datum({ count: 2n ** 40n }))).toBe('payload.count: int beyond the 32-bit range of an Avro int');
     expect(checkDatum(fields, datum({ count: -(2n ** 31n) - 1n }))).toMatch(/^payload\.count: int beyond/);
+    // 1 written in 6 bytes (not minimal): a valid value, but Pub/Sub's decoder refuses an int varint longer than 5 bytes.
+    const sixBytes = Buffer.concat([Buffer.from([0x82, 0x80, 0x80, 0x80, 0x80, 0x00]), datum({}).subarray(1)]);
+    expect(checkDatum(fields, sixBytes)).toBe('payload.count: int written in 6 bytes (an Avro int takes at most 5)');
   });
 
   it('refuses a long varint beyond 64 bits', () => {

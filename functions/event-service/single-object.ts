@@ -112,9 +112,12 @@ function readBigVarint(buf: Buffer, state: WalkState, low: number, eighth: numbe
   return n & 1n ? -((n + 1n) >> 1n) : n >> 1n;
 }
 
+/** An Avro int: within 32 bits, in at most 5 bytes (Pub/Sub refuses a longer varint, even of a small value). */
 function readInt(buf: Buffer, state: WalkState, what: string): number {
+  const start = state.pos;
   const n = readVarint(buf, state, 10, what);
   if (typeof n !== 'number' || n < INT_MIN || n > INT_MAX) throw new Refusal(`${what} beyond the 32-bit range of an Avro int`);
+  if (state.pos - start > 5) throw new Refusal(`${what} written in ${state.pos - start} bytes (an Avro int takes at most 5)`);
   return n;
 }
 
