@@ -9,10 +9,17 @@
  * child processes: autocannon for full load, then an open-loop paced generator
  * for latency at half that rate. Each request is a batch of 100 events of ~500 bytes.
  *
- * `node --import tsx bench/event-service.bench.ts load <url> <connections> <seconds> <rate|0>`
+ * Then hostile load: batches of 1000 events nested 99 deep in a union of two
+ * same-shaped records (each one is refused; deciding it is the most work one
+ * event can ask for), with the event-loop delay of the service's process
+ * (perf_hooks.monitorEventLoopDelay) beside the same figure under normal load:
+ * no request may hold the event loop for more than a few milliseconds.
+ *
+ * `node --import tsx bench/event-service.bench.ts load <url> <connections> <seconds> <rate|0> [normal|hostile]`
  * is the child's mode.
  */
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -30,6 +37,9 @@ import { startEventService } from '../functions/event-service/server.ts';
 import { pacedLoadInChild } from './paced-load.ts';
 
 const TYPE = 'bench_page_view';
+const HOSTILE_TYPE = 'bench_twins';
+const HOSTILE_BATCH = 1000;
+const HOSTILE_DEPTH = 99;
 const BATCH = 100;
 const CONNECTIONS = 8;
 const SECONDS = 10;
@@ -49,6 +59,28 @@ const schema = {
     { name: 'tags', type: { type: 'array', items: 'string' } },
   ],
 };
+
+// Two same-shaped records in one union: the shape that made validation exponential.
+const twinsSchema = {
+  type: 'record',
+  name: 'Root',
+  fields: [
+    {
+      name: 'next',
+      type: [
+        'null',
+        { type: 'record', name: 'A', fields: [{ name: 'next', type: ['null', 'A', { type: 'record', name: 'B', fields: [{ name: 'next', type: ['null', 'A', 'B'] }] }] }] },
+        'B',
+      ],
+    },
+  ],
+};
+
+function hostileBody(): string {
+  let payload: unknown = null;
+  for (let i = 0; i < HOSTILE_DEPTH; i++) payload = { next: payload };
+  return JSON.stringify({ events: Array.from({ length: HOSTILE_BATCH }, () => ({ type: HOSTILE_TYPE, payload })) });
+}
 
 function batchBody(): string {
   const events = Array.from({ length: BATCH }, (_, i) => ({
@@ -77,12 +109,12 @@ interface LoadResult {
   seconds: number;
 }
 
-async function runLoad(url: string, connections: number, seconds: number, rate: number): Promise<LoadResult> {
+async function runLoad(url: string, connections: number, seconds: number, rate: number, kind: 'normal' | 'hostile'): Promise<LoadResult> {
   const r = await autocannon({
     url,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: batchBody(),
+    body: kind === 'hostile' ? hostileBody() : batchBody(),
     connections,
     duration: seconds,
     ...(rate > 0 ? { overallRate: rate } : {}),
@@ -99,9 +131,9 @@ async function runLoad(url: string, connections: number, seconds: number, rate: 
 }
 
 /** Runs the load generator in a child process and returns its result. */
-function load(url: string, connections: number, seconds: number, rate = 0): Promise<LoadResult> {
+function load(url: string, connections: number, seconds: number, rate = 0, kind: 'normal' | 'hostile' = 'normal'): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'load', url, String(connections), String(seconds), String(rate)], {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'load', url, String(connections), String(seconds), String(rate), kind], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -115,6 +147,9 @@ function load(url: string, connections: number, seconds: number, rate = 0): Prom
 }
 
 interface Figures {
+  /** How long the server's event loop was held during the full-load run (delay of a 1 ms timer), ms: longest and 99th percentile. */
+  loopMaxMs: number;
+  loopP99Ms: number;
   eventsPerSec: number;
   cpuUsPerEvent: number;
   p50: number;
@@ -126,9 +161,12 @@ interface Figures {
 /** Max throughput with CPU per confirmed event, then latency at half that rate. */
 async function measure(url: string, confirmed: () => number): Promise<Figures> {
   const before = confirmed();
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const cpu = process.cpuUsage();
   const max = await load(url, CONNECTIONS, SECONDS);
   const used = process.cpuUsage(cpu);
+  loop.disable();
   const events = confirmed() - before;
   const halfRate = Math.max(1, Math.floor(max.requestsPerSec / 2));
   const half = await pacedLoadInChild({
@@ -141,6 +179,8 @@ async function measure(url: string, confirmed: () => number): Promise<Figures> {
     durationS: SECONDS,
   });
   return {
+    loopMaxMs: loop.max / 1e6,
+    loopP99Ms: loop.percentile(99) / 1e6,
     eventsPerSec: events / SECONDS,
     cpuUsPerEvent: (used.user + used.system) / Math.max(1, events),
     p50: half.p50Ms,
@@ -156,11 +196,13 @@ async function main(): Promise<void> {
   const pubsub = createPubSub({ projectId, emulatorHost: emulator.host });
   try {
     await pubsub.createTopic(resourceNames.topic(TYPE));
+    await pubsub.createTopic(resourceNames.topic(HOSTILE_TYPE));
     const config = withDefaults({ projectId });
 
     // The service under test.
     const registry = new MemoryRegistryStore();
     await registry.putEventType(eventTypeRecord(TYPE, [schema]), 0);
+    await registry.putEventType(eventTypeRecord(HOSTILE_TYPE, [twinsSchema]), 0);
     const service = await startEventService(config, { registry, pubsub, auditSink: new MemoryAuditSink(), logger: silentLogger });
 
     // The baseline: the least an ingestion server can do.
@@ -196,13 +238,35 @@ async function main(): Promise<void> {
 
     const row = (name: string, f: Figures): string =>
       `${name.padEnd(14)} ${f.eventsPerSec.toFixed(0).padStart(8)} events/s  ${f.cpuUsPerEvent.toFixed(1).padStart(7)} µs CPU/event  ` +
-      `p50 ${f.p50.toFixed(1).padStart(6)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms at ${f.halfRate} req/s  non-2xx/errors ${f.non2xx}`;
+      `p50 ${f.p50.toFixed(1).padStart(6)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms at ${f.halfRate} req/s  non-2xx/errors ${f.non2xx}  ` +
+      `event loop held p99 ${f.loopP99Ms.toFixed(1)} ms, max ${f.loopMaxMs.toFixed(1)} ms`;
     console.log(row('baseline', base));
     console.log(row('event-service', svc));
     const ratio = svc.eventsPerSec / base.eventsPerSec;
     console.log(`throughput ratio event-service/baseline: ${(ratio * 100).toFixed(0)}% (target ≥ 70%)`);
     console.log(`CPU per event ratio event-service/baseline: ${(svc.cpuUsPerEvent / base.cpuUsPerEvent).toFixed(2)}×`);
     // Both publish to one local emulator, which bounds events/s; CPU per event is the steadier figure.
+
+    // Hostile load: every event of every batch is the most work validation can be asked for.
+    const rejectedBefore = service.metrics.get(HOSTILE_TYPE).rejected.EVENT_INVALID ?? 0;
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const cpu = process.cpuUsage();
+    const hostile = await load(`${service.url}/v1/events`, CONNECTIONS, SECONDS, 0, 'hostile');
+    const used = process.cpuUsage(cpu);
+    loop.disable();
+    const refused = (service.metrics.get(HOSTILE_TYPE).rejected.EVENT_INVALID ?? 0) - rejectedBefore;
+    console.log(
+      `hostile: batches of ${HOSTILE_BATCH} events nested ${HOSTILE_DEPTH} deep in a union of two same-shaped records (${(hostileBody().length / 1024).toFixed(0)} KiB), ` +
+        `${(refused / SECONDS).toFixed(0)} events/s refused, ${((used.user + used.system) / Math.max(1, refused)).toFixed(1)} µs CPU/event, ` +
+        `request p99 ${hostile.p99.toFixed(0)} ms, errors ${hostile.errors + hostile.non2xx}`,
+    );
+    // The delay includes the process being descheduled on a busy machine: compare with the baseline's, measured alike.
+    console.log(
+      `event loop held under hostile load: p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms ` +
+        `(normal load: event-service p99 ${svc.loopP99Ms.toFixed(1)} ms, max ${svc.loopMaxMs.toFixed(1)} ms; ` +
+        `baseline p99 ${base.loopP99Ms.toFixed(1)} ms, max ${base.loopMaxMs.toFixed(1)} ms)`,
+    );
 
     await service.close();
     await new Promise<void>((r) => baseline.close(() => r()));
@@ -213,8 +277,8 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === 'load') {
-  const [url, connections, seconds, rate] = process.argv.slice(3);
-  const result = await runLoad(url!, Number(connections), Number(seconds), Number(rate));
+  const [url, connections, seconds, rate, kind] = process.argv.slice(3);
+  const result = await runLoad(url!, Number(connections), Number(seconds), Number(rate), kind === 'hostile' ? 'hostile' : 'normal');
   console.log(JSON.stringify(result));
 } else {
   await main();

@@ -13,7 +13,7 @@ import type { EventServiceLimits } from './config.ts';
 import { UNKNOWN_TYPE_LABEL, type ServiceMetrics } from './metrics.ts';
 import type { PublisherPool, PublishOutcome } from './publishers.ts';
 import type { CompiledEventType, RegistryCache } from './registry-cache.ts';
-import { checkDatumBounds, parseSingleObject } from './single-object.ts';
+import { checkDatum, parseSingleObject } from './single-object.ts';
 import { PayloadMismatch } from './validation.ts';
 
 /** Per-event result in the response body (contract: see README.md). */
@@ -22,6 +22,8 @@ export type EventResult =
   | { index: number; status: 'rejected' | 'failed'; id?: string; code: ErrorCode; reason: string; retryable: boolean };
 
 const MAX_ID_LENGTH = 128;
+/** Longest stretch validating one batch holds the event loop before yielding to other work. */
+const SLICE_MS = 2;
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
 /** An event ready to publish. */
@@ -58,10 +60,16 @@ export class Ingestor {
   async ingestJson(events: readonly unknown[], receiveTime: Date): Promise<EventResult[]> {
     const results = new Array<EventResult>(events.length);
     const ready: PreparedEvent[] = [];
+    let sliceStart = performance.now();
     for (let index = 0; index < events.length; index++) {
       const prepared = this.prepareJson(index, events[index]);
       if ('status' in prepared) results[index] = prepared;
       else ready.push(prepared);
+      // A big batch must not hold the event loop: let other requests (and /healthz) in between slices.
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
     }
     await this.publishAll(ready, receiveTime, results);
     return results;
@@ -166,20 +174,32 @@ export class Ingestor {
     if (writer === undefined) {
       return this.reject(0, t.name, 'UNKNOWN_SCHEMA_FINGERPRINT', `fingerprint: ${single.fingerprint} is not a registered schema of ${t.name}`, id);
     }
-    const problem = checkDatumBounds(writer.type, single.datum);
+    const facts = { longBeyond2p52: false };
+    const problem = checkDatum(writer.type, single.datum, facts);
     if (problem !== undefined) {
-      return this.reject(0, t.name, 'EVENT_INVALID', `payload: not a valid Avro datum of ${t.name} version ${writer.version}: ${problem}`, id);
+      return this.reject(0, t.name, 'EVENT_INVALID', `not a valid Avro datum of ${t.name} version ${writer.version}: ${problem}`, id);
+    }
+    if (writer !== t.current && facts.longBeyond2p52 && t.promotesLong(writer)) {
+      // Promoting such a long to a float/double cannot be exact, and avsc's promotion even flips its sign beyond 2^52.
+      return this.reject(
+        0,
+        t.name,
+        'EVENT_INVALID',
+        `payload: a long beyond ±2^52 that version ${t.current.version} of ${t.name} reads as a float or double cannot be stored exactly; send it written with version ${t.current.version}`,
+        id,
+      );
     }
     let data: Buffer;
-    try {
-      data =
-        writer === t.current
-          ? single.datum
-          : t.current.type.toBuffer(t.current.type.fromBuffer(single.datum, t.resolverFor(writer)));
-      // Re-validating the current-version datum: checkDatumBounds checks structure, not UTF-8 or values.
-      if (writer === t.current) t.current.type.fromBuffer(data);
-    } catch (err) {
-      return this.reject(0, t.name, 'EVENT_INVALID', `payload: not a valid Avro datum of ${t.name} version ${writer.version}: ${(err as Error).message?.slice(0, 200) ?? 'decode failed'}`, id);
+    if (writer === t.current) {
+      // checkDatum accepted exactly a value of the current schema: publish its bytes as they are (longs stay exact).
+      data = single.datum;
+    } else {
+      try {
+        data = t.current.type.toBuffer(t.current.type.fromBuffer(single.datum, t.resolverFor(writer)));
+      } catch (err) {
+        const detail = err instanceof Error ? err.message.slice(0, 200) : 'decode failed';
+        return this.reject(0, t.name, 'EVENT_INVALID', `payload: cannot be read as ${t.name} version ${t.current.version} from version ${writer.version}: ${detail}`, id);
+      }
     }
     if (data.length > this.deps.limits.maxEventBytes) {
       return this.reject(0, t.name, 'EVENT_TOO_LARGE', `payload: ${data.length} bytes encoded, limit ${this.deps.limits.maxEventBytes}`, id);
@@ -204,6 +224,17 @@ export class Ingestor {
         results[p.index] = { index: p.index, status: 'accepted', id: p.id };
         metrics.accepted(name, p.data.length);
         audit.record(name, hour);
+      } else if (outcome.reason === 'refused') {
+        // Pub/Sub refused this event's content even published alone: the event's fault, never retryable.
+        metrics.rejected(name, 'EVENT_INVALID');
+        results[p.index] = {
+          index: p.index,
+          status: 'rejected',
+          id: p.id,
+          code: 'EVENT_INVALID',
+          reason: `payload: refused by Pub/Sub (INVALID_ARGUMENT: ${outcome.detail}) even when published alone; resending it cannot help`,
+          retryable: false,
+        };
       } else if (outcome.reason === 'budget') {
         metrics.rejected(name, 'OVERLOADED');
         results[p.index] = {

@@ -17,24 +17,46 @@ export interface PublisherOptions {
   publishTimeoutMs: number;
 }
 
-export type PublishOutcome = { ok: true } | { ok: false; reason: 'budget' } | { ok: false; reason: 'failed'; error: unknown };
+/**
+ * `refused`: Pub/Sub refused this message's content (INVALID_ARGUMENT, e.g.
+ * the topic's schema validation), even published alone: not retryable.
+ */
+export type PublishOutcome =
+  | { ok: true }
+  | { ok: false; reason: 'budget' }
+  | { ok: false; reason: 'failed'; error: unknown }
+  | { ok: false; reason: 'refused'; detail: string };
+
+/** gRPC status INVALID_ARGUMENT: the request's content was refused, retrying it as it is cannot help. */
+const INVALID_ARGUMENT = 3;
+
+function isInvalidArgument(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === INVALID_ARGUMENT;
+}
+
+/** Pub/Sub's own words (gRPC details), bounded; never message data. */
+function refusalDetail(error: unknown): string {
+  const details = (error as { details?: unknown }).details;
+  return typeof details === 'string' && details.length > 0 ? details.slice(0, 200) : 'INVALID_ARGUMENT';
+}
 
 /** Publisher of one event type's topic. */
 export class TypePublisher {
   private inFlightBytes = 0;
   private readonly pending = new Set<Promise<unknown>>();
   private readonly topic: Topic;
+  /** The same topic without batching: a message of a refused batch is retried alone to learn whether it was the cause. */
+  private readonly alone: Topic;
 
   constructor(
     pubsub: PubSub,
     readonly eventType: string,
     private readonly options: PublisherOptions,
   ) {
-    this.topic = pubsub.topic(resourceNames.topic(eventType), {
-      batching: options.batching,
-      // Retrying inside the client would hold the budget for minutes; our caller retries instead.
-      gaxOpts: { timeout: options.publishTimeoutMs },
-    });
+    // Retrying inside the client would hold the budget for minutes; our caller retries instead.
+    const gaxOpts = { timeout: options.publishTimeoutMs };
+    this.topic = pubsub.topic(resourceNames.topic(eventType), { batching: options.batching, gaxOpts });
+    this.alone = pubsub.topic(resourceNames.topic(eventType), { batching: { maxMessages: 1, maxMilliseconds: 0 }, gaxOpts });
   }
 
   /** Bytes currently waiting for confirmation. */
@@ -53,10 +75,20 @@ export class TypePublisher {
       return Promise.resolve({ ok: false, reason: 'budget' });
     }
     this.inFlightBytes += size;
-    const confirmed = this.topic.publishMessage({ data, attributes: { ...attributes } });
-    const settled = confirmed.then(
+    const message = { data, attributes: { ...attributes } };
+    // Pub/Sub refuses a whole publish request for one bad message, and the client
+    // batches messages of many requests into one: retry each message of a refused
+    // batch alone, so only the message at fault is refused.
+    const settled = this.topic.publishMessage(message).then(
       (): PublishOutcome => ({ ok: true }),
-      (error: unknown): PublishOutcome => ({ ok: false, reason: 'failed', error }),
+      (error: unknown): PublishOutcome | Promise<PublishOutcome> =>
+        isInvalidArgument(error)
+          ? this.alone.publishMessage(message).then(
+              (): PublishOutcome => ({ ok: true }),
+              (again: unknown): PublishOutcome =>
+                isInvalidArgument(again) ? { ok: false, reason: 'refused', detail: refusalDetail(again) } : { ok: false, reason: 'failed', error: again },
+            )
+          : { ok: false, reason: 'failed', error },
     );
     // The budget is held until Pub/Sub answers, even past our timeout: that is what bounds memory.
     const tracked = settled.finally(() => {
@@ -70,6 +102,7 @@ export class TypePublisher {
   /** Sends what is batched and waits for every outstanding publish to settle. */
   async drain(): Promise<void> {
     await this.topic.flush().catch(() => undefined);
+    await this.alone.flush().catch(() => undefined);
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 }

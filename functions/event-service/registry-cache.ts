@@ -29,6 +29,8 @@ export interface CompiledEventType {
   versions: ReadonlyMap<string, CompiledVersion>;
   /** Resolver reading data written with `writer` into the current schema (cached). */
   resolverFor(writer: CompiledVersion): avro.Resolver;
+  /** Whether reading `writer` data with the current schema may promote a long to a float or double (cached). */
+  promotesLong(writer: CompiledVersion): boolean;
 }
 
 export interface RegistryCacheOptions {
@@ -45,6 +47,7 @@ export function compileEventType(record: EventTypeRecord): CompiledEventType {
   }
   const current = versions.get(cur.fingerprint)!;
   const resolvers = new Map<string, avro.Resolver>();
+  const promotions = new Map<string, boolean>();
   return {
     name: record.settings.name,
     status: record.status,
@@ -60,7 +63,50 @@ export function compileEventType(record: EventTypeRecord): CompiledEventType {
       }
       return r;
     },
+    promotesLong(writer) {
+      let p = promotions.get(writer.fingerprint);
+      if (p === undefined) {
+        p = mayPromoteLong(current.type, writer.type, new Set());
+        promotions.set(writer.fingerprint, p);
+      }
+      return p;
+    },
   };
+}
+
+const LONG_NAMES = new Set(['long', 'abstract:long']);
+
+/**
+ * Whether reading `writer` data as `reader` may promote a long to a float or
+ * double somewhere. Conservative (unions: every pair of branches; records:
+ * fields of the same name), which is all its one use needs.
+ */
+function mayPromoteLong(reader: avro.Type, writer: avro.Type, seen: Set<string>): boolean {
+  const r = underlying(reader);
+  const w = underlying(writer);
+  if (w.typeName.startsWith('union')) return (w as avro.types.WrappedUnionType).types.some((b) => mayPromoteLong(r, b, seen));
+  if (r.typeName.startsWith('union')) return (r as avro.types.WrappedUnionType).types.some((b) => mayPromoteLong(b, w, seen));
+  if ((r.typeName === 'float' || r.typeName === 'double') && LONG_NAMES.has(w.typeName)) return true;
+  if (r.typeName === 'array' && w.typeName === 'array') {
+    return mayPromoteLong((r as avro.types.ArrayType).itemsType, (w as avro.types.ArrayType).itemsType, seen);
+  }
+  if (r.typeName === 'map' && w.typeName === 'map') return mayPromoteLong((r as avro.types.MapType).valuesType, (w as avro.types.MapType).valuesType, seen);
+  if (r.typeName === 'record' && w.typeName === 'record') {
+    // Recursive schemas: each pair of named records is looked at once.
+    const key = `${r.name ?? ''}\u0000${w.name ?? ''}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    const writerFields = new Map((w as avro.types.RecordType).fields.map((f) => [f.name, f.type]));
+    return (r as avro.types.RecordType).fields.some((f) => {
+      const wf = writerFields.get(f.name);
+      return wf !== undefined && mayPromoteLong(f.type, wf, seen);
+    });
+  }
+  return false;
+}
+
+function underlying(type: avro.Type): avro.Type {
+  return type.typeName.startsWith('logical:') ? (type as unknown as { underlyingType: avro.Type }).underlyingType : type;
 }
 
 export class RegistryCache {

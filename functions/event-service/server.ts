@@ -3,8 +3,9 @@
  * `GET /readyz`, `GET /metrics`; graceful close (stop accepting, finish
  * in-flight publishes, flush audit counts).
  */
+import { isUtf8 } from 'node:buffer';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { PubSub } from '@google-cloud/pubsub';
 import { AppError, type ErrorCode } from '../../lib/errors.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
@@ -20,8 +21,13 @@ import { RegistryCache } from './registry-cache.ts';
 export const JSON_MEDIA_TYPE = 'application/json';
 export const AVRO_MEDIA_TYPE = 'application/vnd.apache.avro+binary';
 
-/** Bodies this many times over the limit are cut off rather than read to the end to answer 413. */
-const DISCARD_FACTOR = 4;
+/**
+ * After answering 413 with `Connection: close`, how long the rest of the body
+ * is still read and discarded before the socket is destroyed: closing with
+ * unread data makes the kernel reset the connection, and a client still
+ * sending would lose our answer with it.
+ */
+const LINGER_MS = 2_000;
 
 export interface EventServiceDeps {
   /** Where event types come from (the file store locally, the production store on GCP). */
@@ -95,10 +101,10 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
     if (shuttingDown) headers.Connection = 'close';
     res.writeHead(status, headers).end(text);
   };
-  const sendError = (res: ServerResponse, code: ErrorCode, message?: string, details?: Record<string, unknown>): void => {
+  const sendError = (res: ServerResponse, code: ErrorCode, message?: string, details?: Record<string, unknown>, extra?: Record<string, string>): void => {
     const err = new AppError(code, { ...(message === undefined ? {} : { message }), ...(details === undefined ? {} : { details }) });
     metrics.response(err.status);
-    sendJson(res, err.status, err.toJSON());
+    sendJson(res, err.status, err.toJSON(), extra);
   };
 
   const handleEvents = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -128,13 +134,18 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
   const handleBody = async (req: IncomingMessage, res: ServerResponse, mediaType: string, receiveTime: Date): Promise<void> => {
     const body = await readBody(req, config.limits.maxBodyBytes);
     if (body === 'too-large') {
-      return sendError(res, 'PAYLOAD_TOO_LARGE', `Request body larger than ${config.limits.maxBodyBytes} bytes`, { limitBytes: config.limits.maxBodyBytes });
+      // Answer at once, then close politely: the rest of the body is discarded for a while, not reset (lingerOnClose).
+      lingerOnClose(req.socket);
+      const limit = config.limits.maxBodyBytes;
+      return sendError(res, 'PAYLOAD_TOO_LARGE', `Request body larger than ${limit} bytes`, { limitBytes: limit }, { Connection: 'close' });
     }
     if (body === 'aborted') return;
     let results: EventResult[];
     if (mediaType === AVRO_MEDIA_TYPE) {
       results = await ingestor.ingestSingleObject(body, headerValue(req, 'x-event-type'), headerValue(req, 'x-event-id'), receiveTime);
     } else {
+      // Decoding would silently turn invalid UTF-8 into U+FFFD: refuse it instead.
+      if (!isUtf8(body)) return sendError(res, 'BODY_INVALID', `body: not valid UTF-8 (first invalid byte at offset ${firstInvalidUtf8(body)})`);
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
@@ -243,30 +254,24 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
 }
 
 /**
- * Reads a body up to `limit` bytes. Over the limit, the rest is read and
- * discarded (so the client sees our 413 rather than a reset), up to
- * DISCARD_FACTOR × limit, beyond which the connection is cut.
+ * Reads a body up to `limit` bytes; 'too-large' as soon as it is known to be
+ * over (declared or received). The rest of an oversize body keeps being read
+ * and discarded (the caller answers 413 and closes with lingerOnClose).
  */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {
   return new Promise((resolve) => {
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit * DISCARD_FACTOR) {
-      req.destroy();
-      resolve('too-large');
-      return;
-    }
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
+    let tooLarge = Number.isFinite(declared) && declared > limit;
+    if (tooLarge) resolve('too-large');
     req.on('data', (chunk: Buffer) => {
+      if (tooLarge) return;
       size += chunk.length;
-      if (tooLarge) {
-        if (size > limit * DISCARD_FACTOR) req.destroy();
-        return;
-      }
       if (size > limit) {
         tooLarge = true;
         chunks.length = 0;
+        resolve('too-large');
         return;
       }
       chunks.push(chunk);
@@ -277,4 +282,44 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-la
       if (!req.complete) resolve(tooLarge ? 'too-large' : 'aborted');
     });
   });
+}
+
+/**
+ * Node destroys a `Connection: close` socket as soon as the response is
+ * written; with the client still sending its body, that resets the
+ * connection and the client may never read the answer. Instead: half-close
+ * (our FIN after the answer), keep reading and discarding, and destroy once
+ * the client closes its side or after LINGER_MS.
+ */
+function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = function lingeringClose(this: Socket): void {
+    this.end();
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+  };
+}
+
+/** Offset of the first byte that does not start a valid UTF-8 character (for the reason of a refused body). */
+function firstInvalidUtf8(buf: Buffer): number {
+  let i = 0;
+  while (i < buf.length) {
+    const b = buf[i]!;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    const extra = (b & 0xe0) === 0xc0 ? 1 : (b & 0xf0) === 0xe0 ? 2 : (b & 0xf8) === 0xf0 ? 3 : 0;
+    if (extra === 0 || i + extra >= buf.length) return i;
+    let cp = b & (0x3f >> extra);
+    for (let k = 1; k <= extra; k++) {
+      const c = buf[i + k]!;
+      if ((c & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (c & 0x3f);
+    }
+    const min = extra === 1 ? 0x80 : extra === 2 ? 0x800 : 0x10000;
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += extra + 1;
+  }
+  return i;
 }

@@ -2,13 +2,20 @@
  * Avro single-object encoding: `C3 01`, the writer schema's CRC-64-AVRO
  * fingerprint (8 bytes, little-endian), then the Avro binary datum.
  *
- * Before avsc decodes a datum we walk it once against the writer schema with
- * hard bounds (`checkDatumBounds`): a hostile datum can otherwise declare an
+ * Before avsc decodes a datum we walk it once against the writer schema
+ * (`checkDatum`), with hard bounds (a hostile datum can otherwise declare an
  * array of 2^62 zero-width items and make the decoder allocate or loop for
- * ever. The walk reads only lengths and counts, never builds values.
+ * ever) and the value checks avsc's decoder does not make but Pub/Sub's
+ * schema validation and an exact store need (datum-limits.ts): ints within 32
+ * bits, longs within 64, strings and map keys valid UTF-8, booleans 0 or 1,
+ * nesting depth. The walk reads only lengths, counts and scalars, never builds
+ * values; a datum it accepts is exactly a value of the type, so it can be
+ * published as it is.
  */
+import { isUtf8 } from 'node:buffer';
 import avro from 'avsc';
 import { fingerprintFromSingleObjectBytes } from '../../lib/avro/fingerprint.ts';
+import { INT_MAX, INT_MIN, MAX_NESTING_DEPTH } from './datum-limits.ts';
 
 export const SINGLE_OBJECT_MAGIC = Buffer.from([0xc3, 0x01]);
 const HEADER_LENGTH = 10;
@@ -30,110 +37,199 @@ export function toSingleObject(fingerprintBytes: Buffer, datum: Buffer): Buffer 
   return Buffer.concat([SINGLE_OBJECT_MAGIC, fingerprintBytes, datum]);
 }
 
-class OutOfBounds extends Error {}
+class Refusal extends Error {}
 
 /** Most items one datum may hold in all its arrays and maps together, whatever their width. */
 const MAX_ITEMS = 1_000_000;
 
+/** What the walk learnt about a datum it accepted. */
+export interface DatumFacts {
+  /** Some long is beyond ±2^52, where avsc's long-to-float/double promotion reads it wrongly. */
+  longBeyond2p52: boolean;
+}
+
+const TWO_P52 = 2 ** 52;
+
+interface WalkState {
+  pos: number;
+  items: number;
+  facts: DatumFacts;
+  /** Path segments of the value being read, for the reason (`payload.user.name`). */
+  path: string[];
+}
+
 /**
- * Checks that `datum` is exactly one well-formed value of `type` as far as
- * lengths, counts, union indexes and enum indexes go, within `MAX_ITEMS`.
- * Returns a problem description, or undefined when the datum is safe to decode.
+ * Checks that `datum` is exactly one valid value of `type` (see the module
+ * comment), within `MAX_ITEMS` and `MAX_NESTING_DEPTH`. Returns the problem,
+ * naming the field (`payload.count: int beyond the 32-bit range`), or
+ * undefined when the datum is valid.
  */
-export function checkDatumBounds(type: avro.Type, datum: Buffer): string | undefined {
-  const state = { pos: 0, items: 0 };
+export function checkDatum(type: avro.Type, datum: Buffer, facts: DatumFacts = { longBeyond2p52: false }): string | undefined {
+  const state: WalkState = { pos: 0, items: 0, facts, path: ['payload'] };
   try {
-    walk(type, datum, state);
+    walk(type, datum, state, 0);
   } catch (err) {
-    if (err instanceof OutOfBounds) return err.message;
-    if (err instanceof RangeError) return 'nested too deeply';
+    if (err instanceof Refusal) return `${state.path.join('')}: ${err.message}`;
     throw err;
   }
-  if (state.pos !== datum.length) return `${datum.length - state.pos} trailing bytes after the datum`;
+  if (state.pos !== datum.length) return `payload: ${datum.length - state.pos} trailing bytes after the datum`;
   return undefined;
 }
 
-function readLong(buf: Buffer, state: { pos: number }): number {
-  let n = 0;
+/** Reads a zig-zag varint of at most `maxBytes` bytes; exact (bigint beyond 2^53 in magnitude). */
+function readVarint(buf: Buffer, state: WalkState, maxBytes: number, what: string): number | bigint {
+  let small = 0;
   let shift = 1;
-  let b: number;
   let bytes = 0;
+  let b: number;
   do {
-    if (state.pos >= buf.length) throw new OutOfBounds('datum truncated');
+    if (state.pos >= buf.length) throw new Refusal('datum truncated');
     b = buf[state.pos++]!;
-    if (++bytes > 10) throw new OutOfBounds('varint longer than 10 bytes');
-    n += (b & 0x7f) * shift;
+    if (++bytes > maxBytes) throw new Refusal(`${what} varint longer than ${maxBytes} bytes`);
+    if (bytes === 8) return readBigVarint(buf, state, small, b, maxBytes, what);
+    small += (b & 0x7f) * shift;
     shift *= 128;
   } while (b & 0x80);
-  // zig-zag; precision loss beyond 2^53 only matters for values we reject as too large anyway.
-  return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+  // Up to 7 bytes: at most 49 bits, exact as a number.
+  return small % 2 === 0 ? small / 2 : -(small + 1) / 2;
 }
 
-function skip(buf: Buffer, state: { pos: number }, len: number): void {
-  if (len < 0) throw new OutOfBounds('negative length');
-  if (state.pos + len > buf.length) throw new OutOfBounds('datum truncated');
+/** The rest of a varint from its 8th byte on, with BigInt (rare: beyond 2^49). */
+function readBigVarint(buf: Buffer, state: WalkState, low: number, eighth: number, maxBytes: number, what: string): bigint {
+  let n = BigInt(low);
+  let shift = 49n;
+  let b = eighth;
+  let bytes = 8;
+  for (;;) {
+    n |= BigInt(b & 0x7f) << shift;
+    shift += 7n;
+    if (!(b & 0x80)) break;
+    if (state.pos >= buf.length) throw new Refusal('datum truncated');
+    b = buf[state.pos++]!;
+    if (++bytes > maxBytes) throw new Refusal(`${what} varint longer than ${maxBytes} bytes`);
+  }
+  if (n >= 1n << 64n) throw new Refusal(`${what} beyond the 64-bit range`);
+  return n & 1n ? -((n + 1n) >> 1n) : n >> 1n;
+}
+
+/** An Avro int: within 32 bits, in at most 5 bytes (Pub/Sub refuses a longer varint, even of a small value). */
+function readInt(buf: Buffer, state: WalkState, what: string): number {
+  const start = state.pos;
+  const n = readVarint(buf, state, 10, what);
+  if (typeof n !== 'number' || n < INT_MIN || n > INT_MAX) throw new Refusal(`${what} beyond the 32-bit range of an Avro int`);
+  if (state.pos - start > 5) throw new Refusal(`${what} written in ${state.pos - start} bytes (an Avro int takes at most 5)`);
+  return n;
+}
+
+/** A length or count: a long that must fit a buffer. */
+function readLength(buf: Buffer, state: WalkState, what: string): number {
+  const n = readVarint(buf, state, 10, what);
+  if (typeof n !== 'number') throw new Refusal(`${what} out of range`);
+  return n;
+}
+
+function skip(buf: Buffer, state: WalkState, len: number): void {
+  if (len < 0) throw new Refusal('negative length');
+  if (state.pos + len > buf.length) throw new Refusal('datum truncated');
   state.pos += len;
 }
 
-function walk(type: avro.Type, buf: Buffer, state: { pos: number; items: number }): void {
+/** Reads a string (or map key), checking it is valid UTF-8; returns where its bytes are. */
+function readUtf8(buf: Buffer, state: WalkState, what: string): [number, number] {
+  const len = readLength(buf, state, `${what} length`);
+  const start = state.pos;
+  skip(buf, state, len);
+  if (!isUtf8(buf.subarray(start, state.pos))) throw new Refusal(`${what} is not valid UTF-8`);
+  return [start, state.pos];
+}
+
+function deeper(depth: number): number {
+  if (depth >= MAX_NESTING_DEPTH) throw new Refusal(`nested deeper than ${MAX_NESTING_DEPTH} levels of records, arrays, maps and union values`);
+  return depth + 1;
+}
+
+function walk(type: avro.Type, buf: Buffer, state: WalkState, depth: number): void {
   switch (type.typeName) {
     case 'null':
       return;
-    case 'boolean':
-      return skip(buf, state, 1);
-    case 'int':
-    case 'long':
-      readLong(buf, state);
+    case 'boolean': {
+      if (state.pos >= buf.length) throw new Refusal('datum truncated');
+      const b = buf[state.pos++]!;
+      if (b > 1) throw new Refusal(`boolean byte ${b} (must be 0 or 1)`);
       return;
+    }
+    case 'int':
+      readInt(buf, state, 'int');
+      return;
+    case 'long':
+    case 'abstract:long': {
+      const n = readVarint(buf, state, 10, 'long');
+      if (typeof n === 'bigint' || n > TWO_P52 || n < -TWO_P52) state.facts.longBeyond2p52 = true;
+      return;
+    }
     case 'float':
       return skip(buf, state, 4);
     case 'double':
       return skip(buf, state, 8);
     case 'string':
+      readUtf8(buf, state, 'string');
+      return;
     case 'bytes':
-      return skip(buf, state, readLong(buf, state));
+      return skip(buf, state, readLength(buf, state, 'bytes length'));
     case 'fixed':
       return skip(buf, state, (type as avro.types.FixedType).size);
     case 'enum': {
-      const i = readLong(buf, state);
-      if (i < 0 || i >= (type as avro.types.EnumType).symbols.length) throw new OutOfBounds('enum index out of range');
+      const i = readInt(buf, state, 'enum index');
+      if (i < 0 || i >= (type as avro.types.EnumType).symbols.length) throw new Refusal('enum index out of range');
       return;
     }
     case 'array':
     case 'map': {
       const isMap = type.typeName === 'map';
       const inner = isMap ? (type as avro.types.MapType).valuesType : (type as avro.types.ArrayType).itemsType;
+      const innerDepth = deeper(depth);
+      let index = 0;
       for (;;) {
-        let n = readLong(buf, state);
+        let n = readLength(buf, state, 'block count');
         if (n === 0) return;
         if (n < 0) {
           n = -n;
-          readLong(buf, state); // block size in bytes
+          readLength(buf, state, 'block size');
         }
         state.items += n;
-        if (state.items > MAX_ITEMS) throw new OutOfBounds(`more than ${MAX_ITEMS} array or map items`);
-        for (let i = 0; i < n; i++) {
-          if (isMap) skip(buf, state, readLong(buf, state));
-          walk(inner, buf, state);
+        if (state.items > MAX_ITEMS) throw new Refusal(`more than ${MAX_ITEMS} array or map items`);
+        for (let i = 0; i < n; i++, index++) {
+          if (isMap) {
+            const [start, end] = readUtf8(buf, state, 'map key');
+            state.path.push(`[${JSON.stringify(buf.toString('utf8', start, Math.min(end, start + 40)))}]`);
+          } else state.path.push(`[${index}]`);
+          walk(inner, buf, state, innerDepth);
+          state.path.pop();
         }
       }
     }
     case 'record':
-    case 'error':
-      for (const f of (type as avro.types.RecordType).fields) walk(f.type, buf, state);
+    case 'error': {
+      const innerDepth = deeper(depth);
+      for (const f of (type as avro.types.RecordType).fields) {
+        state.path.push(`.${f.name}`);
+        walk(f.type, buf, state, innerDepth);
+        state.path.pop();
+      }
       return;
+    }
     default: {
       if (type.typeName.startsWith('union')) {
         const branches = (type as avro.types.WrappedUnionType).types;
-        const i = readLong(buf, state);
-        const branch = branches[i];
-        if (branch === undefined) throw new OutOfBounds('union branch index out of range');
-        return walk(branch, buf, state);
+        const branch = branches[readInt(buf, state, 'union branch index')];
+        if (branch === undefined) throw new Refusal('union branch index out of range');
+        // A non-null branch is a level in Avro's JSON encoding ({"<branch>": value}), as in the JSON path.
+        return walk(branch, buf, state, branch.typeName === 'null' ? depth : deeper(depth));
       }
       if (type.typeName.startsWith('logical:')) {
-        return walk((type as unknown as { underlyingType: avro.Type }).underlyingType, buf, state);
+        return walk((type as unknown as { underlyingType: avro.Type }).underlyingType, buf, state, depth);
       }
-      throw new OutOfBounds(`unsupported Avro type ${type.typeName}`);
+      throw new Refusal(`unsupported Avro type ${type.typeName}`);
     }
   }
 }
