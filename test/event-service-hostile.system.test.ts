@@ -50,6 +50,16 @@ const valuesSchema = {
   ],
 };
 
+const SUBJECT = typeName('subject');
+const subjectSchema = {
+  type: 'record',
+  name: 'Visit',
+  fields: [
+    { name: 'userId', type: 'string', semanticType: 'userId' },
+    { name: 'email', type: ['null', 'string'], semanticType: 'email' },
+  ],
+};
+
 // The registry says long, the topic's Pub/Sub schema says int: Pub/Sub refuses a value beyond what its int
 // decoder reads (a drift like a topic schema revision behind the registry). Its refusal must hit that event only.
 const DRIFTED = typeName('drifted');
@@ -110,6 +120,8 @@ describe('event service: hostile input', () => {
     await registry.putEventType(eventTypeRecord(TWINS, [twinsSchema]), 0);
     await registry.putEventType(eventTypeRecord(VALUES, [valuesSchema]), 0);
     await registry.putEventType(eventTypeRecord(DRIFTED, [driftedRegistrySchema]), 0);
+    await registry.putEventType(eventTypeRecord(SUBJECT, [subjectSchema]), 0);
+    await pubsub.createTopic(resourceNames.topic(SUBJECT));
     await pubsub.createTopic(resourceNames.topic(TWINS));
     await pubsub.createTopic(resourceNames.topic(VALUES));
     const schemaName = uniqueName('es-hostile', 'drifted-schema');
@@ -176,6 +188,28 @@ describe('event service: hostile input', () => {
     expect(b.status).toBe(400);
     expect(b.json).toMatchObject({ code: 'BODY_INVALID' });
     expect(b.json.message).toBe(`body: not valid UTF-8 (first invalid byte at offset ${bad.indexOf(0xc3)})`);
+  });
+
+  it('refuses a data subject padlock would refuse (ill-formed, empty, over 256 UTF-8 bytes), in JSON and single-object bodies', async () => {
+    const events = [
+      { type: SUBJECT, id: 's-surrogate', payload: { userId: 'u\ud800', email: null } },
+      { type: SUBJECT, id: 's-empty', payload: { userId: '', email: null } },
+      { type: SUBJECT, id: 's-long', payload: { userId: 'é'.repeat(129), email: null } },
+      { type: SUBJECT, id: 's-ok', payload: { userId: 'é'.repeat(128), email: null } },
+    ];
+    const r = await post(service.url, JSON.stringify({ events }));
+    const reasons = r.json.results.map((x) => (x.status === 'accepted' ? 'accepted' : `${x.code} ${x.reason}`));
+    expect(reasons[0]).toMatch(/^EVENT_INVALID payload\.userId: (expected string, got a string with a lone surrogate|a user id must be well-formed)/);
+    expect(reasons.slice(1)).toEqual([
+      'EVENT_INVALID payload.userId: a user id must not be empty',
+      'EVENT_INVALID payload.userId: a user id must be at most 256 bytes in UTF-8',
+      'accepted',
+    ]);
+
+    const fingerprint = fingerprintToSingleObjectBytes(schemaFingerprint(subjectSchema));
+    const datum = Buffer.from([0x00, 0x00]); // userId "" and email null
+    const so = await post(service.url, toSingleObject(fingerprint, datum), { 'Content-Type': 'application/vnd.apache.avro+binary', 'X-Event-Type': SUBJECT });
+    expect(so.json.results[0]).toMatchObject({ status: 'rejected', code: 'EVENT_INVALID', reason: 'payload.userId: a user id must not be empty' });
   });
 
   it('refuses single-object datums with invalid UTF-8 or an int beyond 32 bits, naming the field', async () => {

@@ -21,3 +21,6 @@ export const MAX_NESTING_DEPTH = 100;
 export function fitsFloat(v: number): boolean {
   return Number.isFinite(Math.fround(v));
 }
+
+/** JavaScript Avro readers (avsc, the ETL's) silently drop a map key named `__proto__`: refuse it rather than lose it. */
+export const PROTO_KEY = 'map key "__proto__" would be dropped by JavaScript readers downstream';

@@ -7,6 +7,8 @@
 import type avro from 'avsc';
 import { currentVersion, type EventTypeRecord, type EventTypeStatus, type RegistryReader } from '../../lib/registry/types.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { inspectAnnotations, valuesAt, type PathStep } from '../../lib/avro/annotations.ts';
+import { userIdProblem } from '../../lib/user-id.ts';
 import { compilePayloadDecoder, parseSchema, type PayloadDecoder } from './validation.ts';
 
 /** One registered schema version, compiled lazily for decoding Avro binary written with it. */
@@ -31,6 +33,23 @@ export interface CompiledEventType {
   resolverFor(writer: CompiledVersion): avro.Resolver;
   /** Whether reading `writer` data with the current schema may promote a long to a float or double (cached). */
   promotesLong(writer: CompiledVersion): boolean;
+  /**
+   * Why a decoded payload's data subject (`semanticType: userId`) is not a user id padlock
+   * takes (`payload.<path>: <reason>`), or undefined; always undefined for types without one.
+   */
+  subjectProblem(payload: unknown): string | undefined;
+  /** True when the current schema has a data-subject field (the payload must be decoded to check it). */
+  hasSubject: boolean;
+}
+
+/** Padlock refuses a subject that is not a well-formed user id: refuse the event at the door instead of dead-lettering it later. */
+function subjectProblemAt(payload: unknown, path: string, steps: readonly PathStep[]): string | undefined {
+  for (const value of valuesAt(payload, steps)) {
+    if (value === null || value === undefined) continue;
+    const problem = userIdProblem(value);
+    if (problem !== undefined) return `payload.${path}: a user id ${problem}`;
+  }
+  return undefined;
 }
 
 export interface RegistryCacheOptions {
@@ -46,6 +65,7 @@ export function compileEventType(record: EventTypeRecord): CompiledEventType {
     versions.set(v.fingerprint, { version: v.version, fingerprint: v.fingerprint, type: parseSchema(v.schema) });
   }
   const current = versions.get(cur.fingerprint)!;
+  const subject = inspectAnnotations(cur.schema).fields.find((f) => f.subject);
   const resolvers = new Map<string, avro.Resolver>();
   const promotions = new Map<string, boolean>();
   return {
@@ -63,6 +83,8 @@ export function compileEventType(record: EventTypeRecord): CompiledEventType {
       }
       return r;
     },
+    hasSubject: subject !== undefined,
+    subjectProblem: (payload) => (subject === undefined ? undefined : subjectProblemAt(payload, subject.path, subject.steps)),
     promotesLong(writer) {
       let p = promotions.get(writer.fingerprint);
       if (p === undefined) {

@@ -115,6 +115,7 @@ describe('single-object datum checks: only values stored exactly and accepted by
     expect(checkDatum(fields, datum({ name: Buffer.from([0xc0, 0x80]) }))).toBe('payload.name: string is not valid UTF-8');
     expect(checkDatum(fields, datum({ key: Buffer.from([0xff]) }))).toBe('payload.attrs: map key is not valid UTF-8');
     expect(checkDatum(fields, datum({ key: Buffer.from('k') }))).toBeUndefined();
+    expect(checkDatum(fields, datum({ key: Buffer.from('__proto__') }))).toBe('payload.attrs: map key "__proto__" would be dropped by JavaScript readers downstream');
     expect(checkDatum(fields, datum({ flag: 2 }))).toBe('payload.flag: boolean byte 2 (must be 0 or 1)');
   });
 

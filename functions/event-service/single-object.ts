@@ -15,7 +15,7 @@
 import { isUtf8 } from 'node:buffer';
 import avro from 'avsc';
 import { fingerprintFromSingleObjectBytes } from '../../lib/avro/fingerprint.ts';
-import { INT_MAX, INT_MIN, MAX_NESTING_DEPTH } from './datum-limits.ts';
+import { INT_MAX, INT_MIN, MAX_NESTING_DEPTH, PROTO_KEY } from './datum-limits.ts';
 
 export const SINGLE_OBJECT_MAGIC = Buffer.from([0xc3, 0x01]);
 const HEADER_LENGTH = 10;
@@ -201,6 +201,7 @@ function walk(type: avro.Type, buf: Buffer, state: WalkState, depth: number): vo
         for (let i = 0; i < n; i++, index++) {
           if (isMap) {
             const [start, end] = readUtf8(buf, state, 'map key');
+            if (end - start === 9 && buf.toString('latin1', start, end) === '__proto__') throw new Refusal(PROTO_KEY);
             state.path.push(`[${JSON.stringify(buf.toString('utf8', start, Math.min(end, start + 40)))}]`);
           } else state.path.push(`[${index}]`);
           walk(inner, buf, state, innerDepth);

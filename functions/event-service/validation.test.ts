@@ -95,11 +95,9 @@ describe('JSON payload decoder', () => {
     expect(roundTrip({ ...base, blob: '\u0000\u00ff' }).blob).toEqual(Buffer.from([0, 255]));
   });
 
-  it('does not let a map key named __proto__ change the prototype', () => {
+  it('refuses a map key named __proto__, which JavaScript Avro readers downstream would drop', () => {
     const payload = JSON.parse('{"url":"/a","count":1,"ts":1,"attrs":{"__proto__":5}}') as unknown;
-    const value = decode(payload) as { attrs: Record<string, unknown> };
-    expect(Object.keys(value.attrs)).toEqual(['__proto__']);
-    expect(type.toBuffer(value).includes(Buffer.from('__proto__'))).toBe(true);
+    expect(reason(payload)).toBe('payload.attrs: map key "__proto__" would be dropped by JavaScript readers downstream');
   });
 
   it('reports deep nesting of a recursive schema as a mismatch, not a crash', () => {

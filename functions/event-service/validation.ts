@@ -34,7 +34,7 @@
  */
 import avro from 'avsc';
 import { avroType, parseLongString } from '../../lib/avro/long.ts';
-import { fitsFloat, INT_MAX, INT_MIN, MAX_NESTING_DEPTH } from './datum-limits.ts';
+import { fitsFloat, INT_MAX, INT_MIN, MAX_NESTING_DEPTH, PROTO_KEY } from './datum-limits.ts';
 
 /** A payload that does not match its schema; `path` starts with `payload`. */
 export class PayloadMismatch extends Error {
@@ -316,6 +316,7 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
         for (const key of Object.keys(v)) {
           const value = v[key];
           if (!isWellFormed(key)) return at(new Mismatch(`map key is ${LONE_SURROGATE}`), fieldSegment(key));
+          if (key === '__proto__') return new Mismatch(PROTO_KEY);
           const decoded = decodeValue(value, inner, w);
           if (decoded instanceof Mismatch) return at(decoded, fieldSegment(key));
           out[key] = decoded;
