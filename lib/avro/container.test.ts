@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
 import avro from 'avsc';
 import fc from 'fast-check';
-import { readLong, encodeLong } from '../lib/avro/binary.ts';
-import { decodeRecords, readContainer, writeContainer } from './avro-container.ts';
+import { readLong, encodeLong } from './binary.ts';
+import { decodeRecords, readContainer, writeContainer } from './container.ts';
 
 const schema = { type: 'record', name: 'R', fields: [{ name: 'id', type: 'string' }, { name: 'n', type: 'long' }] };
 const type = avro.Type.forSchema(schema as avro.Schema);

@@ -5,8 +5,8 @@
  * bytes on every run (idempotent close). Codecs: `null` and `deflate`.
  */
 import zlib from 'node:zlib';
-import { encodeBytes, encodeLong, readBytes, readLength, readLong } from '../lib/avro/binary.ts';
-import { AppError } from '../lib/errors.ts';
+import { encodeBytes, encodeLong, readBytes, readLength, readLong } from './binary.ts';
+import { AppError } from '../errors.ts';
 
 const MAGIC = Buffer.from([0x4f, 0x62, 0x6a, 0x01]);
 
