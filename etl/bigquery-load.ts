@@ -43,7 +43,7 @@ import {
   type Period,
 } from '../lib/partitions.ts';
 import type { Partitioning } from '../lib/registry/types.ts';
-import { readContainer } from './avro-container.ts';
+import { readContainer } from '../lib/avro/container.ts';
 import { Backoff, sleep } from './backoff.ts';
 import {
   classifyRequestError,

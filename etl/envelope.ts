@@ -5,7 +5,8 @@
  * transformed payload bytes are spliced in without being re-encoded.
  */
 import { createHash } from 'node:crypto';
-import avro from 'avsc';
+import { writeLong } from '../lib/avro/binary.ts';
+import { avroType } from '../lib/avro/long.ts';
 
 /**
  * Staged envelope: the transformed payload (Avro binary with the delivered
@@ -34,7 +35,7 @@ export interface StagedRecord {
   record: Buffer;
 }
 
-const stagedType = avro.Type.forSchema(stagedEnvelopeSchema as unknown as avro.Schema);
+const stagedType = avroType(stagedEnvelopeSchema);
 
 /** One staged record's Avro binary, written into one allocation (the hot path of staging). */
 export function encodeStaged(r: StagedRecord): Buffer {
@@ -60,17 +61,6 @@ export function encodeStaged(r: StagedRecord): Buffer {
   pos = writeLong(buf, pos, r.record.length);
   pos += r.record.copy(buf, pos);
   return buf.subarray(0, pos);
-}
-
-/** Writes an Avro long (zig-zag varint) at `pos`; returns the next offset. */
-function writeLong(buf: Buffer, pos: number, n: number): number {
-  let z = n >= 0 ? n * 2 : -n * 2 - 1;
-  while (z >= 0x80) {
-    buf[pos++] = (z % 0x80) | 0x80;
-    z = Math.floor(z / 0x80);
-  }
-  buf[pos++] = z;
-  return pos;
 }
 
 export function decodeStaged(buf: Buffer, pos: number): { value: StagedRecord; offset: number } {

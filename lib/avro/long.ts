@@ -7,6 +7,7 @@
  * lossy default.
  */
 import avro from 'avsc';
+import { parseSchema, selfReferencingDefaults, withoutDefaults } from './schema.ts';
 
 export const INT64_MIN = -(2n ** 63n);
 export const INT64_MAX = 2n ** 63n - 1n;
@@ -68,11 +69,39 @@ function isLongSchema(schema: unknown): boolean {
 /**
  * `avro.Type.forSchema` with every long exact. Through a type hook, not the
  * registry: avsc builds `{"type": "long"}` objects without consulting it.
+ * A valid schema avsc cannot build because a default holds a value of its
+ * enclosing record (lib/avro/schema.ts, `selfReferencingDefaults`) is built
+ * without those defaults: encoding and decoding do not use them, and a value
+ * for such a field must then be given.
  */
 export function avroType(schema: unknown, opts: Partial<avro.ForSchemaOptions> = {}): avro.Type {
   const outer = opts.typeHook;
-  return avro.Type.forSchema(schema as avro.Schema, {
-    ...opts,
-    typeHook: (s, o) => outer?.(s, o) ?? (isLongSchema(s) ? exactLongType : undefined),
-  });
+  // avsc consults the hook before its logical types: a long-based one the caller asked for is let
+  // through once, and its underlying type (built from the same schema object) gets the exact long.
+  const deriving = new Set<unknown>();
+  const hook = (t: avro.Schema, o: avro.ForSchemaOptions): avro.Type | undefined => {
+    const own = outer?.(t, o);
+    if (own !== undefined) return own;
+    if (!isLongSchema(t)) return undefined;
+    const logicalType = (t as { logicalType?: unknown }).logicalType;
+    if (typeof logicalType === 'string' && o.logicalTypes?.[logicalType] !== undefined && !deriving.has(t)) {
+      deriving.add(t);
+      return undefined;
+    }
+    deriving.delete(t);
+    return exactLongType;
+  };
+  const build = (s: unknown): avro.Type => avro.Type.forSchema(s as avro.Schema, { ...opts, typeHook: hook });
+  try {
+    return build(schema);
+  } catch (err) {
+    let unbuildable: ReturnType<typeof selfReferencingDefaults>;
+    try {
+      unbuildable = selfReferencingDefaults(parseSchema(schema));
+    } catch {
+      throw err;
+    }
+    if (unbuildable.size === 0) throw err;
+    return build(withoutDefaults(schema, unbuildable));
+  }
 }
