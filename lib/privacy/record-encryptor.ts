@@ -6,6 +6,7 @@
  * create-if-absent; a value whose key is deleted (or whose record has no
  * subject) becomes `null` and is counted — never written in clear.
  */
+import { isUserId } from '../user-id.ts';
 import { AppError, isAppError } from '../errors.ts';
 import { associatedData, encrypt, type AeadKey } from '../crypto/aead.ts';
 import type { Logger } from '../logger.ts';
@@ -45,9 +46,6 @@ export interface EncryptedRecord {
   record: unknown;
   stats: EncryptionStats;
 }
-
-/** Padlock accepts user ids of 1 to 256 characters. */
-const MAX_USER_ID_LENGTH = 256;
 
 export class RecordEncryptor {
   private readonly plans = new Map<string, EncryptionPlan>();
@@ -182,7 +180,7 @@ export function subjectOf(record: unknown, path: readonly string[] | undefined):
     if (v === null || typeof v !== 'object') return undefined;
     v = (v as Record<string, unknown>)[name];
   }
-  if (typeof v === 'string') return v.length > 0 && v.length <= MAX_USER_ID_LENGTH ? v : undefined;
+  if (typeof v === 'string') return isUserId(v) ? v : undefined;
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);
   return undefined;
 }
