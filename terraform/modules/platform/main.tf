@@ -204,6 +204,15 @@ resource "google_storage_bucket_iam_member" "etl_data" {
   member = local.sa["etl"]
 }
 
+# BigQuery load jobs read the partitions' files with the ETL's credentials, and Google
+# requires storage.buckets.get on the source bucket for a load (besides storage.objects.get,
+# which objectUser grants): the smallest role with it.
+resource "google_storage_bucket_iam_member" "etl_data_loads" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.legacyBucketReader"
+  member = local.sa["etl"]
+}
+
 # The composer checks the data bucket exists (storage.buckets.get) before it records a
 # GCS type as provisioned.
 resource "google_storage_bucket_iam_member" "composer_data" {
@@ -224,7 +233,8 @@ resource "google_bigquery_dataset" "events" {
 }
 
 # The BigQuery loader runs inside each type's ETL worker group: it writes this dataset only
-# (tables.get/update/updateData through load jobs), and runs load jobs in the project.
+# (tables.get, tables.patch, load jobs into the tables), and runs load jobs in the project.
+# It never creates the dataset or a table here: this module and the event-type module do.
 resource "google_bigquery_dataset_iam_member" "etl" {
   project    = var.project_id
   dataset_id = google_bigquery_dataset.events.dataset_id
