@@ -14,6 +14,7 @@ import { provisioningDefaults } from '../composer/defaults.ts';
 import { monitoringFor } from '../composer/monitoring.ts';
 import { deadLetterSubscriptionSettings } from '../composer/provisioning.ts';
 import { exportTerraform, TERRAFORM_EXPORT_FILE, toTerraformEventType } from '../composer/terraform-export.ts';
+import { mergeSchemas, RECEIVE_TIME_COLUMN, tableSchemaOf, type BigQueryField } from '../etl/bigquery-schema.ts';
 import { loadConfig as loadEtlConfig } from '../etl/config.ts';
 import { loadConfig as loadEventServiceConfig } from '../functions/event-service/config.ts';
 import { loadConfig as loadPadlockConfig } from '../functions/padlock/config.ts';
@@ -624,9 +625,33 @@ describe('issue 17: deployable on Google Cloud', () => {
     expect(table.require_partition_filter).toBe(true);
     expect(at(table, 'time_partitioning')).toMatchObject({
       type: '${var.event_type.partitioning == "hourly" ? "HOUR" : "DAY"}',
-      field: '${var.platform.receive_time_column}',
+      field: '${local.receive_time_column}',
       expiration_ms: '${var.event_type.retention_days * 86400000}',
     });
     expect(table.count).toBe('${local.to_bigquery ? 1 : 0}');
+  });
+
+  it('issue 15: a table Terraform made takes the loader\'s loads: partitioned on receiveTime, with the delivered envelope as the loader maps it, the rest left to the loader', () => {
+    const table = resourceOf('eventType', 'google_bigquery_table', 'events');
+    const locals = configs.eventType.locals;
+    expect(locals.receive_time_column).toBe(RECEIVE_TIME_COLUMN);
+    expect(at(table, 'time_partitioning')?.field).toBe('${local.receive_time_column}');
+    expect(table.schema).toBe('${jsonencode(local.envelope_columns)}');
+    const local = (ref: string): string => {
+      if (ref === 'local.receive_time_column') return String(locals.receive_time_column);
+      throw new Error(`envelope column refers to ${ref}`);
+    };
+    const columns = (locals.envelope_columns as BigQueryField[]).map((c) => ({ ...c, name: evaluateTemplate(c.name, local) }));
+    for (const schema of [pageView, signUp]) {
+      const loader = tableSchemaOf(schema);
+      expect(columns).toEqual(loader.filter((c) => c.name !== 'payload'));
+      // What the loader does to the table before its first load: add the payload, change nothing else.
+      const merge = mergeSchemas(columns, loader);
+      expect(merge.added).toEqual(['payload']);
+      expect(merge.relaxed).toEqual([]);
+      expect(merge.fields.find((f) => f.name === RECEIVE_TIME_COLUMN)).toEqual(loader.find((f) => f.name === RECEIVE_TIME_COLUMN));
+    }
+    // The loader adds columns per writer version (tables.patch): Terraform must not take them back.
+    expect(at(table, 'lifecycle')?.ignore_changes).toEqual(['${schema}']);
   });
 });

@@ -9,7 +9,6 @@ output "event_type_platform" {
     etl_service_account_name    = google_service_account.component["etl"].name
     event_service_account_email = google_service_account.component["event-service"].email
     kubernetes_namespace        = var.etl.namespace
-    receive_time_column         = var.bigquery.receive_time_column
     provisioning                = var.provisioning
     notification_channels       = var.alerting.notification_channels
     working_hours               = var.alerting.working_hours
