@@ -336,18 +336,42 @@ const at = (block: Block | undefined, ...path: string[]): Block | undefined =>
 
 const priorities = ['high', 'normal', 'low'] as const;
 
-/** Each component's container env as the modules set it; the ETL's for the given priority. */
-function componentEnvs(priority: (typeof priorities)[number] = 'normal'): Record<'eventService' | 'padlock' | 'etl', EnvVar[]> {
+const storages = [['gcs'], ['bigquery'], ['gcs', 'bigquery']] as const;
+type Storage = (typeof storages)[number];
+
+/**
+ * The worker group's `dynamic "env"` blocks for a type stored in `storage`: the only one is
+ * the BigQuery loader's configuration, `local.loader_env` when `local.to_bigquery`.
+ */
+function dynamicEnvOf(container: Block | undefined, storage: Storage): EnvVar[] {
+  const dynamic = container?.dynamic as Block | Block[] | undefined;
+  const blocks = ((Array.isArray(dynamic) ? dynamic : dynamic === undefined ? [] : [dynamic]).flatMap((d) => (d.env ?? []) as Block[]));
+  expect(blocks.length, 'the worker group has its dynamic env block').toBeGreaterThan(0);
+  const locals = configs.workerGroup.locals;
+  return blocks.flatMap((block) => {
+    const content = at(block, 'content');
+    if (block.for_each !== '${local.to_bigquery ? local.loader_env : {}}' || content?.name !== '${env.key}' || content.value !== '${env.value}') {
+      throw new Error(`worker group: dynamic env ${JSON.stringify(block)} unknown to the test`);
+    }
+    expect(locals.to_bigquery).toBe('${contains(var.event_type.storage, "bigquery")}');
+    if (!(storage as readonly string[]).includes('bigquery')) return [];
+    return Object.entries(locals.loader_env as Record<string, string>).map(([name, source]) => ({ name, source }));
+  });
+}
+
+/** Each component's container env as the modules set it; the ETL's for the given priority and storage. */
+function componentEnvs(priority: (typeof priorities)[number] = 'normal', storage: Storage = ['gcs', 'bigquery']): Record<'eventService' | 'padlock' | 'etl', EnvVar[]> {
   const run = configs.platform.resource.google_cloud_run_v2_service ?? {};
   const worker = configs.workerGroup.resource.kubernetes_deployment_v1?.worker;
   const scope = (ref: string): string => {
     if (ref === 'var.event_type.priority') return priority;
     throw new Error(`env name refers to ${ref}`);
   };
+  const container = at(worker, 'spec', 'template', 'spec', 'container');
   return {
     eventService: envOf(at(run.event_service, 'template', 'containers'), 'event_service'),
     padlock: envOf(at(run.padlock, 'template', 'containers'), 'padlock'),
-    etl: envOf(at(worker, 'spec', 'template', 'spec', 'container'), 'etl worker').map((v) => ({ ...v, name: evaluateTemplate(v.name, scope) })),
+    etl: [...envOf(container, 'etl worker'), ...dynamicEnvOf(container, storage)].map((v) => ({ ...v, name: evaluateTemplate(v.name, scope) })),
   };
 }
 
@@ -371,6 +395,8 @@ const samples: Record<string, string> = {
   '${local.name}': 'page_view',
   '${var.platform.data_bucket}': `${project}-events-data`,
   '${var.platform.staging_bucket}': `${project}-events-staging`,
+  '${var.platform.bigquery_dataset}': 'events',
+  '${var.platform.bigquery_location}': 'EU',
   '${tostring(var.event_type.slo_hours * 3600000)}': String(3 * 3_600_000),
   '${join(",", var.platform.padlock_urls)}': 'https://padlock-abc123-ew.a.run.app,https://padlock-mirror-abc123-ew.a.run.app',
   '${each.key == "padlock" ? google_bigtable_app_profile.padlock.app_profile_id : google_bigtable_app_profile.padlock_mirror.app_profile_id}': 'padlock',
@@ -396,8 +422,8 @@ describe('container environments match the components', () => {
 
   it.each(components)('%s: every variable Terraform sets is one its loadConfig reads, every required one is set', (component) => {
     const read = configVariables(configFiles[component]);
-    for (const priority of priorities) {
-      const set = componentEnvs(priority)[component].map((v) => v.name);
+    for (const [priority, storage] of priorities.flatMap((p) => storages.map((s) => [p, s] as const))) {
+      const set = componentEnvs(priority, storage)[component].map((v) => v.name);
       expect(set.length).toBeGreaterThan(0);
       expect(new Set(set).size, `${component}: no variable set twice`).toBe(set.length);
       expect(set.filter((name) => !read.has(name)), `${component}: set by Terraform but not read by ${configFiles[component]}`).toEqual([]);
@@ -447,6 +473,18 @@ describe('container environments match the components', () => {
     });
     expect(config.instanceId).toBe('etl-page-view-5d8f7c9b6-x2x7q');
     expect(config.tuning.closeDeadlineMs[priority]).toBe(3 * 3_600_000);
+  });
+
+  it('etl: a type stored in BigQuery gets the loader\'s dataset and location, talks to Google and creates neither dataset nor table; a GCS-only type gets none of it', () => {
+    for (const storage of [['bigquery'], ['gcs', 'bigquery']] as const) {
+      expect(loadEtlConfig(sampleEnv(componentEnvs('normal', storage).etl)).bigQuery, storage.join()).toEqual({ dataset: 'events', location: 'EU', endpoint: undefined, createTables: false });
+    }
+    const gcsOnly = componentEnvs('normal', ['gcs']).etl.map((v) => v.name);
+    expect(gcsOnly.filter((name) => name.startsWith('BIGQUERY_'))).toEqual([]);
+    // The values come from the platform's dataset, through its worker_group_platform output.
+    const output = configs.platform.output.worker_group_platform!.value as Record<string, unknown>;
+    expect(output.bigquery_dataset).toBe('${google_bigquery_dataset.events.dataset_id}');
+    expect(output.bigquery_location).toBe('${google_bigquery_dataset.events.location}');
   });
 });
 
