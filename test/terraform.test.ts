@@ -21,7 +21,7 @@ import { loadConfig as loadPadlockConfig } from '../functions/padlock/config.ts'
 import { serviceEntry } from '../functions/padlock/services.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
 import { bucketNames, keychainFamilies, metricNames, promqlMetricName, resourceNames } from '../lib/names.ts';
-import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings } from '../lib/registry/types.ts';
+import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings, StorageTarget } from '../lib/registry/types.ts';
 import { evaluateTemplate, loadAll, moduleDirs, parseType, splitArguments, terraformRoot as root, typeErrors, type Block, type HclConfig, type ModuleKey } from './helpers/terraform-hcl.ts';
 
 /** The two registry records whose export terraform/examples/complete ships. */
@@ -504,6 +504,33 @@ describe('lateness metric against the ETL log entry', () => {
     expect(filter).toContain('labels.component="etl"');
     expect(readFileSync(join(repo, 'etl/workers.ts'), 'utf8')).toMatch(/logger\.child\(\{ eventType \}\)/);
     expect((metric?.label_extractors as Record<string, string>).event_type).toBe('EXTRACT(labels.eventType)');
+  });
+
+  it('the loading-stopped metric matches the ERROR the BigQuery loader logs when it stops, and the alert Terraform renders for BigQuery types uses it', () => {
+    const metric = configs.platform.resource.google_logging_metric?.bigquery_loading_stopped;
+    const filter = String(metric?.filter);
+    const loader = readFileSync(join(repo, 'etl/bigquery-load.ts'), 'utf8');
+    const stop = loader.slice(loader.indexOf('private stop('));
+    const entry = /this\.opts\.logger\.error\('([^']+)'/.exec(stop);
+    expect(entry, 'etl/bigquery-load.ts logs the stop as an ERROR').not.toBeNull();
+    expect(filter).toContain(`jsonPayload.message="${entry![1]!}"`);
+    expect(filter).toContain('severity="ERROR"');
+    expect(filter).toContain('labels.component="etl"');
+    // The loader logs through the type's child logger (eventType label).
+    expect(readFileSync(join(repo, 'etl/workers.ts'), 'utf8')).toMatch(/new BigQueryLoader\(\{[\s\S]*?logger: logger\.child\(\{ eventType \}\)/);
+    expect((metric?.label_extractors as Record<string, string>).event_type).toBe('EXTRACT(labels.eventType)');
+    expect(configs.platform.locals.loading_stopped_metric_name).toBe(metricNames.bigQueryLoadingStopped);
+    expect(metric?.name).toBe('${local.loading_stopped_metric_name}');
+    // Exported for the BigQuery types only, rendered by the module's one alert policy resource.
+    const alertsOf = (storage: StorageTarget[]): Record<string, { metric: string; promql_metric: string }> =>
+      toTerraformEventType(record({ ...sampleRecords[0]!.settings, storage }, [pageView])).alerts as Record<string, { metric: string; promql_metric: string }>;
+    expect(alertsOf(['gcs']).bigquery_loading_stopped).toBeUndefined();
+    expect(alertsOf(['gcs', 'bigquery']).bigquery_loading_stopped).toMatchObject({
+      metric: `logging.googleapis.com/user/${metricNames.bigQueryLoadingStopped}`,
+      promql_metric: 'logging_googleapis_com:user_etl_bigquery_loading_stopped',
+    });
+    const queries = String(configs.eventType.locals.alert_queries);
+    expect(queries).toContain('sum(increase(${a.promql_metric}{event_type=\\"${a.resource}\\"}[1h])) > ${a.threshold}');
   });
 });
 
