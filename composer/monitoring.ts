@@ -4,9 +4,11 @@
  * registry, and the Terraform export hands it to terraform/modules/event-type,
  * which renders each alert as a Cloud Monitoring alert policy (metric,
  * threshold, duration, severity, schedule as defined here). Every metric is
- * one the platform emits: Pub/Sub's subscription metrics, and the ETL's
+ * one the platform emits: Pub/Sub's subscription metrics, the ETL's
  * partitions closed at their SLO deadline (a log-based metric over the ETL's
- * `partition closed` log entry, lib/names.ts `metricTypes`).
+ * `partition closed` log entry), and for a type stored in BigQuery its loader
+ * stopping on a permanent failure (a log-based metric over the ETL's ERROR
+ * `bigquery loading stopped`), lib/names.ts `metricTypes`.
  *
  * SLO by priority: a partition of a `high` type is delivered (closed with its
  * manifest) within 3 h of the end of its hour, `normal` within 24 h, `low`
@@ -19,8 +21,8 @@ import { metricTypes, resourceNames } from '../lib/names.ts';
 /** Cloud Monitoring alert policy severities. */
 export type AlertSeverity = 'CRITICAL' | 'ERROR' | 'WARNING';
 
-/** The alerts every type has; the Terraform module keys its alert policies by these. */
-export type AlertKind = 'backlog_age' | 'dead_letters' | 'partition_lateness';
+/** The alerts a type has (`bigquery_loading_stopped` only if stored in BigQuery); the Terraform module keys its alert policies by these. */
+export type AlertKind = 'backlog_age' | 'dead_letters' | 'partition_lateness' | 'bigquery_loading_stopped';
 
 export interface AlertDefinition {
   /** Stable id, e.g. `page_view-backlog-age`. */
@@ -57,11 +59,11 @@ export const severityByPriority: Readonly<Record<Priority, AlertSeverity>> = { h
 export const WORKING_HOURS = { days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], startHourUtc: 9, endHourUtc: 18 } as const;
 
 /** The monitoring of one event type: SLO and alert thresholds by priority. */
-export function monitoringFor(settings: Pick<EventTypeSettings, 'name' | 'priority'>): MonitoringDefinition {
-  const { name, priority } = settings;
+export function monitoringFor(settings: Pick<EventTypeSettings, 'name' | 'priority' | 'storage'>): MonitoringDefinition {
+  const { name, priority, storage } = settings;
   const sloHours = sloHoursByPriority[priority];
   const sloSeconds = sloHours * 3600;
-  const notify = priority === 'low' ? 'working-hours' : 'always';
+  const notify: AlertDefinition['notify'] = priority === 'low' ? 'working-hours' : 'always';
   const severity = severityByPriority[priority];
   return {
     eventType: name,
@@ -106,6 +108,24 @@ export function monitoringFor(settings: Pick<EventTypeSettings, 'name' | 'priori
         severity,
         description: `partitions closed at the ${sloHours} h SLO deadline`,
       },
+      ...(storage.includes('bigquery')
+        ? [
+            {
+              name: `${name}-bigquery-loading-stopped`,
+              kind: 'bigquery_loading_stopped' as const,
+              metric: metricTypes.bigQueryLoadingStopped,
+              resource: name,
+              comparison: 'GT' as const,
+              // The loader stopped on a permanent failure within the last hour: nothing more
+              // reaches BigQuery for this type until someone fixes the cause and restarts it.
+              threshold: 0,
+              durationSeconds: 0,
+              notify,
+              severity,
+              description: 'BigQuery loading stopped on a permanent failure (the worker group needs a restart once fixed)',
+            },
+          ]
+        : []),
     ],
   };
 }

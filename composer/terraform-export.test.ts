@@ -105,6 +105,16 @@ describe('exportTerraform', () => {
           working_hours_only: true,
           description: 'partitions closed at the 72 h SLO deadline',
         },
+        bigquery_loading_stopped: {
+          metric: 'logging.googleapis.com/user/etl_bigquery_loading_stopped',
+          promql_metric: 'logging_googleapis_com:user_etl_bigquery_loading_stopped',
+          resource: 'plays',
+          threshold: 0,
+          duration_seconds: 0,
+          severity: 'WARNING',
+          working_hours_only: true,
+          description: 'BigQuery loading stopped on a permanent failure (the worker group needs a restart once fixed)',
+        },
       },
     });
     // The canonical form drops annotations and docs: what Pub/Sub validates against.

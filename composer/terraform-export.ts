@@ -60,7 +60,7 @@ export interface TerraformEventType {
   retry_minimum_backoff_seconds: number;
   retry_maximum_backoff_seconds: number;
   /** composer/monitoring.ts's alerts, by kind: the module renders each as an alert policy. */
-  alerts: Record<AlertKind, TerraformAlert>;
+  alerts: Partial<Record<AlertKind, TerraformAlert>>;
 }
 
 export interface TerraformAlert {
@@ -121,7 +121,7 @@ export function toTerraformEventType(record: EventTypeRecord): TerraformEventTyp
   };
 }
 
-function alertsOf(record: EventTypeRecord): Record<AlertKind, TerraformAlert> {
+function alertsOf(record: EventTypeRecord): Partial<Record<AlertKind, TerraformAlert>> {
   const entries = monitoringFor(record.settings).alerts.map((a): [AlertKind, TerraformAlert] => [
     a.kind,
     {
@@ -135,7 +135,7 @@ function alertsOf(record: EventTypeRecord): Record<AlertKind, TerraformAlert> {
       description: a.description,
     },
   ]);
-  return Object.fromEntries(entries) as Record<AlertKind, TerraformAlert>;
+  return Object.fromEntries(entries) as Partial<Record<AlertKind, TerraformAlert>>;
 }
 
 /** Address and import id of each Pub/Sub resource in terraform/modules/event-type (`[0]`: created with `count`). */

@@ -6,8 +6,10 @@
  *
  * 1. reads `_SUCCESS` and derives the job ids from its SHA-256;
  * 2. creates the dataset and table if absent (partitioned on `receiveTime`,
- *    HOUR or DAY, columns from the delivered schemas with their docs) and
- *    patches the table when a writer version adds (or no longer fills) columns;
+ *    HOUR or DAY, columns from the delivered schemas with their docs; only with
+ *    `createTables`: in GCP Terraform creates both, and a missing table is a
+ *    retryable failure until it exists) and patches the table when a writer
+ *    version adds (or no longer fills) columns;
  * 3. runs one load job of the part files into `<table>$YYYYMMDDHH` with
  *    WRITE_TRUNCATE (deterministic id: a 409 duplicate means "that job is ours,
  *    wait for it");
@@ -103,6 +105,12 @@ export interface BigQueryTarget {
   dataset: string;
   /** Location of the dataset and jobs; absent: BigQuery's default. */
   location?: string | undefined;
+  /**
+   * Create the dataset and a missing table (default true). Off in GCP, where the platform
+   * module owns the dataset and the event-type module each table (etl/config.ts): the
+   * loader then never calls datasets.insert, which a dataset-level grant cannot allow.
+   */
+  createTables?: boolean;
 }
 
 export interface LoaderOptions {
@@ -405,7 +413,15 @@ export class BigQueryLoader {
       added = [...added, ...merge.added];
       relaxed = [...relaxed, ...merge.relaxed];
     }
-    if (current === undefined) return this.createTable(period, dataset, fields);
+    if (current === undefined) {
+      if (this.opts.target.createTables === false) {
+        throw new AppError('BIGQUERY_UNAVAILABLE', {
+          message: `table ${this.tableName()} does not exist: Terraform's event-type module creates it for a type stored in BigQuery; loading waits for it`,
+          details: { period: period.key },
+        });
+      }
+      return this.createTable(period, dataset, fields);
+    }
     if (sameSchema(current, fields)) return 'ok';
     try {
       await table.setMetadata({ schema: { fields } });

@@ -33,9 +33,9 @@ describe('loadConfig', () => {
     ).toMatchObject({ urls: ['https://padlock-a.example', 'https://padlock-mirror-a.example'], idToken: true });
   });
   it('reads where BigQuery types are loaded', () => {
-    expect(loadConfig(ok).bigQuery).toEqual({ dataset: 'events', endpoint: undefined, location: undefined });
+    expect(loadConfig(ok).bigQuery).toEqual({ dataset: 'events', endpoint: undefined, location: undefined, createTables: false });
     const c = loadConfig({ ...ok, BIGQUERY_DATASET: 'events_eu', BIGQUERY_ENDPOINT: 'http://127.0.0.1:9050', BIGQUERY_LOCATION: 'EU', ETL_LOAD_CHECK_MS: '2000' });
-    expect(c.bigQuery).toEqual({ dataset: 'events_eu', endpoint: 'http://127.0.0.1:9050', location: 'EU' });
+    expect(c.bigQuery).toEqual({ dataset: 'events_eu', endpoint: 'http://127.0.0.1:9050', location: 'EU', createTables: true });
     expect(c.tuning.loadCheckIntervalMs).toBe(2000);
   });
   it.each([

@@ -19,7 +19,7 @@
  * | PADLOCK_SECRET | — (required with PADLOCK_URL) | the service's secret |
  * | PADLOCK_CONTEXT | events | key context personal fields are encrypted under |
  * | BIGQUERY_DATASET | events | dataset of the event tables (Terraform's `bigquery.dataset_id`); types stored in BigQuery are loaded into `<dataset>.<type>` |
- * | BIGQUERY_ENDPOINT | — | BigQuery API base URL (the emulator); absent: Google BigQuery |
+ * | BIGQUERY_ENDPOINT | — | BigQuery API base URL (the emulator); absent: Google BigQuery. With it the loader creates the dataset and missing tables; without it Terraform owns them (a missing table is waited for) |
  * | BIGQUERY_LOCATION | — | location of the dataset and load jobs; absent: BigQuery's default |
  * | INSTANCE_ID | etl-<pid> | worker id (logs, dead-letter attributes, leases) |
  * | LOG_LEVEL | INFO | DEBUG, INFO, WARNING, ERROR |
@@ -151,6 +151,8 @@ export interface EtlBigQueryConfig {
   dataset: string;
   endpoint: string | undefined;
   location: string | undefined;
+  /** The loader creates the dataset and missing tables: only against the emulator (in GCP Terraform creates them). */
+  createTables: boolean;
 }
 
 /** What `etl/main.ts` runs with. */
@@ -252,7 +254,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
       e.PADLOCK_URL === undefined || e.PADLOCK_SECRET === undefined
         ? undefined
         : { urls: e.PADLOCK_URL, idToken: e.PADLOCK_ID_TOKEN, service: e.PADLOCK_SERVICE, secret: e.PADLOCK_SECRET, keyContext: e.PADLOCK_CONTEXT },
-    bigQuery: { dataset: e.BIGQUERY_DATASET, endpoint: e.BIGQUERY_ENDPOINT, location: e.BIGQUERY_LOCATION },
+    bigQuery: { dataset: e.BIGQUERY_DATASET, endpoint: e.BIGQUERY_ENDPOINT, location: e.BIGQUERY_LOCATION, createTables: e.BIGQUERY_ENDPOINT !== undefined },
     instanceId: e.INSTANCE_ID ?? `etl-${process.pid}`,
     logLevel: e.LOG_LEVEL,
     tuning: resolveTuning(o),

@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     tuning: config.tuning,
     logger,
     instanceId: config.instanceId,
-    bigQuery: { dataset: config.bigQuery.dataset, endpoint: config.bigQuery.endpoint, location: config.bigQuery.location },
+    bigQuery: { dataset: config.bigQuery.dataset, endpoint: config.bigQuery.endpoint, location: config.bigQuery.location, createTables: config.bigQuery.createTables },
     ...(transform === undefined ? {} : { transform }),
   });
   logger.info('etl workers started', {

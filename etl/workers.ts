@@ -68,6 +68,8 @@ export interface EtlBigQueryTarget {
   /** Dataset of the event tables; tables are named by `resourceNames.bigQueryTable`. */
   dataset: string;
   location?: string | undefined;
+  /** Create the dataset and missing tables (default true; etl/config.ts `createTables`). */
+  createTables?: boolean;
   /** Run the loaders' periodic passes (default true; tests may drive `loader(type).pass()`). */
   loadEnabled?: boolean;
 }
@@ -235,7 +237,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
       retentionDays: record.settings.retentionDays,
       description: record.settings.description,
       data: storage.bucket(config.dataBucket),
-      target: { client: bigquery, dataset: config.bigQuery.dataset, location: config.bigQuery.location },
+      target: { client: bigquery, dataset: config.bigQuery.dataset, location: config.bigQuery.location, createTables: config.bigQuery.createTables !== false },
       tuning,
       multipleVersions: () => (versionCounts.get(eventType) ?? 1) > 1,
       now,

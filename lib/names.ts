@@ -44,18 +44,21 @@ export const bucketNames = {
 } as const;
 
 /**
- * Metrics alerts are defined on, by Cloud Monitoring metric type. The ETL's lateness
- * metric is log-based: Terraform counts the ETL's `partition closed` log entries with
- * `closedBy: "deadline"` (etl/closer.ts) into the user metric of this name.
+ * Metrics alerts are defined on, by Cloud Monitoring metric type. The ETL's metrics are
+ * log-based: Terraform counts the ETL's `partition closed` log entries with
+ * `closedBy: "deadline"` (etl/closer.ts), and its ERROR entries `bigquery loading stopped`
+ * (etl/bigquery-load.ts), into the user metrics of these names.
  */
 export const metricNames = {
   partitionsClosedAtDeadline: 'etl_partitions_closed_at_deadline',
+  bigQueryLoadingStopped: 'etl_bigquery_loading_stopped',
 } as const;
 
 export const metricTypes = {
   oldestUnackedMessageAge: 'pubsub.googleapis.com/subscription/oldest_unacked_message_age',
   undeliveredMessages: 'pubsub.googleapis.com/subscription/num_undelivered_messages',
   partitionsClosedAtDeadline: `logging.googleapis.com/user/${metricNames.partitionsClosedAtDeadline}`,
+  bigQueryLoadingStopped: `logging.googleapis.com/user/${metricNames.bigQueryLoadingStopped}`,
 } as const;
 
 /**

@@ -29,8 +29,8 @@ interface Operation {
   why: string;
   /** Made by Google on the principal's behalf, not by our code. */
   by?: string;
-  /** Made by code not merged yet. */
-  pendingCode?: string;
+  /** Granted by Google along with this other operation of the principal (e.g. reading the jobs it created). */
+  impliedBy?: string;
   /** Made only outside production; never granted. */
   localOnly?: string;
 }
@@ -47,8 +47,8 @@ const roles = new Map(Object.entries(roleData.roles).map(([name, r]) => [name, n
 const methods = new Map(Object.entries(clientMethods.methods as Record<string, string[]>));
 
 const inMode = (op: Operation, mode: Mode): boolean => op.modes === undefined || op.modes.includes(mode);
-/** The operations Terraform must grant in `mode`. */
-const grantedOps = (p: Principal, mode: Mode): Operation[] => p.operations.filter((op) => inMode(op, mode) && op.localOnly === undefined);
+/** The operations Terraform must grant in `mode` (an implied one comes with the operation that implies it). */
+const grantedOps = (p: Principal, mode: Mode): Operation[] => p.operations.filter((op) => inMode(op, mode) && op.localOnly === undefined && op.impliedBy === undefined);
 
 // ---------------------------------------------------------------------------
 // The code side
@@ -93,7 +93,7 @@ describe('permissions contract against the code', () => {
     const listed = new Set([...p.operations.filter((op) => op.by === undefined).map((op) => op.permission), ...(p.reachableNotCalled ?? []).flatMap((r) => r.permissions)]);
     const unlisted = [...permissions].filter(([perm]) => !listed.has(perm)).map(([perm, where]) => `${perm} (${where.join(', ')})`);
     expect(unlisted, `${name} calls APIs its contract does not list`).toEqual([]);
-    const uncalled = p.operations.filter((op) => op.by === undefined && op.pendingCode === undefined && !permissions.has(op.permission)).map((op) => op.permission);
+    const uncalled = p.operations.filter((op) => op.by === undefined && !permissions.has(op.permission)).map((op) => op.permission);
     expect(uncalled, `${name}'s contract lists operations its code never makes`).toEqual([]);
     const stale = (p.reachableNotCalled ?? []).flatMap((r) => r.permissions).filter((perm) => !permissions.has(perm));
     expect(stale, `${name}: reachableNotCalled lists permissions no reachable call needs`).toEqual([]);
@@ -103,6 +103,27 @@ describe('permissions contract against the code', () => {
     const { permissions, unknown } = permissionsOf(calls[FIXTURE]!);
     expect(unknown.map((c) => `${c.method} at ${c.at}`)).toEqual(['File.copy at test/fixtures/permissions/new-call.ts:8']);
     expect([...permissions.keys()]).toEqual(['storage.objects.get']);
+  });
+
+  it('an implied operation comes with a granted operation of the same principal on the same resource', () => {
+    const implied = Object.entries(principals).flatMap(([name, p]) => p.operations.filter((op) => op.impliedBy !== undefined).map((op) => ({ name, p, op })));
+    expect(implied.map(({ name, op }) => `${name}: ${op.permission}`)).toContain('etl: bigquery.jobs.get');
+    for (const { name, p, op } of implied) {
+      const by = p.operations.find((o) => o.permission === op.impliedBy && o.resource === op.resource && o.impliedBy === undefined && o.localOnly === undefined);
+      expect(by, `${name}: ${op.permission} is implied by ${op.impliedBy}, which it must be granted on ${op.resource}`).toBeDefined();
+    }
+  });
+
+  it('the BigQuery loader is granted what it calls in production; creating the dataset is local only', () => {
+    const etl = principals.etl!;
+    const { permissions } = permissionsOf(calls.etl!);
+    const bigQuery = [...permissions.keys()].filter((perm) => perm.startsWith('bigquery.')).sort();
+    expect(bigQuery).toEqual(['bigquery.datasets.create', 'bigquery.jobs.create', 'bigquery.jobs.get', 'bigquery.tables.create', 'bigquery.tables.get', 'bigquery.tables.update', 'bigquery.tables.updateData']);
+    const granted = new Set(modes.flatMap((mode) => grantedOps(etl, mode)).map((op) => op.permission));
+    expect(bigQuery.filter((perm) => !granted.has(perm))).toEqual(['bigquery.datasets.create', 'bigquery.jobs.get']);
+    expect(etl.operations.find((op) => op.permission === 'bigquery.datasets.create')?.localOnly).toBeDefined();
+    // Load jobs read the data bucket with the ETL's credentials.
+    expect(grantedOps(etl, 'terraform').filter((op) => op.resource === 'bucket:data').map((op) => op.permission)).toEqual(expect.arrayContaining(['storage.buckets.get', 'storage.objects.get']));
   });
 
   it('every method in client-methods.json is called somewhere (no stale entries)', () => {

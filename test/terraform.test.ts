@@ -14,13 +14,14 @@ import { provisioningDefaults } from '../composer/defaults.ts';
 import { monitoringFor } from '../composer/monitoring.ts';
 import { deadLetterSubscriptionSettings } from '../composer/provisioning.ts';
 import { exportTerraform, TERRAFORM_EXPORT_FILE, toTerraformEventType } from '../composer/terraform-export.ts';
+import { mergeSchemas, RECEIVE_TIME_COLUMN, tableSchemaOf, type BigQueryField } from '../etl/bigquery-schema.ts';
 import { loadConfig as loadEtlConfig } from '../etl/config.ts';
 import { loadConfig as loadEventServiceConfig } from '../functions/event-service/config.ts';
 import { loadConfig as loadPadlockConfig } from '../functions/padlock/config.ts';
 import { serviceEntry } from '../functions/padlock/services.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
 import { bucketNames, keychainFamilies, metricNames, promqlMetricName, resourceNames } from '../lib/names.ts';
-import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings } from '../lib/registry/types.ts';
+import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings, StorageTarget } from '../lib/registry/types.ts';
 import { evaluateTemplate, loadAll, moduleDirs, parseType, splitArguments, terraformRoot as root, typeErrors, type Block, type HclConfig, type ModuleKey } from './helpers/terraform-hcl.ts';
 
 /** The two registry records whose export terraform/examples/complete ships. */
@@ -335,18 +336,42 @@ const at = (block: Block | undefined, ...path: string[]): Block | undefined =>
 
 const priorities = ['high', 'normal', 'low'] as const;
 
-/** Each component's container env as the modules set it; the ETL's for the given priority. */
-function componentEnvs(priority: (typeof priorities)[number] = 'normal'): Record<'eventService' | 'padlock' | 'etl', EnvVar[]> {
+const storages = [['gcs'], ['bigquery'], ['gcs', 'bigquery']] as const;
+type Storage = (typeof storages)[number];
+
+/**
+ * The worker group's `dynamic "env"` blocks for a type stored in `storage`: the only one is
+ * the BigQuery loader's configuration, `local.loader_env` when `local.to_bigquery`.
+ */
+function dynamicEnvOf(container: Block | undefined, storage: Storage): EnvVar[] {
+  const dynamic = container?.dynamic as Block | Block[] | undefined;
+  const blocks = ((Array.isArray(dynamic) ? dynamic : dynamic === undefined ? [] : [dynamic]).flatMap((d) => (d.env ?? []) as Block[]));
+  expect(blocks.length, 'the worker group has its dynamic env block').toBeGreaterThan(0);
+  const locals = configs.workerGroup.locals;
+  return blocks.flatMap((block) => {
+    const content = at(block, 'content');
+    if (block.for_each !== '${local.to_bigquery ? local.loader_env : {}}' || content?.name !== '${env.key}' || content.value !== '${env.value}') {
+      throw new Error(`worker group: dynamic env ${JSON.stringify(block)} unknown to the test`);
+    }
+    expect(locals.to_bigquery).toBe('${contains(var.event_type.storage, "bigquery")}');
+    if (!(storage as readonly string[]).includes('bigquery')) return [];
+    return Object.entries(locals.loader_env as Record<string, string>).map(([name, source]) => ({ name, source }));
+  });
+}
+
+/** Each component's container env as the modules set it; the ETL's for the given priority and storage. */
+function componentEnvs(priority: (typeof priorities)[number] = 'normal', storage: Storage = ['gcs', 'bigquery']): Record<'eventService' | 'padlock' | 'etl', EnvVar[]> {
   const run = configs.platform.resource.google_cloud_run_v2_service ?? {};
   const worker = configs.workerGroup.resource.kubernetes_deployment_v1?.worker;
   const scope = (ref: string): string => {
     if (ref === 'var.event_type.priority') return priority;
     throw new Error(`env name refers to ${ref}`);
   };
+  const container = at(worker, 'spec', 'template', 'spec', 'container');
   return {
     eventService: envOf(at(run.event_service, 'template', 'containers'), 'event_service'),
     padlock: envOf(at(run.padlock, 'template', 'containers'), 'padlock'),
-    etl: envOf(at(worker, 'spec', 'template', 'spec', 'container'), 'etl worker').map((v) => ({ ...v, name: evaluateTemplate(v.name, scope) })),
+    etl: [...envOf(container, 'etl worker'), ...dynamicEnvOf(container, storage)].map((v) => ({ ...v, name: evaluateTemplate(v.name, scope) })),
   };
 }
 
@@ -370,6 +395,8 @@ const samples: Record<string, string> = {
   '${local.name}': 'page_view',
   '${var.platform.data_bucket}': `${project}-events-data`,
   '${var.platform.staging_bucket}': `${project}-events-staging`,
+  '${var.platform.bigquery_dataset}': 'events',
+  '${var.platform.bigquery_location}': 'EU',
   '${tostring(var.event_type.slo_hours * 3600000)}': String(3 * 3_600_000),
   '${join(",", var.platform.padlock_urls)}': 'https://padlock-abc123-ew.a.run.app,https://padlock-mirror-abc123-ew.a.run.app',
   '${each.key == "padlock" ? google_bigtable_app_profile.padlock.app_profile_id : google_bigtable_app_profile.padlock_mirror.app_profile_id}': 'padlock',
@@ -395,8 +422,8 @@ describe('container environments match the components', () => {
 
   it.each(components)('%s: every variable Terraform sets is one its loadConfig reads, every required one is set', (component) => {
     const read = configVariables(configFiles[component]);
-    for (const priority of priorities) {
-      const set = componentEnvs(priority)[component].map((v) => v.name);
+    for (const [priority, storage] of priorities.flatMap((p) => storages.map((s) => [p, s] as const))) {
+      const set = componentEnvs(priority, storage)[component].map((v) => v.name);
       expect(set.length).toBeGreaterThan(0);
       expect(new Set(set).size, `${component}: no variable set twice`).toBe(set.length);
       expect(set.filter((name) => !read.has(name)), `${component}: set by Terraform but not read by ${configFiles[component]}`).toEqual([]);
@@ -447,6 +474,18 @@ describe('container environments match the components', () => {
     expect(config.instanceId).toBe('etl-page-view-5d8f7c9b6-x2x7q');
     expect(config.tuning.closeDeadlineMs[priority]).toBe(3 * 3_600_000);
   });
+
+  it('etl: a type stored in BigQuery gets the loader\'s dataset and location, talks to Google and creates neither dataset nor table; a GCS-only type gets none of it', () => {
+    for (const storage of [['bigquery'], ['gcs', 'bigquery']] as const) {
+      expect(loadEtlConfig(sampleEnv(componentEnvs('normal', storage).etl)).bigQuery, storage.join()).toEqual({ dataset: 'events', location: 'EU', endpoint: undefined, createTables: false });
+    }
+    const gcsOnly = componentEnvs('normal', ['gcs']).etl.map((v) => v.name);
+    expect(gcsOnly.filter((name) => name.startsWith('BIGQUERY_'))).toEqual([]);
+    // The values come from the platform's dataset, through its worker_group_platform output.
+    const output = configs.platform.output.worker_group_platform!.value as Record<string, unknown>;
+    expect(output.bigquery_dataset).toBe('${google_bigquery_dataset.events.dataset_id}');
+    expect(output.bigquery_location).toBe('${google_bigquery_dataset.events.location}');
+  });
 });
 
 describe('lateness metric against the ETL log entry', () => {
@@ -465,6 +504,33 @@ describe('lateness metric against the ETL log entry', () => {
     expect(filter).toContain('labels.component="etl"');
     expect(readFileSync(join(repo, 'etl/workers.ts'), 'utf8')).toMatch(/logger\.child\(\{ eventType \}\)/);
     expect((metric?.label_extractors as Record<string, string>).event_type).toBe('EXTRACT(labels.eventType)');
+  });
+
+  it('the loading-stopped metric matches the ERROR the BigQuery loader logs when it stops, and the alert Terraform renders for BigQuery types uses it', () => {
+    const metric = configs.platform.resource.google_logging_metric?.bigquery_loading_stopped;
+    const filter = String(metric?.filter);
+    const loader = readFileSync(join(repo, 'etl/bigquery-load.ts'), 'utf8');
+    const stop = loader.slice(loader.indexOf('private stop('));
+    const entry = /this\.opts\.logger\.error\('([^']+)'/.exec(stop);
+    expect(entry, 'etl/bigquery-load.ts logs the stop as an ERROR').not.toBeNull();
+    expect(filter).toContain(`jsonPayload.message="${entry![1]!}"`);
+    expect(filter).toContain('severity="ERROR"');
+    expect(filter).toContain('labels.component="etl"');
+    // The loader logs through the type's child logger (eventType label).
+    expect(readFileSync(join(repo, 'etl/workers.ts'), 'utf8')).toMatch(/new BigQueryLoader\(\{[\s\S]*?logger: logger\.child\(\{ eventType \}\)/);
+    expect((metric?.label_extractors as Record<string, string>).event_type).toBe('EXTRACT(labels.eventType)');
+    expect(configs.platform.locals.loading_stopped_metric_name).toBe(metricNames.bigQueryLoadingStopped);
+    expect(metric?.name).toBe('${local.loading_stopped_metric_name}');
+    // Exported for the BigQuery types only, rendered by the module's one alert policy resource.
+    const alertsOf = (storage: StorageTarget[]): Record<string, { metric: string; promql_metric: string }> =>
+      toTerraformEventType(record({ ...sampleRecords[0]!.settings, storage }, [pageView])).alerts as Record<string, { metric: string; promql_metric: string }>;
+    expect(alertsOf(['gcs']).bigquery_loading_stopped).toBeUndefined();
+    expect(alertsOf(['gcs', 'bigquery']).bigquery_loading_stopped).toMatchObject({
+      metric: `logging.googleapis.com/user/${metricNames.bigQueryLoadingStopped}`,
+      promql_metric: 'logging_googleapis_com:user_etl_bigquery_loading_stopped',
+    });
+    const queries = String(configs.eventType.locals.alert_queries);
+    expect(queries).toContain('sum(increase(${a.promql_metric}{event_type=\\"${a.resource}\\"}[1h])) > ${a.threshold}');
   });
 });
 
@@ -624,9 +690,33 @@ describe('issue 17: deployable on Google Cloud', () => {
     expect(table.require_partition_filter).toBe(true);
     expect(at(table, 'time_partitioning')).toMatchObject({
       type: '${var.event_type.partitioning == "hourly" ? "HOUR" : "DAY"}',
-      field: '${var.platform.receive_time_column}',
+      field: '${local.receive_time_column}',
       expiration_ms: '${var.event_type.retention_days * 86400000}',
     });
     expect(table.count).toBe('${local.to_bigquery ? 1 : 0}');
+  });
+
+  it('issue 15: a table Terraform made takes the loader\'s loads: partitioned on receiveTime, with the delivered envelope as the loader maps it, the rest left to the loader', () => {
+    const table = resourceOf('eventType', 'google_bigquery_table', 'events');
+    const locals = configs.eventType.locals;
+    expect(locals.receive_time_column).toBe(RECEIVE_TIME_COLUMN);
+    expect(at(table, 'time_partitioning')?.field).toBe('${local.receive_time_column}');
+    expect(table.schema).toBe('${jsonencode(local.envelope_columns)}');
+    const local = (ref: string): string => {
+      if (ref === 'local.receive_time_column') return String(locals.receive_time_column);
+      throw new Error(`envelope column refers to ${ref}`);
+    };
+    const columns = (locals.envelope_columns as BigQueryField[]).map((c) => ({ ...c, name: evaluateTemplate(c.name, local) }));
+    for (const schema of [pageView, signUp]) {
+      const loader = tableSchemaOf(schema);
+      expect(columns).toEqual(loader.filter((c) => c.name !== 'payload'));
+      // What the loader does to the table before its first load: add the payload, change nothing else.
+      const merge = mergeSchemas(columns, loader);
+      expect(merge.added).toEqual(['payload']);
+      expect(merge.relaxed).toEqual([]);
+      expect(merge.fields.find((f) => f.name === RECEIVE_TIME_COLUMN)).toEqual(loader.find((f) => f.name === RECEIVE_TIME_COLUMN));
+    }
+    // The loader adds columns per writer version (tables.patch): Terraform must not take them back.
+    expect(at(table, 'lifecycle')?.ignore_changes).toEqual(['${schema}']);
   });
 });

@@ -26,7 +26,18 @@ locals {
   })
 
   to_bigquery = contains(var.event_type.storage, "bigquery")
-  to_gcs      = contains(var.event_type.storage, "gcs")
+
+  # The BigQuery table's columns before its first load: the envelope of the delivered files
+  # (lib/partitions.ts deliveredFileSchema) exactly as the ETL's loader maps it
+  # (etl/bigquery-schema.ts tableSchemaOf; test/terraform.test.ts compares them). The
+  # loader owns the columns from then on: it adds `payload` and each writer version's
+  # columns (tables.patch) before loading, so Terraform ignores later schema changes.
+  receive_time_column = "receiveTime"
+  envelope_columns = [
+    { name = "eventId", type = "STRING", mode = "REQUIRED", description = "Producer-chosen (or assigned) event id; unique in its partition." },
+    { name = local.receive_time_column, type = "TIMESTAMP", mode = "REQUIRED", description = "When the event service accepted the event (UTC); picks the partition." },
+  ]
+  to_gcs = contains(var.event_type.storage, "gcs")
 
   pubsub_service_agent = "serviceAccount:service-${var.platform.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
@@ -192,18 +203,13 @@ resource "google_bigquery_table" "events" {
 
   time_partitioning {
     type          = var.event_type.partitioning == "hourly" ? "HOUR" : "DAY"
-    field         = var.platform.receive_time_column
+    field         = local.receive_time_column
     expiration_ms = var.event_type.retention_days * 86400000
   }
 
-  # Only the envelope columns exist up front (the partitioning column must). The ETL's
-  # load jobs add the payload columns of the delivered schema (ALLOW_FIELD_ADDITION), so
-  # Terraform does not own the column list after creation.
-  schema = jsonencode([
-    { name = "event_id", type = "STRING", mode = "NULLABLE", description = "Producer-chosen (or assigned) event id; unique per partition." },
-    { name = var.platform.receive_time_column, type = "TIMESTAMP", mode = "NULLABLE", description = "When the event service accepted the event (UTC); picks the partition." },
-    { name = "schema_fingerprint", type = "STRING", mode = "NULLABLE", description = "CRC-64-AVRO fingerprint of the writer schema." },
-  ])
+  # BigQuery partitions on a column the table has, so the envelope exists up front; the
+  # payload columns follow the delivered schema and are the loader's (see local.envelope_columns).
+  schema = jsonencode(local.envelope_columns)
 
   lifecycle {
     ignore_changes = [schema]

@@ -39,6 +39,6 @@ output "gcs_prefix" {
 }
 
 output "alert_policy_ids" {
-  description = "Ids of the type's alert policies by alert kind (backlog_age, dead_letters, partition_lateness)."
+  description = "Ids of the type's alert policies by alert kind (backlog_age, dead_letters, partition_lateness, and bigquery_loading_stopped for a type stored in BigQuery)."
   value       = { for kind, p in google_monitoring_alert_policy.alert : kind => p.id }
 }

@@ -95,7 +95,6 @@ variable "platform" {
     etl_service_account_name    = string
     event_service_account_email = string
     kubernetes_namespace        = string
-    receive_time_column         = string
     provisioning                = string
     notification_channels = object({
       high   = list(string)

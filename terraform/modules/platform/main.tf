@@ -28,8 +28,9 @@ locals {
 
   # MUST equal lib/names.ts (metricNames.partitionsClosedAtDeadline, keychainFamilies);
   # test/terraform.test.ts checks both.
-  late_partition_metric_name = "etl_partitions_closed_at_deadline"
-  keychain_families          = ["k", "t"]
+  late_partition_metric_name  = "etl_partitions_closed_at_deadline"
+  loading_stopped_metric_name = "etl_bigquery_loading_stopped"
+  keychain_families           = ["k", "t"]
 
   # Who owns the per-type Pub/Sub resources (composer/provisioning.ts `ownerOf`).
   composer_provisions = var.provisioning == "composer"
@@ -204,6 +205,15 @@ resource "google_storage_bucket_iam_member" "etl_data" {
   member = local.sa["etl"]
 }
 
+# BigQuery load jobs read the partitions' files with the ETL's credentials, and Google
+# requires storage.buckets.get on the source bucket for a load (besides storage.objects.get,
+# which objectUser grants): the smallest role with it.
+resource "google_storage_bucket_iam_member" "etl_data_loads" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.legacyBucketReader"
+  member = local.sa["etl"]
+}
+
 # The composer checks the data bucket exists (storage.buckets.get) before it records a
 # GCS type as provisioned.
 resource "google_storage_bucket_iam_member" "composer_data" {
@@ -224,7 +234,8 @@ resource "google_bigquery_dataset" "events" {
 }
 
 # The BigQuery loader runs inside each type's ETL worker group: it writes this dataset only
-# (tables.get/update/updateData through load jobs), and runs load jobs in the project.
+# (tables.get, tables.patch, load jobs into the tables), and runs load jobs in the project.
+# It never creates the dataset or a table here: this module and the event-type module do.
 resource "google_bigquery_dataset_iam_member" "etl" {
   project    = var.project_id
   dataset_id = google_bigquery_dataset.events.dataset_id
@@ -630,6 +641,37 @@ resource "google_logging_metric" "late_partitions" {
       key         = "event_type"
       value_type  = "STRING"
       description = "Event type of the partition"
+    }
+  }
+
+  label_extractors = {
+    event_type = "EXTRACT(labels.eventType)"
+  }
+}
+
+# A type's BigQuery loader stopped on a permanent failure (etl/bigquery-load.ts): one ERROR
+# entry "bigquery loading stopped" with the eventType label; the type's loading stays stopped
+# until its worker group restarts, so one entry is worth an alert.
+resource "google_logging_metric" "bigquery_loading_stopped" {
+  project = var.project_id
+  name    = local.loading_stopped_metric_name
+  filter  = <<-EOT
+    resource.type="k8s_container"
+    labels.component="etl"
+    severity="ERROR"
+    jsonPayload.message="bigquery loading stopped"
+  EOT
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "ETL BigQuery loaders stopped on a permanent failure"
+
+    labels {
+      key         = "event_type"
+      value_type  = "STRING"
+      description = "Event type whose loading stopped"
     }
   }
 

@@ -9,7 +9,6 @@ output "event_type_platform" {
     etl_service_account_name    = google_service_account.component["etl"].name
     event_service_account_email = google_service_account.component["event-service"].email
     kubernetes_namespace        = var.etl.namespace
-    receive_time_column         = var.bigquery.receive_time_column
     provisioning                = var.provisioning
     notification_channels       = var.alerting.notification_channels
     working_hours               = var.alerting.working_hours
@@ -27,6 +26,9 @@ output "worker_group_platform" {
     padlock_urls         = [google_cloud_run_v2_service.padlock["padlock"].uri, google_cloud_run_v2_service.padlock["padlock-mirror"].uri]
     etl_image            = var.etl.image
     kubernetes_namespace = var.etl.namespace
+    # Where the ETL loads the types stored in BigQuery (its load jobs run in the dataset's location).
+    bigquery_dataset  = google_bigquery_dataset.events.dataset_id
+    bigquery_location = google_bigquery_dataset.events.location
   }
 }
 

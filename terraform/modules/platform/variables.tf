@@ -70,11 +70,10 @@ variable "storage" {
 }
 
 variable "bigquery" {
-  description = "BigQuery dataset of the event tables, and the receive-time column the tables are partitioned on (the ETL writes it)."
+  description = "BigQuery dataset of the event tables (its location is also the ETL's load jobs' location)."
   type = object({
-    location            = optional(string, "EU")
-    dataset_id          = optional(string, "events")
-    receive_time_column = optional(string, "receive_time")
+    location   = optional(string, "EU")
+    dataset_id = optional(string, "events")
   })
   default = {}
 }

@@ -20,6 +20,14 @@ locals {
     priority   = var.event_type.priority
     lifecycle  = var.event_type.deprecated ? "deprecated" : "active"
   })
+
+  # The BigQuery loader's configuration (etl/config.ts), for a type stored in BigQuery. No
+  # BIGQUERY_ENDPOINT: the loader talks to Google and leaves the dataset and table to Terraform.
+  to_bigquery = contains(var.event_type.storage, "bigquery")
+  loader_env = {
+    BIGQUERY_DATASET  = var.platform.bigquery_dataset
+    BIGQUERY_LOCATION = var.platform.bigquery_location
+  }
 }
 
 # --- ETL worker group (GKE) -------------------------------------------------------------
@@ -140,6 +148,13 @@ resource "kubernetes_deployment_v1" "worker" {
                 name = "padlock-client"
                 key  = "secret"
               }
+            }
+          }
+          dynamic "env" {
+            for_each = local.to_bigquery ? local.loader_env : {}
+            content {
+              name  = env.key
+              value = env.value
             }
           }
 

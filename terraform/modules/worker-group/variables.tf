@@ -64,5 +64,7 @@ variable "platform" {
     padlock_urls              = list(string)
     etl_image                 = string
     kubernetes_namespace      = string
+    bigquery_dataset          = string
+    bigquery_location         = string
   })
 }
