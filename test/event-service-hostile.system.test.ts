@@ -55,7 +55,7 @@ const subjectSchema = {
   type: 'record',
   name: 'Visit',
   fields: [
-    { name: 'userId', type: 'string', semanticType: 'userId' },
+    { name: 'userId', type: ['null', 'string'], semanticType: 'userId' },
     { name: 'email', type: ['null', 'string'], semanticType: 'email' },
   ],
 };
@@ -207,7 +207,7 @@ describe('event service: hostile input', () => {
     ]);
 
     const fingerprint = fingerprintToSingleObjectBytes(schemaFingerprint(subjectSchema));
-    const datum = Buffer.from([0x00, 0x00]); // userId "" and email null
+    const datum = Buffer.from([0x02, 0x00, 0x00]); // userId: branch string, "" ; email: null
     const so = await post(service.url, toSingleObject(fingerprint, datum), { 'Content-Type': 'application/vnd.apache.avro+binary', 'X-Event-Type': SUBJECT });
     expect(so.json.results[0]).toMatchObject({ status: 'rejected', code: 'EVENT_INVALID', reason: 'payload.userId: a user id must not be empty' });
   });

@@ -129,10 +129,7 @@ export class Ingestor {
     if (!('payload' in e)) return this.reject(index, t.name, 'EVENT_INVALID', 'payload: required field missing', id);
     let data: Buffer;
     try {
-      const payload = t.decodePayload(e.payload);
-      const subjectProblem = t.subjectProblem(payload);
-      if (subjectProblem !== undefined) return this.reject(index, t.name, 'EVENT_INVALID', subjectProblem, id);
-      data = t.current.type.toBuffer(payload);
+      data = t.current.type.toBuffer(t.decodePayload(e.payload));
     } catch (err) {
       if (err instanceof PayloadMismatch) return this.reject(index, t.name, 'EVENT_INVALID', err.message, id);
       this.deps.logger.error('encoding a validated payload failed', { eventType: t.name, error: err });
@@ -141,6 +138,8 @@ export class Ingestor {
     if (data.length > this.deps.limits.maxEventBytes) {
       return this.reject(index, t.name, 'EVENT_TOO_LARGE', `payload: ${data.length} bytes encoded, limit ${this.deps.limits.maxEventBytes}`, id);
     }
+    const subjectProblem = t.subjectProblem(data);
+    if (subjectProblem !== undefined) return this.reject(index, t.name, 'EVENT_INVALID', subjectProblem, id);
     return { index, eventType: t, id, data };
   }
 
@@ -207,10 +206,8 @@ export class Ingestor {
     if (data.length > this.deps.limits.maxEventBytes) {
       return this.reject(0, t.name, 'EVENT_TOO_LARGE', `payload: ${data.length} bytes encoded, limit ${this.deps.limits.maxEventBytes}`, id);
     }
-    if (t.hasSubject) {
-      const subjectProblem = t.subjectProblem(t.current.type.fromBuffer(data));
-      if (subjectProblem !== undefined) return this.reject(0, t.name, 'EVENT_INVALID', subjectProblem, id);
-    }
+    const subjectProblem = t.subjectProblem(data);
+    if (subjectProblem !== undefined) return this.reject(0, t.name, 'EVENT_INVALID', subjectProblem, id);
     return { index: 0, eventType: t, id, data: Buffer.from(data) };
   }
 

@@ -8,6 +8,7 @@ import type avro from 'avsc';
 import { currentVersion, type EventTypeRecord, type EventTypeStatus, type RegistryReader } from '../../lib/registry/types.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { inspectAnnotations, valuesAt, type PathStep } from '../../lib/avro/annotations.ts';
+import { avroType } from '../../lib/avro/long.ts';
 import { userIdProblem } from '../../lib/user-id.ts';
 import { compilePayloadDecoder, parseSchema, type PayloadDecoder } from './validation.ts';
 
@@ -34,12 +35,10 @@ export interface CompiledEventType {
   /** Whether reading `writer` data with the current schema may promote a long to a float or double (cached). */
   promotesLong(writer: CompiledVersion): boolean;
   /**
-   * Why a decoded payload's data subject (`semanticType: userId`) is not a user id padlock
-   * takes (`payload.<path>: <reason>`), or undefined; always undefined for types without one.
+   * Why the data subject (`semanticType: userId`) of a payload encoded with the current schema
+   * is not a user id padlock takes (`payload.<path>: <reason>`), or undefined; types without one cost nothing.
    */
-  subjectProblem(payload: unknown): string | undefined;
-  /** True when the current schema has a data-subject field (the payload must be decoded to check it). */
-  hasSubject: boolean;
+  subjectProblem(data: Buffer): string | undefined;
 }
 
 /** Padlock refuses a subject that is not a well-formed user id: refuse the event at the door instead of dead-lettering it later. */
@@ -66,6 +65,8 @@ export function compileEventType(record: EventTypeRecord): CompiledEventType {
   }
   const current = versions.get(cur.fingerprint)!;
   const subject = inspectAnnotations(cur.schema).fields.find((f) => f.subject);
+  // Plain values (unions never wrapped), for walking the subject's path.
+  const plain = subject === undefined ? undefined : avroType(cur.schema, { wrapUnions: 'never' });
   const resolvers = new Map<string, avro.Resolver>();
   const promotions = new Map<string, boolean>();
   return {
@@ -83,8 +84,7 @@ export function compileEventType(record: EventTypeRecord): CompiledEventType {
       }
       return r;
     },
-    hasSubject: subject !== undefined,
-    subjectProblem: (payload) => (subject === undefined ? undefined : subjectProblemAt(payload, subject.path, subject.steps)),
+    subjectProblem: (data) => (subject === undefined || plain === undefined ? undefined : subjectProblemAt(plain.fromBuffer(data), subject.path, subject.steps)),
     promotesLong(writer) {
       let p = promotions.get(writer.fingerprint);
       if (p === undefined) {
