@@ -10,7 +10,7 @@
 import { createStorage } from '../lib/gcp/clients.ts';
 import { googleIdTokens } from '../lib/padlock-client/google-id-token.ts';
 import { createPadlockClient } from '../lib/padlock-client/index.ts';
-import { decryptPartition, toJsonValue } from '../lib/privacy/consumer.ts';
+import { decryptPartition, jsonLine } from '../lib/privacy/consumer.ts';
 import { RecordDecryptor } from '../lib/privacy/decryptor.ts';
 import { decryptUsage, parseDecryptOptions, type DecryptOptions } from '../lib/privacy/decrypt-options.ts';
 import { gcsPartitionSource, localPartitionSource } from '../lib/privacy/partition-reader.ts';
@@ -30,7 +30,7 @@ async function main(options: DecryptOptions): Promise<void> {
       : localPartitionSource(options.partition.dir);
   const decryptor = new RecordDecryptor({ keys, ...(options.context ? { context: options.context } : {}) });
   const { manifest, events, stats } = await decryptPartition(source, decryptor);
-  for (const event of events) process.stdout.write(`${JSON.stringify(toJsonValue(event))}\n`);
+  for (const event of events) process.stdout.write(`${jsonLine(event)}\n`);
   process.stderr.write(
     `${manifest.eventType} ${manifest.period}: ${events.length} events, ${stats.decrypted} values decrypted, unreadable: ${JSON.stringify(stats.unreadable)}\n`,
   );

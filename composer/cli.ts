@@ -13,7 +13,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import avro from 'avsc';
+import { parseSchema, SchemaError } from '../lib/avro/schema.ts';
 import { isAppError, type AppError } from '../lib/errors.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { Env } from '../lib/config.ts';
@@ -103,9 +103,10 @@ async function readSchemaFile(file: string): Promise<unknown> {
     throw new UsageError(`cannot read schema ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
   try {
-    avro.Type.forSchema(json as avro.Schema);
+    parseSchema(json);
   } catch (err) {
-    throw new InvalidInput(`${file} is not a valid Avro schema: ${err instanceof Error ? err.message : String(err)}`);
+    if (!(err instanceof SchemaError)) throw err;
+    throw new InvalidInput(`${file} is not a valid Avro schema: ${err.message}`);
   }
   return json;
 }

@@ -12,6 +12,21 @@
  * `user.email`, `devices[]`, `attributes{}`; `(root)` for the top level.
  */
 import { inspectAnnotations } from '../lib/avro/annotations.ts';
+import {
+  isNamed,
+  parseSchema,
+  shortName,
+  type ArrayNode,
+  type AvroNode,
+  type AvroPrimitive,
+  type DecimalType,
+  type EnumNode,
+  type FixedNode,
+  type MapNode,
+  type NamedNode,
+  type RecordNode,
+  type UnionNode,
+} from '../lib/avro/schema.ts';
 import type { CompatibilityMode } from '../lib/registry/types.ts';
 import type { SemanticCatalogue } from '../lib/semantic-types.ts';
 
@@ -39,27 +54,8 @@ export const compatibilityModes: readonly CompatibilityMode[] = [
   'NONE',
 ];
 
-type Primitive = 'null' | 'boolean' | 'int' | 'long' | 'float' | 'double' | 'bytes' | 'string';
-const PRIMITIVES: ReadonlySet<string> = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string']);
-
-interface FieldNode {
-  name: string;
-  aliases: string[];
-  type: SchemaNode;
-  hasDefault: boolean;
-}
-
-type SchemaNode =
-  | { kind: 'primitive'; type: Primitive }
-  | { kind: 'record'; name: string; aliases: string[]; fields: FieldNode[] }
-  | { kind: 'enum'; name: string; aliases: string[]; symbols: string[]; default: string | undefined }
-  | { kind: 'fixed'; name: string; aliases: string[]; size: number }
-  | { kind: 'array'; items: SchemaNode }
-  | { kind: 'map'; values: SchemaNode }
-  | { kind: 'union'; branches: SchemaNode[] };
-
 /** Writer types each reader primitive accepts besides itself (Avro spec promotions). */
-const PROMOTIONS: Record<Primitive, readonly Primitive[]> = {
+const PROMOTIONS: Record<AvroPrimitive, readonly AvroPrimitive[]> = {
   null: [],
   boolean: [],
   int: [],
@@ -70,85 +66,10 @@ const PROMOTIONS: Record<Primitive, readonly Primitive[]> = {
   bytes: ['string'],
 };
 
-/** Thrown for schema JSON that is not Avro; callers validate with avsc first. */
-export class SchemaShapeError extends Error {}
-
-function qualify(name: string, namespace: string): string {
-  return name.includes('.') || namespace === '' ? name : `${namespace}.${name}`;
-}
-
-function shortName(fullName: string): string {
-  return fullName.slice(fullName.lastIndexOf('.') + 1);
-}
-
-/** Parses schema JSON into nodes; named references resolve to the same node (cycles allowed). */
-export function parseSchemaNode(schema: unknown): SchemaNode {
-  const named = new Map<string, SchemaNode>();
-  const parse = (s: unknown, ns: string): SchemaNode => {
-    if (typeof s === 'string') {
-      if (PRIMITIVES.has(s)) return { kind: 'primitive', type: s as Primitive };
-      const ref = named.get(qualify(s, ns)) ?? named.get(s);
-      if (ref === undefined) throw new SchemaShapeError(`unknown type name '${s}'`);
-      return ref;
-    }
-    if (Array.isArray(s)) return { kind: 'union', branches: s.map((b) => parse(b, ns)) };
-    if (typeof s !== 'object' || s === null) throw new SchemaShapeError(`not a schema: ${JSON.stringify(s)}`);
-    const o = s as Record<string, unknown>;
-    const type = o.type;
-    const localNs = typeof o.namespace === 'string' ? o.namespace : ns;
-    const nameOf = (): { name: string; ns: string; aliases: string[] } => {
-      if (typeof o.name !== 'string') throw new SchemaShapeError(`${String(type)} without a name`);
-      const name = qualify(o.name, localNs);
-      const nameNs = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';
-      const aliases = Array.isArray(o.aliases) ? o.aliases.filter((a): a is string => typeof a === 'string').map((a) => qualify(a, nameNs)) : [];
-      return { name, ns: nameNs, aliases };
-    };
-    switch (type) {
-      case 'record':
-      case 'error': {
-        const { name, ns: recordNs, aliases } = nameOf();
-        const node: SchemaNode = { kind: 'record', name, aliases, fields: [] };
-        named.set(name, node);
-        for (const f of Array.isArray(o.fields) ? (o.fields as Record<string, unknown>[]) : []) {
-          if (typeof f?.name !== 'string') throw new SchemaShapeError(`field without a name in ${name}`);
-          node.fields.push({
-            name: f.name,
-            aliases: Array.isArray(f.aliases) ? f.aliases.filter((a): a is string => typeof a === 'string') : [],
-            type: parse(f.type, recordNs),
-            hasDefault: Object.prototype.hasOwnProperty.call(f, 'default'),
-          });
-        }
-        return node;
-      }
-      case 'enum': {
-        const { name, aliases } = nameOf();
-        const symbols = Array.isArray(o.symbols) ? o.symbols.filter((x): x is string => typeof x === 'string') : [];
-        const node: SchemaNode = { kind: 'enum', name, aliases, symbols, default: typeof o.default === 'string' ? o.default : undefined };
-        named.set(name, node);
-        return node;
-      }
-      case 'fixed': {
-        const { name, aliases } = nameOf();
-        const node: SchemaNode = { kind: 'fixed', name, aliases, size: typeof o.size === 'number' ? o.size : -1 };
-        named.set(name, node);
-        return node;
-      }
-      case 'array':
-        return { kind: 'array', items: parse(o.items, localNs) };
-      case 'map':
-        return { kind: 'map', values: parse(o.values, localNs) };
-      default:
-        // {"type": "long", "logicalType": …} and {"type": {…}}: resolution ignores logical types.
-        return parse(type, localNs);
-    }
-  };
-  return parse(schema, '');
-}
-
-function describe(node: SchemaNode): string {
+function describe(node: AvroNode): string {
   switch (node.kind) {
     case 'primitive':
-      return node.type;
+      return node.decimal === undefined ? node.type : `${node.type} decimal(${node.decimal.precision},${node.decimal.scale})`;
     case 'record':
     case 'enum':
     case 'fixed':
@@ -162,22 +83,31 @@ function describe(node: SchemaNode): string {
   }
 }
 
-/** Named-type match: same unqualified name, or the writer's name among the reader's aliases. */
-function namesMatch(reader: { name: string; aliases: string[] }, writer: { name: string }): boolean {
-  if (shortName(reader.name) === shortName(writer.name)) return true;
-  return reader.aliases.some((a) => a === writer.name || shortName(a) === shortName(writer.name));
+/**
+ * The spec's name match for named types: the same unqualified name, or the
+ * writer's full name among the reader's aliases (aliases are full names).
+ */
+function namesMatch(reader: NamedNode, writer: NamedNode): boolean {
+  return shortName(reader.name) === shortName(writer.name) || reader.aliases.includes(writer.name);
 }
 
 /** The spec's "matches" test used to pick a reader union branch (no deep check). */
-function shallowMatch(reader: SchemaNode, writer: SchemaNode): boolean {
+function shallowMatch(reader: AvroNode, writer: AvroNode): boolean {
   if (reader.kind === 'primitive' && writer.kind === 'primitive') {
     return reader.type === writer.type || PROMOTIONS[reader.type].includes(writer.type);
   }
   if (reader.kind !== writer.kind) return false;
-  if (reader.kind === 'record' || reader.kind === 'enum' || reader.kind === 'fixed') {
-    return namesMatch(reader, writer as { name: string });
-  }
+  if (reader.kind === 'fixed') return namesMatch(reader, writer as FixedNode) && reader.size === (writer as FixedNode).size;
+  if (isNamed(reader)) return namesMatch(reader, writer as NamedNode);
   return true;
+}
+
+/** Decimals resolve only with equal precision and scale (Avro spec, "Logical Types"). */
+function decimalProblem(reader: { decimal: DecimalType | undefined }, writer: { decimal: DecimalType | undefined }): string | undefined {
+  const r = reader.decimal;
+  const w = writer.decimal;
+  if (r === undefined || w === undefined || (r.precision === w.precision && r.scale === w.scale)) return undefined;
+  return `reader decimal(${r.precision},${r.scale}) cannot read writer decimal(${w.precision},${w.scale}): precision and scale must be equal`;
 }
 
 function join(path: string, step: string): string {
@@ -186,61 +116,51 @@ function join(path: string, step: string): string {
 }
 
 class Checker {
-  private readonly inProgress = new Set<string>();
-  private readonly ids = new WeakMap<SchemaNode, number>();
-  private nextId = 0;
+  /** Record pairs being checked: a recursive pair met again is assumed compatible. */
+  private readonly inProgress = new Map<RecordNode, Set<RecordNode>>();
   readonly reasons: CompatibilityReason[] = [];
-
-  private id(n: SchemaNode): number {
-    let v = this.ids.get(n);
-    if (v === undefined) {
-      v = this.nextId++;
-      this.ids.set(n, v);
-    }
-    return v;
-  }
 
   private fail(path: string, message: string): false {
     this.reasons.push({ path: path === '' ? '(root)' : path, message });
     return false;
   }
 
-  check(reader: SchemaNode, writer: SchemaNode, path: string): boolean {
+  check(reader: AvroNode, writer: AvroNode, path: string): boolean {
     // Writer union: every branch the writer may have written must be readable.
     if (writer.kind === 'union') {
-      if (reader.kind === 'union') {
-        let ok = true;
-        for (const w of writer.branches) {
-          if (!this.pickBranch(reader, w, path, `writer union branch ${describe(w)}`)) ok = false;
-        }
-        return ok;
-      }
       let ok = true;
-      for (const w of writer.branches) if (!this.check(reader, w, path)) ok = false;
+      for (const w of writer.branches) {
+        const readable = reader.kind === 'union' ? this.pickBranch(reader, w, path, `writer union branch ${describe(w)}`) : this.check(reader, w, path);
+        if (!readable) ok = false;
+      }
       return ok;
     }
     if (reader.kind === 'union') return this.pickBranch(reader, writer, path, `writer type ${describe(writer)}`);
 
     if (reader.kind === 'primitive' && writer.kind === 'primitive') {
-      if (reader.type === writer.type || PROMOTIONS[reader.type].includes(writer.type)) return true;
-      return this.fail(path, `reader type ${reader.type} cannot read writer type ${writer.type}`);
+      if (reader.type !== writer.type && !PROMOTIONS[reader.type].includes(writer.type)) {
+        return this.fail(path, `reader type ${reader.type} cannot read writer type ${writer.type}`);
+      }
+      const decimal = decimalProblem(reader, writer);
+      return decimal === undefined ? true : this.fail(path, decimal);
     }
     if (reader.kind !== writer.kind) {
       return this.fail(path, `reader type ${describe(reader)} cannot read writer type ${describe(writer)}`);
     }
     switch (reader.kind) {
       case 'array':
-        return this.check(reader.items, (writer as { items: SchemaNode }).items, join(path, '[]'));
+        return this.check(reader.items, (writer as ArrayNode).items, join(path, '[]'));
       case 'map':
-        return this.check(reader.values, (writer as { values: SchemaNode }).values, join(path, '{}'));
+        return this.check(reader.values, (writer as MapNode).values, join(path, '{}'));
       case 'fixed': {
-        const w = writer as Extract<SchemaNode, { kind: 'fixed' }>;
+        const w = writer as FixedNode;
         if (!namesMatch(reader, w)) return this.fail(path, `fixed name ${reader.name} does not match writer's ${w.name} (and is not an alias)`);
         if (reader.size !== w.size) return this.fail(path, `fixed ${reader.name} has size ${reader.size} in the reader but ${w.size} in the writer`);
-        return true;
+        const decimal = decimalProblem(reader, w);
+        return decimal === undefined ? true : this.fail(path, decimal);
       }
       case 'enum': {
-        const w = writer as Extract<SchemaNode, { kind: 'enum' }>;
+        const w = writer as EnumNode;
         if (!namesMatch(reader, w)) return this.fail(path, `enum name ${reader.name} does not match writer's ${w.name} (and is not an alias)`);
         const missing = w.symbols.filter((s) => !reader.symbols.includes(s));
         if (missing.length > 0 && reader.default === undefined) {
@@ -249,53 +169,66 @@ class Checker {
         return true;
       }
       case 'record':
-        return this.checkRecord(reader, writer as Extract<SchemaNode, { kind: 'record' }>, path);
+        return this.checkRecord(reader, writer as RecordNode, path);
       default:
         return true;
     }
   }
 
-  private checkRecord(reader: Extract<SchemaNode, { kind: 'record' }>, writer: Extract<SchemaNode, { kind: 'record' }>, path: string): boolean {
+  private checkRecord(reader: RecordNode, writer: RecordNode, path: string): boolean {
     if (!namesMatch(reader, writer)) {
       return this.fail(path, `record name ${reader.name} does not match writer's ${writer.name} (and is not an alias)`);
     }
-    // Recursive schemas: a pair already being checked is assumed compatible.
-    const key = `${this.id(reader)}:${this.id(writer)}`;
-    if (this.inProgress.has(key)) return true;
-    this.inProgress.add(key);
+    let writers = this.inProgress.get(reader);
+    if (writers?.has(writer) === true) return true;
+    if (writers === undefined) this.inProgress.set(reader, (writers = new Set()));
+    writers.add(writer);
     let ok = true;
     for (const rf of reader.fields) {
       const wf = writer.fields.find((f) => f.name === rf.name) ?? writer.fields.find((f) => rf.aliases.includes(f.name));
       const fieldPath = join(path, rf.name);
       if (wf === undefined) {
-        if (!rf.hasDefault) ok = this.fail(fieldPath, `field ${rf.name} is in the reader but not in the writer, and has no default`);
+        if (rf.default === undefined) ok = this.fail(fieldPath, `field ${rf.name} is in the reader but not in the writer, and has no default`);
         continue;
       }
       if (!this.check(rf.type, wf.type, fieldPath)) ok = false;
     }
-    this.inProgress.delete(key);
+    writers.delete(writer);
     return ok;
   }
 
-  /** Reader is a union: the first matching branch (exact kind first, then promotion) must read `writer`. */
-  private pickBranch(reader: Extract<SchemaNode, { kind: 'union' }>, writer: SchemaNode, path: string, what: string): boolean {
-    const exact = reader.branches.find(
-      (r) => shallowMatch(r, writer) && (r.kind !== 'primitive' || writer.kind !== 'primitive' || r.type === writer.type),
-    );
-    const branch = exact ?? reader.branches.find((r) => shallowMatch(r, writer));
+  /**
+   * Reader is a union: the branch a reader picks for the writer's type must
+   * read it. Named branches: the writer's full name first, then a branch
+   * aliasing it, then the unqualified name (as Java's and avsc's resolvers
+   * do); otherwise the exact type before a promotion.
+   */
+  private pickBranch(reader: UnionNode, writer: AvroNode, path: string, what: string): boolean {
+    const candidates = reader.branches.filter((r) => shallowMatch(r, writer));
+    const branch = isNamed(writer)
+      ? (candidates.find((r) => isNamed(r) && r.name === writer.name) ??
+        candidates.find((r) => isNamed(r) && r.aliases.includes(writer.name)) ??
+        candidates[0])
+      : (candidates.find((r) => r.kind !== 'primitive' || writer.kind !== 'primitive' || r.type === writer.type) ?? candidates[0]);
     if (branch === undefined) return this.fail(path, `${what} matches no branch of the reader's ${describe(reader)}`);
     return this.check(branch, writer, path);
   }
 }
 
+/** The model of a schema the caller validated; a schema that is not Avro is a caller bug. */
+function modelOf(schema: unknown): AvroNode {
+  return parseSchema(schema).root;
+}
+
 /**
  * Can data written with `writer` be read with `reader`? Pure; follows the
  * Avro specification's schema-resolution rules. Both schemas must be valid
- * Avro (validate with avsc first); annotations are ignored.
+ * Avro (validated with `parseSchema`, lib/avro/schema.ts, which throws
+ * SchemaError otherwise); annotations are ignored.
  */
 export function checkCompatibility(reader: unknown, writer: unknown): CompatibilityResult {
   const checker = new Checker();
-  const compatible = checker.check(parseSchemaNode(reader), parseSchemaNode(writer), '');
+  const compatible = checker.check(modelOf(reader), modelOf(writer), '');
   return { compatible, reasons: checker.reasons };
 }
 
@@ -324,8 +257,8 @@ export function checkMode(mode: CompatibilityMode, candidate: unknown, previous:
 /** Every leaf path of a schema (same notation as annotations), to tell a removed field from a changed annotation. */
 export function leafPaths(schema: unknown): Set<string> {
   const out = new Set<string>();
-  const seen = new Set<SchemaNode>();
-  const visit = (n: SchemaNode, path: string): void => {
+  const seen = new Set<RecordNode>();
+  const visit = (n: AvroNode, path: string): void => {
     switch (n.kind) {
       case 'record':
         if (seen.has(n)) return;
@@ -344,7 +277,7 @@ export function leafPaths(schema: unknown): Set<string> {
         out.add(path === '' ? '(root)' : path);
     }
   };
-  visit(parseSchemaNode(schema), '');
+  visit(modelOf(schema), '');
   return out;
 }
 

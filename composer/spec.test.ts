@@ -64,6 +64,14 @@ describe('spec loading', () => {
     expect(notRecord.ok ? [] : notRecord.problems.map((p) => p.rule)).toEqual(['not-a-record']);
   });
 
+  it('accepts a valid recursive schema whose default holds the enclosing record (issue 21, defect 5)', async () => {
+    const schema = { type: 'record', name: 'S', fields: [{ name: 'a', type: { type: 'array', items: 'S' }, default: [{ a: [] }] }] };
+    expect(await validateSpec({ name: 'abc', owner: 'team-a', schema })).toMatchObject({ ok: true });
+    const badDefault = { type: 'record', name: 'S', fields: [{ name: 'a', type: { type: 'array', items: 'S' }, default: [{ a: 5 }] }] };
+    const bad = await validateSpec({ name: 'abc', owner: 'team-a', schema: badDefault });
+    expect(bad.ok ? [] : bad.problems.map((p) => [p.rule, p.message])).toEqual([['invalid-avro', expect.stringMatching(/in field "a": expected an array/)]]);
+  });
+
   it('reports YAML syntax errors and missing files', async () => {
     expect(parseSpecText('name: [unclosed', 'x.yaml')).toMatchObject({ ok: false, problems: [{ file: 'x.yaml', rule: 'syntax' }] });
     const r = await loadSpecFile(path.join(specsDir, 'nope.yaml'));

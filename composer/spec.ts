@@ -10,8 +10,8 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import avro from 'avsc';
 import YAML from 'yaml';
+import { parseSchema, SchemaError } from '../lib/avro/schema.ts';
 import { inspectAnnotations } from '../lib/avro/annotations.ts';
 import { eventTypeNamePattern } from '../lib/names.ts';
 import type { AvroSchemaJson, CompatibilityMode, EventTypeSettings, Partitioning, Priority, StorageTarget } from '../lib/registry/types.ts';
@@ -138,9 +138,10 @@ export async function validateSpec(raw: unknown, options: ValidateOptions = {}):
 export function schemaProblems(schema: unknown, catalogue: SemanticCatalogue): Omit<SpecProblem, 'file'>[] {
   const out: Omit<SpecProblem, 'file'>[] = [];
   try {
-    avro.Type.forSchema(schema as avro.Schema);
+    parseSchema(schema);
   } catch (err) {
-    out.push({ path: 'schema', rule: 'invalid-avro', message: `not a valid Avro schema: ${err instanceof Error ? err.message : String(err)}` });
+    if (!(err instanceof SchemaError)) throw err;
+    out.push({ path: 'schema', rule: 'invalid-avro', message: `not a valid Avro schema: ${err.message}` });
     return out;
   }
   const type = (schema as { type?: unknown }).type;

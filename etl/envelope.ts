@@ -5,7 +5,7 @@
  * transformed payload bytes are spliced in without being re-encoded.
  */
 import { createHash } from 'node:crypto';
-import avro from 'avsc';
+import { avroType } from '../lib/avro/long.ts';
 
 /**
  * Staged envelope: the transformed payload (Avro binary with the delivered
@@ -34,7 +34,7 @@ export interface StagedRecord {
   record: Buffer;
 }
 
-const stagedType = avro.Type.forSchema(stagedEnvelopeSchema as unknown as avro.Schema);
+const stagedType = avroType(stagedEnvelopeSchema);
 
 /** One staged record's Avro binary, written into one allocation (the hot path of staging). */
 export function encodeStaged(r: StagedRecord): Buffer {

@@ -1,7 +1,7 @@
 /** Building and reading the ETL's Avro files (staged, part and late files). */
 import { createHash } from 'node:crypto';
-import avro from 'avsc';
 import type { Bucket } from '@google-cloud/storage';
+import { avroType } from '../lib/avro/long.ts';
 import { crc32c, crc32cToBase64 } from '../lib/crc32c.ts';
 import { deliveredFileSchema, type Period } from '../lib/partitions.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
@@ -52,7 +52,7 @@ export function buildDeliveredFile(
 /** Event ids in a delivered (part or late) file. */
 export function deliveredIds(bytes: Buffer): string[] {
   const contents = readContainer(bytes);
-  const type = avro.Type.forSchema(contents.schema as avro.Schema);
+  const type = avroType(contents.schema);
   return decodeRecords(contents, (buf, pos) => type.decode(buf, pos) as { value: { eventId: string }; offset: number }).map((r) => r.eventId);
 }
 

@@ -5,7 +5,8 @@
  * whose delivered schema would hold personal fields in clear is refused
  * (etl/personal-guard.ts): never resolvable, so its records stay un-acked.
  */
-import avro from 'avsc';
+import type avro from 'avsc';
+import { avroType } from '../lib/avro/long.ts';
 import type { AvroSchemaJson, EventTypeRecord, RegistryReader, SchemaVersion } from '../lib/registry/types.ts';
 import type { SemanticCatalogue } from '../lib/semantic-types.ts';
 import { clearPersonalData, type ClearPersonalData } from './personal-guard.ts';
@@ -43,8 +44,8 @@ export class SchemaResolver {
         this.refusedVersions.set(v.fingerprint, clear);
         continue;
       }
-      const writerType = avro.Type.forSchema(v.schema as avro.Schema);
-      const deliveredType = deliveredSchema === v.schema ? writerType : avro.Type.forSchema(deliveredSchema as avro.Schema);
+      const writerType = avroType(v.schema);
+      const deliveredType = deliveredSchema === v.schema ? writerType : avroType(deliveredSchema);
       this.byFingerprint.set(v.fingerprint, { version: v, writerType, deliveredSchema, deliveredType });
     }
     return this.refused();

@@ -6,9 +6,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import avro from 'avsc';
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import type { Storage } from '@google-cloud/storage';
+import { avroType } from '../lib/avro/long.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
 import { auditObjectName, type AuditCount } from '../lib/events/contract.ts';
 import { resourceNames } from '../lib/names.ts';
@@ -75,7 +75,7 @@ export interface TestEvent {
 
 /** Publishes events as the event service does (lib/events/contract.ts). */
 export async function publishEvents(topic: Topic, eventType: string, schema: AvroSchemaJson, events: readonly TestEvent[]): Promise<void> {
-  const type = avro.Type.forSchema(schema as avro.Schema);
+  const type = avroType(schema);
   const fingerprint = schemaFingerprint(schema);
   const batchTopic = topic.pubsub.topic(topic.name, { batching: { maxMessages: 1000, maxMilliseconds: 10 } });
   const chunk = 2000;
@@ -128,7 +128,7 @@ export async function readPartition(storage: Storage, dataBucket: string, eventT
     const [bytes] = await storage.bucket(dataBucket).file(f.name).download();
     fileBytes.set(f.name, bytes);
     const contents = readContainer(bytes);
-    const type = avro.Type.forSchema(contents.schema as avro.Schema);
+    const type = avroType(contents.schema);
     records.push(...decodeRecords(contents, (b, p) => type.decode(b, p) as { value: ReadPartition['records'][number]; offset: number }));
   }
   return { manifest, records, fileBytes };

@@ -4,7 +4,7 @@
  * fingerprints as 16 lowercase hex digits of the 64-bit value, most
  * significant first (`schemaFingerprint` attribute, manifests, registry).
  */
-import avro from 'avsc';
+import { avroType } from './long.ts';
 
 const EMPTY = 0xc15d213aa4d7a795n;
 const MASK = (1n << 64n) - 1n;
@@ -19,9 +19,9 @@ const table: bigint[] = (() => {
   return t;
 })();
 
-/** The Parsing Canonical Form of an Avro schema (annotations and docs dropped). */
+/** The Parsing Canonical Form of an Avro schema (annotations, docs and defaults dropped). */
 export function canonicalForm(schema: unknown): string {
-  return JSON.stringify(avro.Type.forSchema(schema as avro.Schema).schema());
+  return JSON.stringify(avroType(schema).schema());
 }
 
 /** CRC-64-AVRO of the given bytes, as a bigint. */

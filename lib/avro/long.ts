@@ -7,6 +7,7 @@
  * lossy default.
  */
 import avro from 'avsc';
+import { parseSchema, selfReferencingDefaults, withoutDefaults } from './schema.ts';
 
 export const INT64_MIN = -(2n ** 63n);
 export const INT64_MAX = 2n ** 63n - 1n;
@@ -68,11 +69,28 @@ function isLongSchema(schema: unknown): boolean {
 /**
  * `avro.Type.forSchema` with every long exact. Through a type hook, not the
  * registry: avsc builds `{"type": "long"}` objects without consulting it.
+ * A valid schema avsc cannot build because a default holds a value of its
+ * enclosing record (lib/avro/schema.ts, `selfReferencingDefaults`) is built
+ * without those defaults: encoding and decoding do not use them, and a value
+ * for such a field must then be given.
  */
 export function avroType(schema: unknown, opts: Partial<avro.ForSchemaOptions> = {}): avro.Type {
   const outer = opts.typeHook;
-  return avro.Type.forSchema(schema as avro.Schema, {
-    ...opts,
-    typeHook: (s, o) => outer?.(s, o) ?? (isLongSchema(s) ? exactLongType : undefined),
-  });
+  const build = (s: unknown): avro.Type =>
+    avro.Type.forSchema(s as avro.Schema, {
+      ...opts,
+      typeHook: (t, o) => outer?.(t, o) ?? (isLongSchema(t) ? exactLongType : undefined),
+    });
+  try {
+    return build(schema);
+  } catch (err) {
+    let unbuildable: ReturnType<typeof selfReferencingDefaults>;
+    try {
+      unbuildable = selfReferencingDefaults(parseSchema(schema));
+    } catch {
+      throw err;
+    }
+    if (unbuildable.size === 0) throw err;
+    return build(withoutDefaults(schema, unbuildable));
+  }
 }

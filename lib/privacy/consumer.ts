@@ -51,11 +51,13 @@ export async function decryptPartition(source: PartitionSource, decryptor: Recor
   return { manifest, events, stats };
 }
 
-/** A JSON-ready copy: Buffers (bytes, fixed) as base64 strings, bigints as strings, Dates as ISO. */
+/**
+ * A JSON-ready copy: Buffers (bytes, fixed) as base64 strings, Dates as ISO.
+ * Longs stay numbers, or bigints beyond ±2^53: print them with {@link jsonLine}.
+ */
 export function toJsonValue(value: unknown): unknown {
   if (value === null || value === undefined) return null;
   if (Buffer.isBuffer(value)) return value.toString('base64');
-  if (typeof value === 'bigint') return value.toString();
   if (value instanceof Date) return value.toISOString();
   if (Array.isArray(value)) return value.map(toJsonValue);
   if (typeof value === 'object') {
@@ -64,4 +66,22 @@ export function toJsonValue(value: unknown): unknown {
     return out;
   }
   return value;
+}
+
+/**
+ * One JSON line of `value` (after {@link toJsonValue}). A long is a JSON number
+ * with its exact digits, as in Avro's JSON encoding, also beyond ±2^53 where
+ * `JSON.stringify` cannot write a bigint (read those with a lossless JSON parser).
+ */
+export function jsonLine(value: unknown): string {
+  return jsonText(toJsonValue(value));
+}
+
+function jsonText(value: unknown): string {
+  if (typeof value === 'bigint') return value.toString();
+  if (Array.isArray(value)) return `[${value.map(jsonText).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}:${jsonText(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }

@@ -19,7 +19,8 @@
  * encryptor follows (where the personal leaves are, how to encode each value),
  * computed in the same walk so the two can never disagree.
  */
-import avro from 'avsc';
+import type avro from 'avsc';
+import { avroType } from '../avro/long.ts';
 import { AppError } from '../errors.ts';
 import type { AvroSchemaJson } from '../registry/types.ts';
 import { defaultCatalogue, SUBJECT_SEMANTIC_TYPE, type SemanticCatalogue } from '../semantic-types.ts';
@@ -151,7 +152,7 @@ export function compileEncryptionPlan(source: AvroSchemaJson, options: Delivered
   }
   const delivered = walked.delivered as AvroSchemaJson;
   try {
-    avro.Type.forSchema(delivered as avro.Schema);
+    avroType(delivered);
   } catch (cause) {
     // E.g. a named type defined inside a personal field and used elsewhere.
     invalid(`the delivered schema is not valid Avro: ${cause instanceof Error ? cause.message : String(cause)}`);
@@ -305,7 +306,7 @@ function branchName(schema: unknown, namespace: string): string {
 function branchValidator(schema: unknown, namespace: string, state: WalkState): (value: unknown) => boolean {
   let type: avro.Type | undefined;
   return (value) => {
-    type ??= avro.Type.forSchema(expand(schema, namespace, state, new Set()) as avro.Schema);
+    type ??= avroType(expand(schema, namespace, state, new Set()));
     return type.isValid(value);
   };
 }
@@ -378,7 +379,7 @@ function baseType(schema: unknown): string {
 export function plaintextEncoder(plaintext: PlaintextEncoding, sourceType: unknown): (value: unknown) => Buffer {
   if (plaintext === 'utf8') return (v) => Buffer.from(String(v), 'utf8');
   if (plaintext === 'raw') return (v) => Buffer.from(v as Uint8Array);
-  const type = avro.Type.forSchema(sourceType as avro.Schema);
+  const type = avroType(sourceType);
   return (v) => type.toBuffer(v);
 }
 
@@ -386,6 +387,6 @@ export function plaintextEncoder(plaintext: PlaintextEncoding, sourceType: unkno
 export function plaintextDecoder(plaintext: PlaintextEncoding, sourceType: unknown): (bytes: Buffer) => unknown {
   if (plaintext === 'utf8') return (b) => b.toString('utf8');
   if (plaintext === 'raw') return (b) => b;
-  const type = avro.Type.forSchema(sourceType as avro.Schema);
+  const type = avroType(sourceType);
   return (b) => type.fromBuffer(b);
 }

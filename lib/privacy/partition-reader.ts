@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import avro from 'avsc';
+import { avroType } from '../avro/long.ts';
 import type { Storage } from '@google-cloud/storage';
 import { AppError } from '../errors.ts';
 import { crc32c, crc32cToBase64 } from '../crc32c.ts';
@@ -128,7 +129,7 @@ export async function* readPartition(source: PartitionSource): AsyncGenerator<Pa
 /** Decodes an Avro object-container file whose header schema must be `expected` (canonically). */
 async function decodeContainer(bytes: Buffer, expected: AvroSchemaJson): Promise<DeliveredRecord[]> {
   const expectedCanonical = canonicalForm(expected);
-  const type = avro.Type.forSchema(expected as avro.Schema);
+  const type = avroType(expected);
   return new Promise((resolve, reject) => {
     const records: DeliveredRecord[] = [];
     const decoder = new avro.streams.BlockDecoder({
