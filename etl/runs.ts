@@ -1,0 +1,73 @@
+/**
+ * Merge rounds: when a period has more staged files than one merge may hold
+ * open (`closeMergeFanIn`), groups of them are merged into intermediate sorted
+ * runs in the staging bucket, round after round, until few enough remain.
+ * A run keeps every record (duplicates too: the final merge drops and counts
+ * them) and is named after its inputs, so a re-run after a crash reuses it.
+ */
+import type { Bucket } from '@google-cloud/storage';
+import { AppError } from '../lib/errors.ts';
+import type { Period } from '../lib/partitions.ts';
+import { ContainerStreamWriter } from './container-stream.ts';
+import { stagedEnvelopeSchema, syncMarkerFor } from './envelope.ts';
+import { idSetHash } from './envelope.ts';
+import { runObjectName } from './layout.ts';
+import { mergeCursors, openCursor } from './merge.ts';
+import { openUpload, statObject, type ObjectInfo } from './storage-io.ts';
+
+export type MergeInput = Pick<ObjectInfo, 'name' | 'size' | 'generation'>;
+
+/** Runs use no compression: they live minutes, and deflating them would cost a second time what the parts cost. */
+const RUN_BLOCK_BYTES = 64 * 1024;
+
+/** Reduces `inputs` (sorted by name) to at most `fanIn` sorted inputs, writing runs as needed. */
+export async function reduceToFanIn(p: {
+  staging: Bucket;
+  eventType: string;
+  period: Period;
+  inputs: readonly MergeInput[];
+  fanIn: number;
+  /** Called between inputs (lease renewal). */
+  heartbeat?: () => Promise<void>;
+}): Promise<MergeInput[]> {
+  if (p.fanIn < 2) throw new AppError('CONFIG_INVALID', { message: 'closeMergeFanIn must be at least 2' });
+  let inputs = [...p.inputs];
+  while (inputs.length > p.fanIn) {
+    const next: MergeInput[] = [];
+    for (let i = 0; i < inputs.length; i += p.fanIn) {
+      const group = inputs.slice(i, i + p.fanIn);
+      if (group.length === 1) {
+        next.push(group[0]!);
+        continue;
+      }
+      next.push(await writeRun(p.staging, runObjectName(p.eventType, p.period, idSetHash(group.map((g) => g.name))), group));
+      await p.heartbeat?.();
+    }
+    inputs = next;
+  }
+  return inputs;
+}
+
+/** Merges `group` into the run `name` (or takes the one a crashed close left: same inputs, same bytes). */
+async function writeRun(staging: Bucket, name: string, group: readonly MergeInput[]): Promise<MergeInput> {
+  const there = await statObject(staging, name);
+  if (there !== undefined) return there;
+  const cursors = [];
+  for (const g of group) cursors.push(await openCursor(staging, g));
+  const upload = openUpload(staging, name, { ifGenerationMatch: 0, contentType: 'avro/binary' });
+  try {
+    const writer = new ContainerStreamWriter(
+      { schema: stagedEnvelopeSchema, syncMarker: syncMarkerFor(name), codec: 'null', blockBytes: RUN_BLOCK_BYTES },
+      (chunk) => upload.write(chunk),
+    );
+    await mergeCursors(cursors, { dedup: false }, (_record, bytes) => writer.append(bytes));
+    await writer.end();
+  } catch (err) {
+    upload.abort();
+    throw err;
+  }
+  await upload.end(); // 'exists': another closer wrote the same run meanwhile
+  const info = await statObject(staging, name);
+  if (info === undefined) throw new AppError('STORAGE_FAILED', { message: `run ${name} vanished after it was written` });
+  return info;
+}
