@@ -382,7 +382,7 @@ export class PartitionCloser {
   }
 }
 
-/** One record per event id; of duplicates, the same one on every run (smallest fingerprint, then bytes). The in-memory form of the merge. */
+/** One record per event id; of duplicates, the same one on every run (the smallest by `compareStaged`). The in-memory form of the merge. */
 export function dedupById(records: readonly StagedRecord[]): StagedRecord[] {
   const sorted = [...records].sort(compareStaged);
   const out: StagedRecord[] = [];

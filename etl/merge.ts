@@ -3,7 +3,8 @@
  * (event id, writer fingerprint, record bytes), so merging them with a heap of
  * cursors yields the period in that order while holding one block per file.
  * Of several records with one id the first is kept: the smallest by that
- * order, whatever the files and their order (deterministic close).
+ * (total) order, whatever the files, their order and the merge rounds
+ * (deterministic close).
  */
 import type { Bucket } from '@google-cloud/storage';
 import { AppError } from '../lib/errors.ts';
@@ -11,10 +12,22 @@ import { ContainerBlockReader } from './container-stream.ts';
 import { compareIds, type StagedRecord } from './envelope.ts';
 import { readRange, type ObjectInfo } from './storage-io.ts';
 
-/** The merge order: event id, then writer fingerprint, then the record's bytes. */
+/**
+ * The merge order, total over what a staged record holds: event id, writer
+ * fingerprint, payload bytes, then receive time and stats (a producer's retry
+ * of one event has the same payload but a later receive time).
+ */
 export function compareStaged(a: StagedRecord, b: StagedRecord): number {
-  return compareIds(a.eventId, b.eventId) || compareIds(a.schemaFingerprint, b.schemaFingerprint) || Buffer.compare(a.record, b.record);
+  return (
+    compareIds(a.eventId, b.eventId) ||
+    compareIds(a.schemaFingerprint, b.schemaFingerprint) ||
+    Buffer.compare(a.record, b.record) ||
+    a.receiveTime - b.receiveTime ||
+    compareIds(statsKey(a.stats), statsKey(b.stats))
+  );
 }
+
+const statsKey = (stats: Record<string, number>): string => JSON.stringify(Object.entries(stats).sort(([x], [y]) => compareIds(x, y)));
 
 /** A position in a sorted sequence of staged records. */
 export interface StagedCursor {

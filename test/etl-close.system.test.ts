@@ -2,7 +2,8 @@
  * Idempotent close against the GCS emulator: a closer crashed after each of
  * its steps (injected failure), then re-run, yields byte-identical parts and
  * manifest; leases of crashed closers are taken over; a re-run with more
- * staged data leaves no stale part behind.
+ * staged data leaves no stale part behind; merging in rounds through
+ * intermediate runs (more staged files than the fan-in) gives the same bytes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -47,8 +48,8 @@ describe('closing a partition', () => {
   });
   afterAll(() => gcs.close());
 
-  function context(staging: Bucket, data: Bucket, partMaxRecords = 150): TypeContext {
-    const tuning = resolveTuning({ partMaxRecords, leaseMs: 60_000 });
+  function context(staging: Bucket, data: Bucket, partMaxRecords = 150, closeMergeFanIn?: number): TypeContext {
+    const tuning = resolveTuning({ partMaxRecords, leaseMs: 60_000, ...(closeMergeFanIn === undefined ? {} : { closeMergeFanIn }) });
     const schemas = new SchemaResolver(TYPE, registry, identityTransform, 0);
     return { eventType: TYPE, granularity: 'hourly', priority: 'normal', staging, data, schemas, tuning, now: () => period.endMs + HOUR, logger: silentLogger, instanceId: 'closer-test', metrics: newMetrics() };
   }
@@ -139,5 +140,48 @@ describe('closing a partition', () => {
     const bytes = await partitionBytes(run.data);
     expect([...bytes.keys()].sort()).toEqual([...m!.files.map((f) => f.name), successObjectName(TYPE, period)].sort());
     for (const f of m!.files) expect(Buffer.from(bytes.get(f.name)!, 'base64').length).toBe(f.size);
+  });
+
+  it('merges in rounds through intermediate runs when files exceed the fan-in: same bytes, runs reused after a crash, then removed', async () => {
+    const ref = await setup();
+    const refCtx = context(ref.staging, ref.data);
+    const manifest = await new PartitionCloser(refCtx, new LateWriter(refCtx)).closePartition(period, { force: false });
+    const reference = await partitionBytes(ref.data);
+
+    const run = await setup();
+    // Four more overlapping files: eight staged files, merged two at a time (three rounds).
+    for (const slice of [events.slice(20, 60), events.slice(300, 320), events.slice(450, 500), events.slice(0, 1)]) {
+      const b = staged(slice, slice[0]!.eventId >= events[400]!.eventId ? pageViewSchemaV2 : pageViewSchema);
+      const name = stagedObjectName(TYPE, period, idSetHash(b.map((r) => r.eventId)));
+      await createIfAbsent(run.staging, name, buildStagedFile(name, TYPE, period, b));
+    }
+    const runsPrefix = `runs/${TYPE}/`;
+    const ctx = context(run.staging, run.data, 150, 2);
+    const crashing = new PartitionCloser(ctx, new LateWriter(ctx), {
+      afterStep: (s) => {
+        if (s === 'staged-read') throw new Error('crash after the counting merge');
+      },
+    });
+    await expect(crashing.closePartition(period, { force: false })).rejects.toThrow('crash after the counting merge');
+    const [runs] = await run.staging.getFiles({ prefix: runsPrefix });
+    expect(runs.length).toBe(4 + 2); // round 1: 8 → 4 runs; round 2: 4 → 2 runs
+    const generations = new Map(runs.map((f) => [f.name, String(f.metadata.generation)]));
+
+    const ctx2 = context(run.staging, run.data, 150, 2);
+    let seen: Map<string, string> | undefined;
+    const rerun = await new PartitionCloser(ctx2, new LateWriter(ctx2), {
+      afterStep: async (s) => {
+        if (s === 'staged-read') seen = new Map((await run.staging.getFiles({ prefix: runsPrefix }))[0].map((f) => [f.name, String(f.metadata.generation)]));
+      },
+    }).closePartition(period, { force: false });
+    // The re-run took the crashed close's runs (same names, same generations) instead of writing them again.
+    expect(seen).toEqual(generations);
+    expect(rerun).toEqual({ ...manifest, audit: { ...manifest!.audit, duplicatesDropped: manifest!.audit.duplicatesDropped + 111 } });
+    const parts = (m: Map<string, string>): Map<string, string> => new Map([...m].filter(([k]) => !k.endsWith('_SUCCESS')));
+    expect(parts(await partitionBytes(run.data))).toEqual(parts(reference));
+    const [left] = await run.staging.getFiles({ prefix: runsPrefix });
+    expect(left).toHaveLength(0);
+    const [stagedLeft] = await run.staging.getFiles({ prefix: `staging/${TYPE}/` });
+    expect(stagedLeft).toHaveLength(0);
   });
 });
