@@ -153,8 +153,9 @@ export class PartitionCloser {
     // Staged records bound the distinct ids from above: below the accepted count the period
     // cannot be complete, and nothing needs merging. At or above it, closePartition recounts.
     const stagedRecords = await this.stagedRecords(period, staged);
+    const nowMs = this.ctx.now();
     const decision = closeDecision({
-      nowMs: this.ctx.now(),
+      nowMs,
       period,
       graceMs: this.ctx.tuning.closeGraceMs,
       deadlineMs,
@@ -162,7 +163,7 @@ export class PartitionCloser {
       delivered: stagedRecords >= accepted ? accepted : stagedRecords,
     });
     if (decision === 'wait') return;
-    await this.closePartition(period, { force: decision === 'deadline' });
+    await this.closePartition(period, { force: nowMs >= period.endMs + deadlineMs });
   }
 
   /** Sum of the staged files' record counts: noted by the stager, in the object's metadata, or counted from its block headers. */

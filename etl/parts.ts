@@ -47,11 +47,13 @@ export class PartSequence {
     this.index = firstIndex;
   }
 
-  /** Appends one record (the merge's next unique record of this version). */
-  async append(r: StagedRecord): Promise<void> {
-    const part = this.part ?? (await this.open());
-    await part.writer.append(encodeDelivered(r.eventId, r.receiveTime, r.record));
-    if (part.writer.records >= this.target.partMaxRecords) await this.close();
+  /** Appends one record (the merge's next unique record of this version); a promise only when it waits on I/O. */
+  append(r: StagedRecord): void | Promise<void> {
+    const part = this.part;
+    if (part === undefined) return this.open().then(() => this.append(r));
+    const wrote = part.writer.append(encodeDelivered(r.eventId, r.receiveTime, r.record));
+    if (part.writer.records < this.target.partMaxRecords) return wrote;
+    return wrote === undefined ? this.close() : wrote.then(() => this.close());
   }
 
   /** Stores the last part. */

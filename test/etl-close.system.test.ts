@@ -12,7 +12,7 @@ import { createStorage } from '../lib/gcp/clients.ts';
 import { startGcsEmulator, type GcsEmulator } from '../lib/gcs-emulator/index.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { silentLogger } from '../lib/logger.ts';
-import { periodOf, partitionPrefix, successObjectName, type Period } from '../lib/partitions.ts';
+import { periodOf, partitionPrefix, successObjectName, type Manifest, type Period } from '../lib/partitions.ts';
 import { PartitionCloser, type CloseStep } from '../etl/closer.ts';
 import { LateWriter } from '../etl/late.ts';
 import { SchemaResolver } from '../etl/schemas.ts';
@@ -183,5 +183,32 @@ describe('closing a partition', () => {
     expect(left).toHaveLength(0);
     const [stagedLeft] = await run.staging.getFiles({ prefix: `staging/${TYPE}/` });
     expect(stagedLeft).toHaveLength(0);
+  });
+
+  it('checks completeness from per-file counts: no merge below the accepted count, a recount under the lease above it', async () => {
+    const run = await setup(); // 560 staged records, 500 distinct ids, audit 500
+    const steps: CloseStep[] = [];
+    const closerAt = (nowMs: number): PartitionCloser => {
+      const ctx = { ...context(run.staging, run.data), now: () => nowMs };
+      return new PartitionCloser(ctx, new LateWriter(ctx), { afterStep: (s) => void steps.push(s) });
+    };
+    const afterGrace = period.endMs + resolveTuning().closeGraceMs;
+    const pastDeadline = period.endMs + resolveTuning().closeDeadlineMs.normal;
+
+    // The audit object is replaced (same instance): 600 accepted > 560 staged records: cannot be complete, nothing is leased or merged.
+    await writeAudit(storage, run.staging.name, TYPE, makeEvents(600, () => period.startMs, 'audit'));
+    await closerAt(afterGrace).checkAll();
+    expect(steps).toEqual([]);
+
+    // 501 accepted ≤ 560 staged records but 500 distinct ids: the recount finds it incomplete; it waits.
+    await writeAudit(storage, run.staging.name, TYPE, makeEvents(501, () => period.startMs, 'audit'));
+    await closerAt(afterGrace).checkAll();
+    expect(steps).toEqual(['leased', 'staged-read']);
+    expect((await run.data.file(successObjectName(TYPE, period)).exists())[0]).toBe(false);
+
+    // At the deadline it closes with what it has.
+    await closerAt(pastDeadline).checkAll();
+    const manifest = JSON.parse((await run.data.file(successObjectName(TYPE, period)).download())[0].toString('utf8')) as Manifest;
+    expect(manifest).toMatchObject({ recordCount: 500, closedBy: 'deadline', audit: { accepted: 501, delivered: 500, duplicatesDropped: 60, complete: false } });
   });
 });
