@@ -28,7 +28,7 @@ import { countStagedRecords, readStagedFile, STAGED_COUNT_KEY } from './files.ts
 import { LateWriter, readLateCount } from './late.ts';
 import { acquireLease, releaseLease, renewLease, type Lease } from './lease.ts';
 import { leaseObjectName, periodKeyOfStagedName, runPeriodPrefix, stagingPeriodPrefix, stagingTypePrefix } from './layout.ts';
-import { compareStaged, mergeCursors, openCursor, summarize, type MergeSummary } from './merge.ts';
+import { compareStaged, limiter, mergeCursors, openCursor, summarize, type MergeSummary } from './merge.ts';
 import { PartSequence } from './parts.ts';
 import { reduceToFanIn, type MergeInput } from './runs.ts';
 import { createIfAbsent, deleteObject, exists, listObjects, type ObjectInfo } from './storage-io.ts';
@@ -59,6 +59,9 @@ export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-writt
 export interface CloserHooks {
   afterStep?(step: CloseStep, period: Period): void | Promise<void>;
 }
+
+/** Range reads in flight in one merge, whatever its fan-in. */
+const READS_IN_FLIGHT = 16;
 
 const PART_NAME = /\/part-\d{5}\.avro$/;
 
@@ -283,7 +286,8 @@ export class PartitionCloser {
   }
 
   private async openAll(inputs: readonly MergeInput[]) {
-    return Promise.all(inputs.map((i) => openCursor(this.ctx.staging, i)));
+    const reads = limiter(READS_IN_FLIGHT);
+    return Promise.all(inputs.map((i) => openCursor(this.ctx.staging, i, reads)));
   }
 
   private async step(step: CloseStep, period: Period): Promise<void> {
@@ -348,7 +352,10 @@ export class PartitionCloser {
       index += Math.ceil((summary.byFingerprint.get(fp) ?? 0) / max);
     }
     try {
-      const written = await mergeCursors(await this.openAll(inputs), { dedup: true, heartbeat }, (r) => sequences.get(r.schemaFingerprint)!.append(r));
+      const written = await mergeCursors(await this.openAll(inputs), { dedup: true, heartbeat }, (c) => {
+        const r = c.current!;
+        return sequences.get(r.schemaFingerprint)!.append(r);
+      });
       for (const fp of fingerprints) await sequences.get(fp)!.finish();
       if (written.emitted !== summary.unique) {
         throw new AppError('INTERNAL', { message: `merge of ${period.key} wrote ${written.emitted} records, counted ${summary.unique}` });

@@ -34,8 +34,8 @@ describe('merging sorted staged files', () => {
     await fc.assert(
       fc.asyncProperty(filesArb, async (files) => {
         const out: StagedRecord[] = [];
-        const counts = await mergeCursors(await cursorsOver(files), { dedup: true }, (r) => {
-          out.push(r);
+        const counts = await mergeCursors(await cursorsOver(files), { dedup: true }, (c) => {
+          out.push(c.current!);
         });
         const expected = dedupById(files.flat());
         expect(out.map((r) => [r.eventId, r.schemaFingerprint, r.record.toString('hex'), r.receiveTime, r.stats])).toEqual(
@@ -70,16 +70,16 @@ describe('merging sorted staged files', () => {
     await fc.assert(
       fc.asyncProperty(filesArb, async (files) => {
         const out: Buffer[] = [];
-        await mergeCursors(await cursorsOver(files), { dedup: false }, (_r, bytes) => {
-          out.push(Buffer.from(bytes));
+        await mergeCursors(await cursorsOver(files), { dedup: false }, (c) => {
+          out.push(Buffer.from(c.currentBytes!));
         });
         const all = files.flat();
         expect(out.length).toBe(all.length);
         // A run is itself a valid merge input: re-merging it with dedup gives the same result.
         const run = writeContainer(out, { schema: stagedEnvelopeSchema, syncMarker: Buffer.alloc(16, 1), codec: 'null' });
         const again: StagedRecord[] = [];
-        await mergeCursors([await cursorOver('run', run)], { dedup: true }, (r) => {
-          again.push(r);
+        await mergeCursors([await cursorOver('run', run)], { dedup: true }, (c) => {
+          again.push(c.current!);
         });
         expect(again.map((r) => r.eventId)).toEqual(dedupById(all).map((r) => r.eventId));
       }),

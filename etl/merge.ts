@@ -32,26 +32,49 @@ const statsKey = (stats: Record<string, number>): string => JSON.stringify(Objec
 /** A position in a sorted sequence of staged records. */
 export interface StagedCursor {
   readonly name: string;
-  /** The record under the cursor; undefined once exhausted. */
+  /** The event id under the cursor; undefined once exhausted. */
+  readonly id: string | undefined;
+  /** The record under the cursor (decoded on demand: a dropped duplicate never is). */
   readonly current: StagedRecord | undefined;
-  /** The envelope bytes of `current` (for copying into a run without re-encoding). */
+  /** The envelope bytes of the record under the cursor (copied into a run as they are). */
   readonly currentBytes: Buffer | undefined;
   /** Moves on; a promise only when a new block has to be read. */
   advance(): void | Promise<void>;
 }
 
-/** A cursor over a container of staged envelopes read block by block; checks the order as it goes. */
+/** The merge order of two cursors' records: the id alone decides unless the ids are equal. */
+function compareCursors(a: StagedCursor, b: StagedCursor): number {
+  return compareIds(a.id!, b.id!) || compareStaged(a.current!, b.current!);
+}
+
+/**
+ * A cursor over a container of staged envelopes read block by block. Only
+ * the event id of each record is decoded as it passes (the merge's key); the
+ * rest when asked for. Checks the order as it goes.
+ */
 export class ContainerCursor implements StagedCursor {
-  current: StagedRecord | undefined;
-  currentBytes: Buffer | undefined;
+  id: string | undefined;
+  private decoded: StagedRecord | undefined;
+  /** The block holding the record under the cursor, its bounds, and the next record's offset. */
   private block: Buffer = Buffer.alloc(0);
+  private from = 0;
+  private to = 0;
   private left = 0;
-  private pos = 0;
 
   constructor(
     readonly name: string,
     private readonly reader: ContainerBlockReader,
   ) {}
+
+  get current(): StagedRecord | undefined {
+    if (this.id === undefined) return undefined;
+    this.decoded ??= this.decode(this.block, this.from);
+    return this.decoded;
+  }
+
+  get currentBytes(): Buffer | undefined {
+    return this.id === undefined ? undefined : this.block.subarray(this.from, this.to);
+  }
 
   /** Opens the file and moves to its first record. */
   async start(): Promise<this> {
@@ -62,7 +85,7 @@ export class ContainerCursor implements StagedCursor {
 
   advance(): void | Promise<void> {
     if (this.left > 0) {
-      this.take();
+      this.take(this.block);
       return;
     }
     return this.nextBlock();
@@ -72,97 +95,44 @@ export class ContainerCursor implements StagedCursor {
     for (;;) {
       const block = await this.reader.next();
       if (block === undefined) {
-        this.current = undefined;
-        this.currentBytes = undefined;
+        this.id = undefined;
+        this.decoded = undefined;
         return;
       }
       if (block.count === 0) continue;
-      this.block = block.data;
       this.left = block.count;
-      this.pos = 0;
-      this.take();
+      this.to = 0;
+      this.take(block.data);
       return;
     }
   }
 
-  private take(): void {
-    const start = this.pos;
-    const r = readEnvelope(this.block, start);
-    if (r === undefined) throw new AppError('DECODE_FAILED', { message: `${this.name}: a staged record does not decode` });
-    const previous = this.current;
-    this.current = r.value;
-    this.currentBytes = this.block.subarray(start, r.offset);
-    this.pos = r.offset;
+  /** Moves to the record at `end` of `block` (the current block, or a new one starting at 0). */
+  private take(block: Buffer): void {
+    const previous = this.id === undefined ? undefined : { id: this.id, block: this.block, from: this.from, decoded: this.decoded };
+    const from = this.to;
+    const id = readEventId(block, from);
+    const end = id === undefined ? -1 : skipEnvelopeRest(block, at);
+    if (id === undefined || end < 0) throw new AppError('DECODE_FAILED', { message: `${this.name}: a staged record does not decode` });
+    this.block = block;
+    this.from = from;
+    this.to = end;
+    this.id = id;
+    this.decoded = undefined;
     this.left--;
-    if (previous !== undefined && compareStaged(previous, r.value) > 0) {
-      throw new AppError('DECODE_FAILED', { message: `${this.name}: staged records are not sorted by event id` });
+    if (previous !== undefined && previous.id >= id) {
+      const before = previous.decoded ?? this.decode(previous.block, previous.from);
+      if (previous.id > id || compareStaged(before, this.current!) > 0) {
+        throw new AppError('DECODE_FAILED', { message: `${this.name}: staged records are not sorted by event id` });
+      }
     }
   }
-}
 
-/**
- * Decodes one staged envelope (`stagedEnvelopeSchema`) at `pos`; undefined if
- * it is malformed. Hand-written for the merge's hot loop: the payload stays a
- * view into the block, and the longs (receive time, stats) must be safe
- * integers, as the stager writes them.
- */
-export function readEnvelope(buf: Buffer, pos: number): { value: StagedRecord; offset: number } | undefined {
-  let p = pos;
-  const long = (): number | undefined => {
-    let n = 0;
-    let k = 1;
-    for (let i = 0; i < 8; i++) {
-      if (p >= buf.length) return undefined;
-      const b = buf[p++]!;
-      n += (b & 0x7f) * k;
-      if ((b & 0x80) === 0) return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
-      k *= 0x80;
-    }
-    return undefined; // beyond 2^56: not a time or a count the stager wrote
-  };
-  const text = (): string | undefined => {
-    const n = long();
-    if (n === undefined || n < 0 || p + n > buf.length) return undefined;
-    const s = buf.toString('utf8', p, p + n);
-    p += n;
-    return s;
-  };
-  const eventId = text();
-  const receiveTime = long();
-  const schemaFingerprint = text();
-  if (eventId === undefined || receiveTime === undefined || schemaFingerprint === undefined) return undefined;
-  const stats: Record<string, number> = {};
-  for (;;) {
-    let count = long();
-    if (count === undefined) return undefined;
-    if (count === 0) break;
-    if (count < 0) {
-      count = -count;
-      if (long() === undefined) return undefined; // block size
-    }
-    for (let i = 0; i < count; i++) {
-      const k = text();
-      const v = long();
-      if (k === undefined || v === undefined) return undefined;
-      Object.defineProperty(stats, k, { value: v, enumerable: true, writable: true, configurable: true });
-    }
+  private decode(block: Buffer, from: number): StagedRecord {
+    const r = readEnvelope(block, from);
+    if (r === undefined) throw new AppError('DECODE_FAILED', { message: `${this.name}: a staged record does not decode` });
+    return r.value;
   }
-  const size = long();
-  if (size === undefined || size < 0 || p + size > buf.length) return undefined;
-  const record = buf.subarray(p, p + size);
-  p += size;
-  return { value: { eventId, receiveTime, schemaFingerprint, stats, record }, offset: p };
-}
-
-/** Opens a cursor over a staged file or run in `bucket`, reading `chunkBytes` at a time. */
-export async function openCursor(bucket: Bucket, object: Pick<ObjectInfo, 'name' | 'size' | 'generation'>, chunkBytes?: number): Promise<ContainerCursor> {
-  const reader = new ContainerBlockReader(
-    object.name,
-    object.size,
-    (offset, length) => readRange(bucket, object.name, offset, length, object.generation),
-    chunkBytes,
-  );
-  return new ContainerCursor(object.name, reader).start();
 }
 
 /** Min-heap of cursors by their current record. */
@@ -174,14 +144,16 @@ class CursorHeap {
   }
 
   push(c: StagedCursor): void {
-    if (c.current === undefined) return;
+    if (c.id === undefined) return;
     const a = this.items;
     a.push(c);
     let i = a.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (compareStaged(a[p]!.current!, a[i]!.current!) <= 0) break;
-      [a[p], a[i]] = [a[i]!, a[p]!];
+      if (compareCursors(a[p]!, a[i]!) <= 0) break;
+      const t = a[p]!;
+      a[p] = a[i]!;
+      a[i] = t;
       i = p;
     }
   }
@@ -193,7 +165,7 @@ class CursorHeap {
   /** Restores the order after the top cursor moved on (or drops it if exhausted). */
   fixTop(): void {
     const a = this.items;
-    if (a[0]!.current === undefined) {
+    if (a[0]!.id === undefined) {
       const last = a.pop()!;
       if (a.length === 0) return;
       a[0] = last;
@@ -203,10 +175,12 @@ class CursorHeap {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;
-      if (l < a.length && compareStaged(a[l]!.current!, a[m]!.current!) < 0) m = l;
-      if (r < a.length && compareStaged(a[r]!.current!, a[m]!.current!) < 0) m = r;
+      if (l < a.length && compareCursors(a[l]!, a[m]!) < 0) m = l;
+      if (r < a.length && compareCursors(a[r]!, a[m]!) < 0) m = r;
       if (m === i) return;
-      [a[m], a[i]] = [a[i]!, a[m]!];
+      const t = a[m]!;
+      a[m] = a[i]!;
+      a[i] = t;
       i = m;
     }
   }
@@ -220,14 +194,14 @@ export interface MergeCounts {
 }
 
 /**
- * Merges sorted cursors, calling `onRecord` for each record in order (only
- * the first of each event id with `dedup`); awaits `onRecord` when it returns
- * a promise (backpressure from an upload).
+ * Merges sorted cursors, calling `onRecord` with the cursor at each record in
+ * order (only the first of each event id with `dedup`); awaits `onRecord`
+ * when it returns a promise (backpressure from an upload).
  */
 export async function mergeCursors(
   cursors: readonly StagedCursor[],
   opts: { dedup: boolean; /** Awaited every 64k records (lease renewal in a long close). */ heartbeat?: () => Promise<void> },
-  onRecord: (record: StagedRecord, bytes: Buffer) => void | Promise<void>,
+  onRecord: (at: StagedCursor) => void | Promise<void>,
 ): Promise<MergeCounts> {
   const heap = new CursorHeap();
   for (const c of cursors) heap.push(c);
@@ -236,12 +210,11 @@ export async function mergeCursors(
   let lastId: string | undefined;
   while (heap.size > 0) {
     const top = heap.peek()!;
-    const record = top.current!;
     read++;
-    if (!opts.dedup || record.eventId !== lastId) {
-      lastId = record.eventId;
+    if (!opts.dedup || top.id !== lastId) {
+      lastId = top.id;
       emitted++;
-      const pending = onRecord(record, top.currentBytes!);
+      const pending = onRecord(top);
       if (pending !== undefined) await pending;
     }
     const moved = top.advance();
@@ -272,7 +245,8 @@ export async function summarize(cursors: readonly StagedCursor[], heartbeat?: ()
   const stats = new Map<string, number>();
   let min: number | undefined;
   let max: number | undefined;
-  const counts = await mergeCursors(cursors, { dedup: true, heartbeat }, (r) => {
+  const counts = await mergeCursors(cursors, { dedup: true, heartbeat }, (c) => {
+    const r = c.current!;
     byFingerprint.set(r.schemaFingerprint, (byFingerprint.get(r.schemaFingerprint) ?? 0) + 1);
     if (min === undefined || r.receiveTime < min) min = r.receiveTime;
     if (max === undefined || r.receiveTime > max) max = r.receiveTime;
@@ -281,4 +255,141 @@ export async function summarize(cursors: readonly StagedCursor[], heartbeat?: ()
     }
   });
   return { read: counts.read, unique: counts.emitted, byFingerprint, minReceiveTime: min, maxReceiveTime: max, stats };
+}
+
+/** Read position of the envelope readers (module-level: no closure or object per record in the hot loop). */
+let at = 0;
+
+/** An Avro long at `at` that is a safe integer; NaN if malformed or beyond 2^53. */
+function readSafeLong(buf: Buffer): number {
+  let n = 0;
+  let k = 1;
+  for (let i = 0; i < 8; i++) {
+    if (at >= buf.length) return NaN;
+    const b = buf[at++]!;
+    n += (b & 0x7f) * k;
+    if ((b & 0x80) === 0) return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+    k *= 0x80;
+  }
+  return NaN; // beyond 2^56: not a time or a count the stager wrote
+}
+
+/** Skips a length-prefixed string or bytes at `at`; false if malformed. */
+function skipBytes(buf: Buffer): boolean {
+  const n = readSafeLong(buf);
+  if (!(n >= 0) || at + n > buf.length) return false;
+  at += n;
+  return true;
+}
+
+function readText(buf: Buffer): string | undefined {
+  const n = readSafeLong(buf);
+  if (!(n >= 0) || at + n > buf.length) return undefined;
+  const s = buf.toString('utf8', at, at + n);
+  at += n;
+  return s;
+}
+
+/** The event id of the envelope at `pos` (`at` is left after it); undefined if malformed. */
+function readEventId(buf: Buffer, pos: number): string | undefined {
+  at = pos;
+  return readText(buf);
+}
+
+/** The end offset of the envelope whose id ended at `from`; -1 if malformed. */
+function skipEnvelopeRest(buf: Buffer, from: number): number {
+  at = from;
+  if (Number.isNaN(readSafeLong(buf)) || !skipBytes(buf)) return -1;
+  for (;;) {
+    let count = readSafeLong(buf);
+    if (Number.isNaN(count)) return -1;
+    if (count === 0) break;
+    if (count < 0) {
+      count = -count;
+      if (Number.isNaN(readSafeLong(buf))) return -1;
+    }
+    for (let i = 0; i < count; i++) if (!skipBytes(buf) || Number.isNaN(readSafeLong(buf))) return -1;
+  }
+  return skipBytes(buf) ? at : -1;
+}
+
+const NO_STATS: Record<string, number> = Object.freeze({}) as Record<string, number>;
+/** The last fingerprint decoded: a period has few, so their strings are shared, not made per record. */
+let lastFingerprint = '';
+let lastFingerprintBytes = Buffer.alloc(0);
+
+function readFingerprint(buf: Buffer): string | undefined {
+  const n = readSafeLong(buf);
+  if (!(n >= 0) || at + n > buf.length) return undefined;
+  if (n !== lastFingerprintBytes.length || buf.compare(lastFingerprintBytes, 0, n, at, at + n) !== 0) {
+    lastFingerprintBytes = Buffer.from(buf.subarray(at, at + n));
+    lastFingerprint = lastFingerprintBytes.toString('utf8');
+  }
+  at += n;
+  return lastFingerprint;
+}
+
+/**
+ * Decodes one staged envelope (`stagedEnvelopeSchema`) at `pos`; undefined if
+ * it is malformed. Hand-written for the merge's hot loop: the payload stays a
+ * view into the block, and the longs (receive time, stats) must be safe
+ * integers, as the stager writes them.
+ */
+export function readEnvelope(buf: Buffer, pos: number): { value: StagedRecord; offset: number } | undefined {
+  at = pos;
+  const eventId = readText(buf);
+  const receiveTime = readSafeLong(buf);
+  const schemaFingerprint = readFingerprint(buf);
+  if (eventId === undefined || Number.isNaN(receiveTime) || schemaFingerprint === undefined) return undefined;
+  let stats = NO_STATS;
+  for (;;) {
+    let count = readSafeLong(buf);
+    if (Number.isNaN(count)) return undefined;
+    if (count === 0) break;
+    if (count < 0) {
+      count = -count;
+      if (Number.isNaN(readSafeLong(buf))) return undefined; // block size
+    }
+    if (stats === NO_STATS) stats = {};
+    for (let i = 0; i < count; i++) {
+      const k = readText(buf);
+      const v = readSafeLong(buf);
+      if (k === undefined || Number.isNaN(v)) return undefined;
+      Object.defineProperty(stats, k, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+  }
+  const size = readSafeLong(buf);
+  if (!(size >= 0) || at + size > buf.length) return undefined;
+  const record = buf.subarray(at, at + size);
+  return { value: { eventId, receiveTime, schemaFingerprint, stats, record }, offset: at + size };
+}
+
+/** Runs at most `max` tasks at once, the others queued in order. */
+export type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
+
+export function limiter(max: number): Limiter {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (active >= max) await new Promise<void>((resolve) => queue.push(resolve));
+    active++;
+    try {
+      return await task();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
+/**
+ * Opens a cursor over a staged file or run in `bucket`. `reads` bounds the
+ * range reads in flight across the cursors of one merge (each cursor reads
+ * ahead; hundreds of requests at once would only cost memory).
+ */
+export async function openCursor(bucket: Bucket, object: Pick<ObjectInfo, 'name' | 'size' | 'generation'>, reads: Limiter): Promise<ContainerCursor> {
+  const reader = new ContainerBlockReader(object.name, object.size, (offset, length) =>
+    reads(() => readRange(bucket, object.name, offset, length, object.generation)),
+  );
+  return new ContainerCursor(object.name, reader).start();
 }

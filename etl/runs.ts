@@ -12,13 +12,14 @@ import { ContainerStreamWriter } from './container-stream.ts';
 import { stagedEnvelopeSchema, syncMarkerFor } from './envelope.ts';
 import { idSetHash } from './envelope.ts';
 import { runObjectName } from './layout.ts';
-import { mergeCursors, openCursor } from './merge.ts';
+import { limiter, mergeCursors, openCursor } from './merge.ts';
 import { openUpload, statObject, type ObjectInfo } from './storage-io.ts';
 
 export type MergeInput = Pick<ObjectInfo, 'name' | 'size' | 'generation'>;
 
 /** Runs use no compression: they live minutes, and deflating them would cost a second time what the parts cost. */
 const RUN_BLOCK_BYTES = 64 * 1024;
+const READS_IN_FLIGHT = 16;
 
 /** Reduces `inputs` (sorted by name) to at most `fanIn` sorted inputs, writing runs as needed. */
 export async function reduceToFanIn(p: {
@@ -52,15 +53,15 @@ export async function reduceToFanIn(p: {
 async function writeRun(staging: Bucket, name: string, group: readonly MergeInput[]): Promise<MergeInput> {
   const there = await statObject(staging, name);
   if (there !== undefined) return there;
-  const cursors = [];
-  for (const g of group) cursors.push(await openCursor(staging, g));
+  const reads = limiter(READS_IN_FLIGHT);
+  const cursors = await Promise.all(group.map((g) => openCursor(staging, g, reads)));
   const upload = openUpload(staging, name, { ifGenerationMatch: 0, contentType: 'avro/binary' });
   try {
     const writer = new ContainerStreamWriter(
       { schema: stagedEnvelopeSchema, syncMarker: syncMarkerFor(name), codec: 'null', blockBytes: RUN_BLOCK_BYTES },
       (chunk) => upload.write(chunk),
     );
-    await mergeCursors(cursors, { dedup: false }, (_record, bytes) => writer.append(bytes));
+    await mergeCursors(cursors, { dedup: false }, (c) => writer.append(c.currentBytes!));
     await writer.end();
   } catch (err) {
     upload.abort();
