@@ -5,6 +5,7 @@
  * transformed payload bytes are spliced in without being re-encoded.
  */
 import { createHash } from 'node:crypto';
+import { writeLong } from '../lib/avro/binary.ts';
 import { avroType } from '../lib/avro/long.ts';
 
 /**
@@ -60,17 +61,6 @@ export function encodeStaged(r: StagedRecord): Buffer {
   pos = writeLong(buf, pos, r.record.length);
   pos += r.record.copy(buf, pos);
   return buf.subarray(0, pos);
-}
-
-/** Writes an Avro long (zig-zag varint) at `pos`; returns the next offset. */
-function writeLong(buf: Buffer, pos: number, n: number): number {
-  let z = n >= 0 ? n * 2 : -n * 2 - 1;
-  while (z >= 0x80) {
-    buf[pos++] = (z % 0x80) | 0x80;
-    z = Math.floor(z / 0x80);
-  }
-  buf[pos++] = z;
-  return pos;
 }
 
 export function decodeStaged(buf: Buffer, pos: number): { value: StagedRecord; offset: number } {

@@ -5,7 +5,7 @@ import { avroType } from '../lib/avro/long.ts';
 import { crc32c, crc32cToBase64 } from '../lib/crc32c.ts';
 import { deliveredFileSchema, type Period } from '../lib/partitions.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
-import { decodeRecords, readContainer, writeContainer } from './avro-container.ts';
+import { decodeRecords, readContainer, writeContainer } from '../lib/avro/container.ts';
 import { decodeStaged, encodeDelivered, encodeStaged, stagedEnvelopeSchema, syncMarkerFor, type StagedRecord } from './envelope.ts';
 import { ContainerBlockReader } from './container-stream.ts';
 import { compareStaged } from './merge.ts';

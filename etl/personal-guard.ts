@@ -9,6 +9,7 @@
  * its `semanticType`, so the check is on the leaf's type, not the annotation.
  */
 import { personalFields, type PathStep } from '../lib/avro/annotations.ts';
+import { nonNullBranches, parseSchema, type AvroNode } from '../lib/avro/schema.ts';
 import { ENCRYPTION_ATTRIBUTE } from '../lib/privacy/delivered-schema.ts';
 import { AppError, isAppError } from '../lib/errors.ts';
 import type { AvroSchemaJson, SchemaVersion } from '../lib/registry/types.ts';
@@ -35,10 +36,11 @@ export function clearPersonalData(
 ): ClearPersonalData | undefined {
   let fields: string[];
   try {
-    const named = namedTypes(deliveredSchema);
-    fields = personalFields(deliveredSchema, catalogue)
+    const personal = personalFields(deliveredSchema, catalogue);
+    const root = parseSchema(deliveredSchema).root;
+    fields = personal
       .filter((f) => {
-        const leaves = leavesAt(deliveredSchema, f.steps, named);
+        const leaves = leavesAt(root, f.steps);
         return leaves.length === 0 || !leaves.every(isEncrypted);
       })
       .map((f) => f.path);
@@ -68,61 +70,23 @@ export function refusalError(eventType: string, problems: readonly ClearPersonal
   });
 }
 
-type Named = Map<string, unknown>;
-
-/** Every named type of a schema by name and full name (to follow references). */
-function namedTypes(schema: unknown, named: Named = new Map(), namespace = ''): Named {
-  if (Array.isArray(schema)) {
-    for (const b of schema) namedTypes(b, named, namespace);
-    return named;
-  }
-  if (typeof schema !== 'object' || schema === null) return named;
-  const obj = schema as Record<string, unknown>;
-  let ns = namespace;
-  if (typeof obj.name === 'string' && (obj.type === 'record' || obj.type === 'enum' || obj.type === 'fixed' || obj.type === 'error')) {
-    ns = typeof obj.namespace === 'string' ? obj.namespace : obj.name.includes('.') ? obj.name.slice(0, obj.name.lastIndexOf('.')) : namespace;
-    const short = obj.name.includes('.') ? obj.name.slice(obj.name.lastIndexOf('.') + 1) : obj.name;
-    named.set(short, obj);
-    named.set(ns === '' ? short : `${ns}.${short}`, obj);
-  }
-  if (Array.isArray(obj.fields)) for (const f of obj.fields as { type?: unknown }[]) namedTypes(f.type, named, ns);
-  if (obj.items !== undefined) namedTypes(obj.items, named, ns);
-  if (obj.values !== undefined) namedTypes(obj.values, named, ns);
-  if (typeof obj.type === 'object') namedTypes(obj.type, named, ns);
-  return named;
-}
-
-/** The non-null types a schema may take: union branches, named references followed, `{type: X}` wrappers opened. */
-function branches(schema: unknown, named: Named): unknown[] {
-  if (Array.isArray(schema)) return schema.flatMap((b) => branches(b, named));
-  if (schema === 'null') return [];
-  if (typeof schema === 'string') return named.has(schema) ? [named.get(schema)] : [schema];
-  if (typeof schema === 'object' && schema !== null) {
-    const obj = schema as Record<string, unknown>;
-    if (typeof obj.type === 'object' || (typeof obj.type === 'string' && named.has(obj.type))) return branches(obj.type, named);
-  }
-  return [schema];
-}
-
-/** The leaf types reached from `schema` along `steps`. */
-function leavesAt(schema: unknown, steps: readonly PathStep[], named: Named): unknown[] {
-  let current = branches(schema, named);
+/** The non-null types reached from `node` along `steps` (union branches fan out). */
+function leavesAt(node: AvroNode, steps: readonly PathStep[]): AvroNode[] {
+  let current = nonNullBranches(node);
   for (const step of steps) {
-    const next: unknown[] = [];
-    for (const node of current) {
-      if (typeof node !== 'object' || node === null) continue;
-      const obj = node as Record<string, unknown>;
-      if (step.kind === 'field' && Array.isArray(obj.fields)) {
-        const field = (obj.fields as { name?: string; type?: unknown }[]).find((f) => f.name === step.name);
-        if (field !== undefined) next.push(...branches(field.type, named));
-      } else if (step.kind === 'items' && obj.type === 'array') next.push(...branches(obj.items, named));
-      else if (step.kind === 'values' && obj.type === 'map') next.push(...branches(obj.values, named));
+    const next: AvroNode[] = [];
+    for (const n of current) {
+      if (step.kind === 'field' && n.kind === 'record') {
+        const field = n.fields.find((f) => f.name === step.name);
+        if (field !== undefined) next.push(...nonNullBranches(field.type));
+      } else if (step.kind === 'items' && n.kind === 'array') next.push(...nonNullBranches(n.items));
+      else if (step.kind === 'values' && n.kind === 'map') next.push(...nonNullBranches(n.values));
     }
     current = next;
   }
   return current;
 }
 
-function isEncrypted(leaf: unknown): boolean {
-  return typeof leaf === 'object' && leaf !== null && (leaf as Record<string, unknown>).type === 'bytes' && ENCRYPTION_ATTRIBUTE in leaf;
+function isEncrypted(leaf: AvroNode): boolean {
+  return leaf.kind === 'primitive' && leaf.type === 'bytes' && Object.prototype.hasOwnProperty.call(leaf.props, ENCRYPTION_ATTRIBUTE);
 }

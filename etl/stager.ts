@@ -151,20 +151,19 @@ export class Stager {
     }
   }
 
+  /**
+   * Writes one buffer. The staged file holds every message it acks, a
+   * redelivery within the buffer included, so the closer's dedup counts it
+   * in `audit.duplicatesDropped` like a redelivery staged in another file.
+   */
   private async write(period: Period, items: PendingRecord[]): Promise<void> {
-    const records: StagedRecord[] = [];
-    const seen = new Set<string>();
-    for (const i of items) {
-      if (seen.has(i.staged.eventId)) continue; // a redelivery in the same buffer
-      seen.add(i.staged.eventId);
-      records.push(i.staged);
-    }
+    const records = items.map((i) => i.staged);
     if (await this.closer.isClosed(period)) {
       await this.late.write(period, records);
       return;
     }
-    records.sort((a, b) => compareIds(a.eventId, b.eventId));
-    const ids = records.map((r) => r.eventId);
+    records.sort(stagedOrder);
+    const ids = [...new Set(records.map((r) => r.eventId))];
     const name = stagedObjectName(this.ctx.eventType, period, idSetHash(ids));
     await createIfAbsent(this.ctx.staging, name, buildStagedFile(name, this.ctx.eventType, period, records), {
       contentType: 'avro/binary',
@@ -172,6 +171,11 @@ export class Stager {
     });
     this.closer.noteStaged(period, name, ids);
     this.ctx.metrics.stagedFiles++;
-    this.ctx.metrics.stagedRecords += records.length;
+    this.ctx.metrics.stagedRecords += ids.length;
   }
+}
+
+/** Id order, duplicates in a fixed order too, so the same messages give the same bytes. */
+function stagedOrder(a: StagedRecord, b: StagedRecord): number {
+  return compareIds(a.eventId, b.eventId) || compareIds(a.schemaFingerprint, b.schemaFingerprint) || a.receiveTime - b.receiveTime || Buffer.compare(a.record, b.record);
 }

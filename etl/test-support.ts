@@ -14,7 +14,7 @@ import { auditObjectName, type AuditCount } from '../lib/events/contract.ts';
 import { resourceNames } from '../lib/names.ts';
 import { readManifest, type Manifest, type Period } from '../lib/partitions.ts';
 import type { AvroSchemaJson, EventTypeRecord, Partitioning, Priority } from '../lib/registry/types.ts';
-import { decodeRecords, readContainer } from './avro-container.ts';
+import { decodeRecords, readContainer } from '../lib/avro/container.ts';
 
 export const pageViewSchema: AvroSchemaJson = {
   type: 'record',

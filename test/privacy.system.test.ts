@@ -25,7 +25,7 @@ import { decryptPartition } from '../lib/privacy/consumer.ts';
 import { RecordDecryptor, type EncryptedMarker } from '../lib/privacy/decryptor.ts';
 import { gcsPartitionSource, localPartitionSource } from '../lib/privacy/partition-reader.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
-import { readContainer } from '../etl/avro-container.ts';
+import { readContainer } from '../lib/avro/container.ts';
 import { startEtlWorkers, type EtlWorkers } from '../etl/workers.ts';
 import { createEncryptionTransform } from '../etl/encryption-transform.ts';
 import { eventTypeRecord, provisionType, waitUntil } from '../etl/test-support.ts';

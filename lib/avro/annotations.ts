@@ -20,6 +20,7 @@
  */
 import { AppError } from '../errors.ts';
 import { defaultCatalogue, SUBJECT_SEMANTIC_TYPE, type AccessTier, type SemanticCatalogue } from '../semantic-types.ts';
+import { parseSchema, SchemaError, type AvroNode, type RecordNode, type SchemaProps } from './schema.ts';
 
 /** One step from a value to a nested one. */
 export type PathStep = { kind: 'field'; name: string } | { kind: 'items' } | { kind: 'values' };
@@ -57,15 +58,12 @@ export interface AnnotationReport {
   problems: AnnotationProblem[];
 }
 
-const PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string']);
-
 interface WalkState {
   catalogue: SemanticCatalogue;
-  named: Map<string, Record<string, unknown>>;
   fields: SemanticField[];
   problems: AnnotationProblem[];
-  /** Named records being walked: stops recursive schemas. */
-  stack: Set<string>;
+  /** Records being walked: stops recursive schemas. */
+  stack: Set<RecordNode>;
 }
 
 interface Position {
@@ -79,11 +77,19 @@ interface Position {
 /**
  * Walks `schema` and reports every semantic field plus every broken rule
  * (unknown type, annotation on a record, no or several subjects). Never throws
- * for annotation problems; the schema itself must be valid Avro JSON.
+ * for annotation problems; a schema that is not valid Avro throws AppError
+ * SCHEMA_INVALID.
  */
 export function inspectAnnotations(schema: unknown, catalogue: SemanticCatalogue = defaultCatalogue): AnnotationReport {
-  const state: WalkState = { catalogue, named: new Map(), fields: [], problems: [], stack: new Set() };
-  walk(schema, '', { steps: [], nullable: false, repeated: false, annotation: undefined }, state);
+  let root: AvroNode;
+  try {
+    root = parseSchema(schema).root;
+  } catch (err) {
+    if (!(err instanceof SchemaError)) throw err;
+    throw new AppError('SCHEMA_INVALID', { message: `not a valid Avro schema: ${err.message}` });
+  }
+  const state: WalkState = { catalogue, fields: [], problems: [], stack: new Set() };
+  walk(root, { steps: [], nullable: false, repeated: false, annotation: undefined }, state);
 
   const subjects = state.fields.filter((f) => f.subject);
   const personal = state.fields.filter((f) => f.personal);
@@ -176,42 +182,30 @@ export function valuesAt(record: unknown, steps: readonly PathStep[]): unknown[]
   return current.filter((v) => v !== null && v !== undefined);
 }
 
-function fullName(name: string, namespace: string | undefined): string {
-  if (name.includes('.') || namespace === undefined || namespace === '') return name;
-  return `${namespace}.${name}`;
+function semanticTypeOf(props: SchemaProps): string | undefined {
+  return typeof props.semanticType === 'string' ? props.semanticType : undefined;
 }
 
-function walk(schema: unknown, namespace: string, pos: Position, state: WalkState): void {
-  if (typeof schema === 'string') {
-    if (PRIMITIVES.has(schema)) {
-      leaf(schema, pos, state);
-      return;
-    }
-    const ref = state.named.get(fullName(schema, namespace)) ?? state.named.get(schema);
-    if (ref !== undefined) walk(ref, namespace, pos, state);
+function walk(node: AvroNode, pos: Position, state: WalkState): void {
+  if (node.kind === 'union') {
+    const nullable = pos.nullable || node.branches.some((b) => b.kind === 'primitive' && b.type === 'null');
+    for (const branch of node.branches) if (!(branch.kind === 'primitive' && branch.type === 'null')) walk(branch, { ...pos, nullable }, state);
     return;
   }
-  if (Array.isArray(schema)) {
-    const nullable = schema.includes('null');
-    for (const branch of schema) {
-      if (branch === 'null') continue;
-      walk(branch, namespace, { ...pos, nullable: pos.nullable || nullable }, state);
-    }
-    return;
-  }
-  if (typeof schema !== 'object' || schema === null) return;
-  const obj = schema as Record<string, unknown>;
-  const own = typeof obj.semanticType === 'string' ? obj.semanticType : undefined;
+  // An annotation on the type object itself wins over the enclosing field's.
+  const own = semanticTypeOf(node.props);
   const here: Position = own === undefined ? pos : { ...pos, annotation: own };
-  const type = obj.type;
-  const ns = typeof obj.namespace === 'string' ? obj.namespace : namespace;
-
-  switch (type) {
+  switch (node.kind) {
+    case 'primitive':
+      return leaf(node.type, here, state);
+    case 'enum':
+    case 'fixed':
+      return leaf(node.name, here, state);
+    case 'array':
+      return walk(node.items, { ...here, steps: [...pos.steps, { kind: 'items' }], repeated: true, nullable: false }, state);
+    case 'map':
+      return walk(node.values, { ...here, steps: [...pos.steps, { kind: 'values' }], repeated: true, nullable: false }, state);
     case 'record':
-    case 'error': {
-      const name = typeof obj.name === 'string' ? fullName(obj.name, ns) : '';
-      const recordNs = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : ns;
-      state.named.set(name, obj);
       if (here.annotation !== undefined) {
         state.problems.push({
           path: formatPath(pos.steps) || '(root)',
@@ -219,38 +213,12 @@ function walk(schema: unknown, namespace: string, pos: Position, state: WalkStat
           message: `semanticType "${here.annotation}" is on a record; annotate its primitive fields instead`,
         });
       }
-      if (state.stack.has(name)) return;
-      state.stack.add(name);
-      for (const field of Array.isArray(obj.fields) ? (obj.fields as unknown[]) : []) {
-        if (typeof field !== 'object' || field === null) continue;
-        const f = field as Record<string, unknown>;
-        if (typeof f.name !== 'string') continue;
-        walk(f.type, recordNs, {
-          steps: [...pos.steps, { kind: 'field', name: f.name }],
-          nullable: false,
-          repeated: pos.repeated,
-          annotation: typeof f.semanticType === 'string' ? f.semanticType : undefined,
-        }, state);
+      if (state.stack.has(node)) return;
+      state.stack.add(node);
+      for (const f of node.fields) {
+        walk(f.type, { steps: [...pos.steps, { kind: 'field', name: f.name }], nullable: false, repeated: pos.repeated, annotation: semanticTypeOf(f.props) }, state);
       }
-      state.stack.delete(name);
-      return;
-    }
-    case 'enum':
-    case 'fixed': {
-      const name = typeof obj.name === 'string' ? fullName(obj.name, ns) : String(type);
-      state.named.set(name, obj);
-      leaf(name, here, state);
-      return;
-    }
-    case 'array':
-      walk(obj.items, ns, { ...here, steps: [...pos.steps, { kind: 'items' }], repeated: true, nullable: false }, state);
-      return;
-    case 'map':
-      walk(obj.values, ns, { ...here, steps: [...pos.steps, { kind: 'values' }], repeated: true, nullable: false }, state);
-      return;
-    default:
-      // `{"type": "string", "logicalType": …}` or `{"type": <another schema>}`.
-      walk(type, ns, here, state);
+      state.stack.delete(node);
   }
 }
 

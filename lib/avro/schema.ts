@@ -33,6 +33,8 @@ export interface PrimitiveNode {
   /** Set for a valid `decimal` on `bytes`. */
   decimal: DecimalType | undefined;
   props: SchemaProps;
+  /** The JSON it was parsed from: the name (`"long"`) or the type object. */
+  json: unknown;
 }
 
 interface NamedBase {
@@ -44,6 +46,8 @@ interface NamedBase {
   aliases: string[];
   doc: string | undefined;
   props: SchemaProps;
+  /** The definition's JSON as written. */
+  json: Readonly<Record<string, unknown>>;
 }
 
 export interface RecordField {
@@ -83,12 +87,14 @@ export interface ArrayNode {
   kind: 'array';
   items: AvroNode;
   props: SchemaProps;
+  json: Readonly<Record<string, unknown>>;
 }
 
 export interface MapNode {
   kind: 'map';
   values: AvroNode;
   props: SchemaProps;
+  json: Readonly<Record<string, unknown>>;
 }
 
 export interface UnionNode {
@@ -174,11 +180,11 @@ export function parseSchema(json: unknown): AvroSchema {
       checkFullName(full, path);
       return full;
     });
-    return { name, namespace: namespace0, aliases, doc: typeof o.doc === 'string' ? o.doc : undefined, props: propsOf(o, RESERVED) };
+    return { name, namespace: namespace0, aliases, doc: typeof o.doc === 'string' ? o.doc : undefined, props: propsOf(o, RESERVED), json: o };
   };
 
   const parse = (s: unknown, ns: string, path: string): AvroNode => {
-    if (typeof s === 'string') return reference(s, ns, path, {});
+    if (typeof s === 'string') return reference(s, ns, path, undefined);
     if (Array.isArray(s)) return union(s, ns, path);
     if (typeof s !== 'object' || s === null) throw new SchemaError(`not a schema: ${JSON.stringify(s)}`, path);
     const o = s as Record<string, unknown>;
@@ -239,10 +245,10 @@ export function parseSchema(json: unknown): AvroSchema {
       }
       case 'array':
         if (!('items' in o)) throw new SchemaError('an array needs items', path);
-        return { kind: 'array', items: parse(o.items, ns, `${path === '' ? '' : `${path}.`}items`), props: propsOf(o, RESERVED) };
+        return { kind: 'array', items: parse(o.items, ns, `${path === '' ? '' : `${path}.`}items`), props: propsOf(o, RESERVED), json: o };
       case 'map':
         if (!('values' in o)) throw new SchemaError('a map needs values', path);
-        return { kind: 'map', values: parse(o.values, ns, `${path === '' ? '' : `${path}.`}values`), props: propsOf(o, RESERVED) };
+        return { kind: 'map', values: parse(o.values, ns, `${path === '' ? '' : `${path}.`}values`), props: propsOf(o, RESERVED), json: o };
       default:
         if (typeof type === 'string') return reference(type, ns, path, o);
         throw new SchemaError(`unknown type ${JSON.stringify(type)}`, path);
@@ -250,10 +256,11 @@ export function parseSchema(json: unknown): AvroSchema {
   };
 
   /** A primitive (possibly as a type object with a logical type and props) or a defined name. */
-  const reference = (name: string, ns: string, path: string, o: Record<string, unknown>): AvroNode => {
+  const reference = (name: string, ns: string, path: string, o: Record<string, unknown> | undefined): AvroNode => {
     if (AVRO_PRIMITIVES.has(name)) {
-      const decimal = name === 'bytes' && o.logicalType === 'decimal' ? decimalOf(o, Infinity) : undefined;
-      return { kind: 'primitive', type: name as AvroPrimitive, ...logical(o, decimal), props: propsOf(o, RESERVED) };
+      const attrs = o ?? {};
+      const decimal = name === 'bytes' && attrs.logicalType === 'decimal' ? decimalOf(attrs, Infinity) : undefined;
+      return { kind: 'primitive', type: name as AvroPrimitive, ...logical(attrs, decimal), props: propsOf(attrs, RESERVED), json: o ?? name };
     }
     const ref = named.get(fullNameOf(name, ns));
     if (ref === undefined) throw new SchemaError(`unknown type "${name}"${ns === '' ? '' : ` (in namespace ${ns})`}`, path);

@@ -9,6 +9,7 @@
  * BigQuery user holding the derived key can decrypt with
  * `AEAD.DECRYPT_BYTES(tinkKeyset(key), value, associated_data)`.
  */
+import { encodeVarint } from '../avro/binary.ts';
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { AppError } from '../errors.ts';
 
@@ -116,32 +117,21 @@ function checkKey(key: AeadKey): void {
 export function tinkKeyset(key: AeadKey): Buffer {
   checkKey(key);
   // AesGcmKey { uint32 version = 1; bytes key_value = 3; }
-  const aesGcmKey = Buffer.concat([field(1, 0, varint(0)), field(3, 2, key.key)]);
+  const aesGcmKey = Buffer.concat([field(1, 0, encodeVarint(0)), field(3, 2, key.key)]);
   // KeyData { string type_url = 1; bytes value = 2; KeyMaterialType key_material_type = 3 (SYMMETRIC = 2); }
   const keyData = Buffer.concat([
     field(1, 2, Buffer.from('type.googleapis.com/google.crypto.tink.AesGcmKey')),
     field(2, 2, aesGcmKey),
-    field(3, 0, varint(2)),
+    field(3, 0, encodeVarint(2)),
   ]);
   // Keyset.Key { KeyData key_data = 1; KeyStatusType status = 2 (ENABLED = 1); uint32 key_id = 3; OutputPrefixType output_prefix_type = 4 (TINK = 1); }
-  const keysetKey = Buffer.concat([field(1, 2, keyData), field(2, 0, varint(1)), field(3, 0, varint(key.keyId >>> 0)), field(4, 0, varint(1))]);
+  const keysetKey = Buffer.concat([field(1, 2, keyData), field(2, 0, encodeVarint(1)), field(3, 0, encodeVarint(key.keyId >>> 0)), field(4, 0, encodeVarint(1))]);
   // Keyset { uint32 primary_key_id = 1; repeated Key key = 2; }
-  return Buffer.concat([field(1, 0, varint(key.keyId >>> 0)), field(2, 2, keysetKey)]);
-}
-
-function varint(n: number): Buffer {
-  const bytes: number[] = [];
-  let v = n >>> 0;
-  while (v > 0x7f) {
-    bytes.push((v & 0x7f) | 0x80);
-    v >>>= 7;
-  }
-  bytes.push(v);
-  return Buffer.from(bytes);
+  return Buffer.concat([field(1, 0, encodeVarint(key.keyId >>> 0)), field(2, 2, keysetKey)]);
 }
 
 /** A protobuf field: wire type 0 (varint, `payload` already encoded) or 2 (length-delimited). */
 function field(number: number, wireType: 0 | 2, payload: Buffer): Buffer {
-  const tag = varint((number << 3) | wireType);
-  return wireType === 0 ? Buffer.concat([tag, payload]) : Buffer.concat([tag, varint(payload.length), payload]);
+  const tag = encodeVarint((number << 3) | wireType);
+  return wireType === 0 ? Buffer.concat([tag, payload]) : Buffer.concat([tag, encodeVarint(payload.length), payload]);
 }

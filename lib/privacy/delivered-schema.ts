@@ -21,6 +21,7 @@
  */
 import type avro from 'avsc';
 import { avroType } from '../avro/long.ts';
+import { nonNullBranches, parseSchema, SchemaError, typeName, type AvroNode, type RecordNode as AvroRecordNode, type SchemaProps } from '../avro/schema.ts';
 import { AppError } from '../errors.ts';
 import type { AvroSchemaJson } from '../registry/types.ts';
 import { defaultCatalogue, SUBJECT_SEMANTIC_TYPE, type SemanticCatalogue } from '../semantic-types.ts';
@@ -105,19 +106,11 @@ export interface EncryptionPlan {
   categories: string[];
 }
 
-const PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string']);
-
-interface Named {
-  /** The source definition, name fully qualified, namespace dropped. */
-  source: Record<string, unknown>;
-  /** Plan node of a record type (a placeholder while it is being walked). */
-  node: RecordNode | undefined;
-}
-
 interface WalkState {
   catalogue: SemanticCatalogue;
   keyContext: string;
-  named: Map<string, Named>;
+  /** Plan node of each record type (a placeholder while it is being walked; undefined if it holds no personal data). */
+  records: Map<AvroRecordNode, RecordNode | undefined>;
   categories: Set<string>;
   subjects: string[][];
 }
@@ -142,11 +135,18 @@ export function compileEncryptionPlan(source: AvroSchemaJson, options: Delivered
   const state: WalkState = {
     catalogue: options.catalogue ?? defaultCatalogue,
     keyContext: options.keyContext ?? DEFAULT_KEY_CONTEXT,
-    named: new Map(),
+    records: new Map(),
     categories: new Set(),
     subjects: [],
   };
-  const walked = walkType(source, '', undefined, [], state);
+  let root: AvroNode;
+  try {
+    root = parseSchema(source).root;
+  } catch (err) {
+    if (!(err instanceof SchemaError)) throw err;
+    invalid(`the source schema is not valid Avro: ${err.message}`);
+  }
+  const walked = walkType(root, source, undefined, [], state);
   if (state.subjects.length > 1) {
     invalid(`more than one data subject field (${state.subjects.map((s) => s.join('.')).join(', ')})`);
   }
@@ -165,190 +165,139 @@ function invalid(message: string): never {
   throw new AppError('SCHEMA_INVALID', { message: `Cannot derive the delivered schema: ${message}` });
 }
 
-function qualify(name: string, namespace: string): string {
-  return name.includes('.') || namespace === '' ? name : `${namespace}.${name}`;
-}
 
 /**
+ * Walks the model of the source schema beside its JSON (`json` is what is
+ * written at this position: a name, a definition, a type object, a union),
+ * so the delivered schema keeps the source's text wherever nothing changes.
  * @param annotation the semantic type in force (from the enclosing field or type object)
  * @param fieldPath field names from the root, for the subject's path and error messages
  */
-function walkType(schema: unknown, namespace: string, annotation: string | undefined, fieldPath: string[], state: WalkState): Walked {
+function walkType(node: AvroNode, json: unknown, annotation: string | undefined, fieldPath: string[], state: WalkState): Walked {
+  // An annotation on a type (a type object, or a named type's definition, wherever it is used) wins over the field's.
+  const own = node.kind === 'union' ? undefined : semanticTypeOf(node.props);
+  if (own !== undefined && own !== annotation) return walkType(node, json, own, fieldPath, state);
   const entry = annotation === undefined ? undefined : state.catalogue[annotation];
   if (annotation !== undefined && entry === undefined) {
     invalid(`${fieldPath.join('.') || '(root)'}: unknown semantic type "${annotation}"`);
   }
   if (annotation === SUBJECT_SEMANTIC_TYPE) {
     state.subjects.push(fieldPath);
-    return { delivered: schema, node: undefined };
+    return { delivered: json, node: undefined };
   }
   const personal = entry?.personal === true ? annotation : undefined;
 
-  if (typeof schema === 'string') {
-    if (PRIMITIVES.has(schema)) return personal === undefined ? { delivered: schema, node: undefined } : personalLeaf(schema, namespace, personal, state);
-    const named = state.named.get(qualify(schema, namespace)) ?? state.named.get(schema);
-    if (named === undefined) return { delivered: schema, node: undefined };
-    if (named.source.type === 'record' || named.source.type === 'error') {
-      if (personal !== undefined) invalid(`${fieldPath.join('.')}: semantic type "${personal}" is on a record; annotate its fields`);
-      return { delivered: schema, node: named.node };
-    }
-    return personal === undefined ? { delivered: schema, node: undefined } : personalLeaf(schema, namespace, personal, state);
-  }
-
-  if (Array.isArray(schema)) {
-    const branches = schema as unknown[];
-    if (personal !== undefined && branches.every((b) => isLeafType(b, namespace, state))) {
-      return personalLeaf(schema, namespace, personal, state);
-    }
-    const out: unknown[] = [];
-    const nodes: UnionNode['branches'] = [];
-    const nonNull = branches.filter((b) => b !== 'null');
-    for (const branch of branches) {
-      if (branch === 'null') {
-        out.push(branch);
-        continue;
-      }
-      if (personal !== undefined && isLeafType(branch, namespace, state)) {
-        invalid(`${fieldPath.join('.')}: a personal union must hold only primitive values or only arrays/maps`);
-      }
-      const w = walkType(branch, namespace, annotation, fieldPath, state);
-      out.push(w.delivered);
-      if (w.node !== undefined) {
-        nodes.push({ name: branchName(branch, namespace), node: w.node, isValid: branchValidator(branch, namespace, state) });
-      }
-    }
-    return { delivered: out, node: nodes.length === 0 ? undefined : { kind: 'union', single: nonNull.length === 1, branches: nodes } };
-  }
-
-  if (typeof schema !== 'object' || schema === null) return { delivered: schema, node: undefined };
-  const obj = schema as Record<string, unknown>;
-  const own = typeof obj.semanticType === 'string' ? obj.semanticType : undefined;
-  if (own !== undefined && own !== annotation) return walkType(schema, namespace, own, fieldPath, state);
-  const ns = typeof obj.namespace === 'string' ? obj.namespace : namespace;
-
-  switch (obj.type) {
-    case 'record':
-    case 'error': {
-      if (personal !== undefined) invalid(`${fieldPath.join('.') || '(root)'}: semantic type "${personal}" is on a record; annotate its fields`);
-      const name = typeof obj.name === 'string' ? qualify(obj.name, ns) : '';
-      const recordNs = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : ns;
-      const node: RecordNode = { kind: 'record', fields: [] };
-      const named: Named = { source: { ...obj, name }, node };
-      delete named.source.namespace;
-      state.named.set(name, named);
-      const fields: unknown[] = [];
-      for (const field of Array.isArray(obj.fields) ? (obj.fields as unknown[]) : []) {
-        const f = field as Record<string, unknown>;
-        const fname = String(f.name);
-        const fieldAnnotation = typeof f.semanticType === 'string' ? f.semanticType : undefined;
-        const w = walkType(f.type, recordNs, fieldAnnotation, [...fieldPath, fname], state);
-        if (w.node === undefined) {
-          fields.push(field);
-          continue;
+  switch (node.kind) {
+    case 'union': {
+      if (personal !== undefined && isLeafType(node)) return personalLeaf(node, personal, state);
+      const out: unknown[] = [];
+      const nodes: UnionNode['branches'] = [];
+      const branchJson = json as unknown[];
+      node.branches.forEach((branch, i) => {
+        if (branch.kind === 'primitive' && branch.type === 'null') {
+          out.push(branchJson[i]);
+          return;
         }
-        node.fields.push({ name: fname, node: w.node });
-        const out: Record<string, unknown> = { ...f, type: w.delivered };
-        if (w.node.kind === 'personal') out.default = null;
-        fields.push(out);
-      }
-      if (node.fields.length === 0) named.node = undefined;
-      return { delivered: { ...obj, fields }, node: named.node };
+        if (personal !== undefined && isLeafType(branch)) {
+          invalid(`${fieldPath.join('.')}: a personal union must hold only primitive values or only arrays/maps`);
+        }
+        const w = walkType(branch, branchJson[i], annotation, fieldPath, state);
+        out.push(w.delivered);
+        if (w.node !== undefined) nodes.push({ name: typeName(branch), node: w.node, isValid: branchValidator(branch) });
+      });
+      return { delivered: out, node: nodes.length === 0 ? undefined : { kind: 'union', single: nonNullBranches(node).length === 1, branches: nodes } };
     }
-    case 'enum':
-    case 'fixed': {
-      const name = typeof obj.name === 'string' ? qualify(obj.name, ns) : String(obj.type);
-      const source: Record<string, unknown> = { ...obj, name };
-      delete source.namespace;
-      state.named.set(name, { source, node: undefined });
-      return personal === undefined ? { delivered: schema, node: undefined } : personalLeaf(schema, namespace, personal, state);
+    case 'record': {
+      if (personal !== undefined) invalid(`${fieldPath.join('.') || '(root)'}: semantic type "${personal}" is on a record; annotate its fields`);
+      const obj = json as Record<string, unknown>;
+      // A reference (its definition was walked first, or is being walked: then the placeholder).
+      if (typeof json === 'string' || (obj.type !== 'record' && obj.type !== 'error')) return { delivered: json, node: state.records.get(node) };
+      const plan: RecordNode = { kind: 'record', fields: [] };
+      state.records.set(node, plan);
+      const fields = node.fields.map((f) => {
+        const w = walkType(f.type, f.json.type, semanticTypeOf(f.props), [...fieldPath, f.name], state);
+        if (w.node === undefined) return f.json;
+        plan.fields.push({ name: f.name, node: w.node });
+        const out: Record<string, unknown> = { ...f.json, type: w.delivered };
+        if (w.node.kind === 'personal') out.default = null;
+        return out;
+      });
+      if (plan.fields.length === 0) state.records.set(node, undefined);
+      return { delivered: { ...obj, fields }, node: state.records.get(node) };
     }
     case 'array': {
-      const w = walkType(obj.items, ns, personal === undefined ? undefined : annotation, fieldPath, state);
+      const obj = json as Record<string, unknown>;
+      const w = walkType(node.items, obj.items, personal === undefined ? undefined : annotation, fieldPath, state);
       return { delivered: { ...obj, items: w.delivered }, node: w.node === undefined ? undefined : { kind: 'array', items: w.node } };
     }
     case 'map': {
-      const w = walkType(obj.values, ns, personal === undefined ? undefined : annotation, fieldPath, state);
+      const obj = json as Record<string, unknown>;
+      const w = walkType(node.values, obj.values, personal === undefined ? undefined : annotation, fieldPath, state);
       return { delivered: { ...obj, values: w.delivered }, node: w.node === undefined ? undefined : { kind: 'map', values: w.node } };
     }
-    default: {
-      // `{"type": "string", "logicalType": …}` and other primitive type objects.
-      if (typeof obj.type === 'string' && PRIMITIVES.has(obj.type)) {
-        return personal === undefined ? { delivered: schema, node: undefined } : personalLeaf(schema, namespace, personal, state);
-      }
-      const w = walkType(obj.type, ns, annotation, fieldPath, state);
-      return w.node === undefined ? { delivered: schema, node: undefined } : w;
-    }
+    default:
+      // Primitives (named or as type objects), enums, fixed.
+      return personal === undefined ? { delivered: json, node: undefined } : personalLeaf(node, personal, state);
   }
 }
 
-/** A primitive, enum or fixed type (named or inline), or a union of only those. */
-function isLeafType(schema: unknown, namespace: string, state: WalkState): boolean {
-  if (typeof schema === 'string') {
-    if (PRIMITIVES.has(schema)) return true;
-    const named = state.named.get(qualify(schema, namespace)) ?? state.named.get(schema);
-    return named !== undefined && (named.source.type === 'enum' || named.source.type === 'fixed');
-  }
-  if (Array.isArray(schema)) return schema.every((b) => isLeafType(b, namespace, state));
-  if (typeof schema !== 'object' || schema === null) return false;
-  const type = (schema as Record<string, unknown>).type;
-  if (type === 'enum' || type === 'fixed') return true;
-  return typeof type === 'string' && PRIMITIVES.has(type);
+function semanticTypeOf(props: SchemaProps): string | undefined {
+  return typeof props.semanticType === 'string' ? props.semanticType : undefined;
 }
 
-/** The name avsc wraps a union branch's value under (`{"<name>": value}`). */
-function branchName(schema: unknown, namespace: string): string {
-  if (typeof schema === 'string') return PRIMITIVES.has(schema) ? schema : qualify(schema, namespace);
-  const obj = schema as Record<string, unknown>;
-  if (typeof obj.name === 'string') return qualify(obj.name, typeof obj.namespace === 'string' ? obj.namespace : namespace);
-  return String(obj.type);
+/** A primitive, enum or fixed type, or a union of only those. */
+function isLeafType(node: AvroNode): boolean {
+  if (node.kind === 'union') return node.branches.every(isLeafType);
+  return node.kind === 'primitive' || node.kind === 'enum' || node.kind === 'fixed';
 }
 
-function branchValidator(schema: unknown, namespace: string, state: WalkState): (value: unknown) => boolean {
+function branchValidator(node: AvroNode): (value: unknown) => boolean {
   let type: avro.Type | undefined;
   return (value) => {
-    type ??= avroType(expand(schema, namespace, state, new Set()));
+    type ??= avroType(standalone(node, new Set()));
     return type.isValid(value);
   };
 }
 
-/** `schema` with named references replaced by their definitions, so it stands alone. */
-function expand(schema: unknown, namespace: string, state: WalkState, seen: Set<string>): unknown {
-  if (typeof schema === 'string') {
-    if (PRIMITIVES.has(schema)) return schema;
-    const name = state.named.has(qualify(schema, namespace)) ? qualify(schema, namespace) : schema;
-    const named = state.named.get(name);
-    if (named === undefined || seen.has(name)) return name;
-    seen.add(name);
-    return expand(named.source, namespace, state, seen);
+/**
+ * `node` as JSON that stands alone: named types written out in full at their
+ * first use (full name, no namespace), annotations on type objects dropped.
+ */
+function standalone(node: AvroNode, seen: Set<string>): unknown {
+  switch (node.kind) {
+    case 'union':
+      return node.branches.map((b) => standalone(b, seen));
+    case 'primitive': {
+      if (typeof node.json === 'string') return node.json;
+      const obj = withoutKeys(node.json as Record<string, unknown>, ['semanticType']);
+      // `{"type": "string"}` (an annotation holder) is just `"string"`.
+      return Object.keys(obj).length === 1 ? node.type : obj;
+    }
+    case 'array':
+      return { ...withoutKeys(node.json, ['semanticType']), items: standalone(node.items, seen) };
+    case 'map':
+      return { ...withoutKeys(node.json, ['semanticType']), values: standalone(node.values, seen) };
+    default: {
+      if (seen.has(node.name)) return node.name;
+      seen.add(node.name);
+      const obj: Record<string, unknown> = { ...withoutKeys(node.json, ['semanticType', 'namespace']), name: node.name };
+      if (node.kind === 'record') obj.fields = node.fields.map((f) => ({ ...f.json, type: standalone(f.type, seen) }));
+      return obj;
+    }
   }
-  if (Array.isArray(schema)) return schema.map((b) => expand(b, namespace, state, seen));
-  if (typeof schema !== 'object' || schema === null) return schema;
-  const obj = { ...(schema as Record<string, unknown>) };
-  const ns = typeof obj.namespace === 'string' ? obj.namespace : namespace;
-  if (typeof obj.name === 'string') {
-    const full = qualify(obj.name, ns);
-    obj.name = full;
-    delete obj.namespace;
-    seen.add(full);
-  }
-  delete obj.semanticType;
-  // `{"type": "string"}` (an annotation holder) is just `"string"`.
-  if (Object.keys(obj).length === 1 && typeof obj.type === 'string' && PRIMITIVES.has(obj.type)) return obj.type;
-  if (Array.isArray(obj.fields)) {
-    const recordNs = typeof obj.name === 'string' && obj.name.includes('.') ? obj.name.slice(0, obj.name.lastIndexOf('.')) : ns;
-    obj.fields = (obj.fields as Record<string, unknown>[]).map((f) => ({ ...f, type: expand(f.type, recordNs, state, seen) }));
-  }
-  if (obj.items !== undefined) obj.items = expand(obj.items, ns, state, seen);
-  if (obj.values !== undefined) obj.values = expand(obj.values, ns, state, seen);
-  if (typeof obj.type === 'object') obj.type = expand(obj.type, ns, state, seen);
-  return obj;
 }
 
-function personalLeaf(schema: unknown, namespace: string, semanticType: string, state: WalkState): Walked {
+function withoutKeys(obj: Readonly<Record<string, unknown>>, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...obj };
+  for (const k of keys) delete out[k];
+  return out;
+}
+
+function personalLeaf(node: AvroNode, semanticType: string, state: WalkState): Walked {
   const entry = state.catalogue[semanticType];
   if (entry === undefined) invalid(`unknown semantic type "${semanticType}"`);
-  const expanded = expand(schema, namespace, state, new Set());
-  const nonNull = Array.isArray(expanded) ? expanded.filter((b) => b !== 'null') : [expanded];
+  const seen = new Set<string>();
+  const nonNull = nonNullBranches(node).map((b) => standalone(b, seen));
   const sourceType = nonNull.length === 1 ? nonNull[0] : nonNull;
   const base = baseType(sourceType);
   const plaintext: PlaintextEncoding = base === 'string' ? 'utf8' : base === 'bytes' || base === 'fixed' ? 'raw' : 'avro';

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import avro from 'avsc';
+import { readContainer, decodeRecords } from '../avro/container.ts';
 import { avroType } from '../avro/long.ts';
 import type { Storage } from '@google-cloud/storage';
 import { AppError } from '../errors.ts';
@@ -113,7 +113,7 @@ export async function readPartitionFile(source: PartitionSource, manifest: Manif
   if (bytes.length !== file.size || crc32cToBase64(crc32c(bytes)) !== file.crc32c) {
     throw new AppError('PRECONDITION_FAILED', { message: `${file.name} does not match its manifest entry (size or CRC32C)` });
   }
-  const records = await decodeContainer(bytes, deliveredFileSchema(deliveredSchema));
+  const records = decodeContainer(bytes, deliveredFileSchema(deliveredSchema));
   if (records.length !== file.recordCount) {
     throw new AppError('PRECONDITION_FAILED', { message: `${file.name} holds ${records.length} records, its manifest entry says ${file.recordCount}` });
   }
@@ -127,22 +127,15 @@ export async function* readPartition(source: PartitionSource): AsyncGenerator<Pa
 }
 
 /** Decodes an Avro object-container file whose header schema must be `expected` (canonically). */
-async function decodeContainer(bytes: Buffer, expected: AvroSchemaJson): Promise<DeliveredRecord[]> {
-  const expectedCanonical = canonicalForm(expected);
+function decodeContainer(bytes: Buffer, expected: AvroSchemaJson): DeliveredRecord[] {
+  const contents = readContainer(bytes);
+  if (canonicalForm(contents.schema) !== canonicalForm(expected)) {
+    throw new AppError('PRECONDITION_FAILED', { message: "file's writer schema is not the manifest's delivered schema" });
+  }
   const type = avroType(expected);
-  return new Promise((resolve, reject) => {
-    const records: DeliveredRecord[] = [];
-    const decoder = new avro.streams.BlockDecoder({
-      parseHook: (schema: avro.Schema) => {
-        if (canonicalForm(schema) !== expectedCanonical) {
-          throw new AppError('PRECONDITION_FAILED', { message: "file's writer schema is not the manifest's delivered schema" });
-        }
-        return type;
-      },
-    });
-    decoder.on('data', (r: DeliveredRecord) => records.push(r));
-    decoder.on('error', (err: unknown) => reject(err instanceof AppError ? err : new AppError('DECODE_FAILED', { cause: err })));
-    decoder.on('end', () => resolve(records));
-    decoder.end(bytes);
-  });
+  try {
+    return decodeRecords(contents, (buf, pos) => type.decode(buf, pos) as { value: DeliveredRecord; offset: number });
+  } catch (err) {
+    throw err instanceof AppError ? err : new AppError('DECODE_FAILED', { cause: err });
+  }
 }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
 import avro from 'avsc';
 import fc from 'fast-check';
-import { decodeLong, decodeRecords, encodeLong, readContainer, writeContainer } from './avro-container.ts';
+import { readLong, encodeLong } from './binary.ts';
+import { decodeRecords, readContainer, writeContainer } from './container.ts';
 
 const schema = { type: 'record', name: 'R', fields: [{ name: 'id', type: 'string' }, { name: 'n', type: 'long' }] };
 const type = avro.Type.forSchema(schema as avro.Schema);
@@ -20,7 +21,7 @@ describe('Avro container files', () => {
     fc.assert(
       fc.property(fc.integer({ min: -(2 ** 52), max: 2 ** 52 }), (n) => {
         expect(encodeLong(n)).toEqual(avro.Type.forSchema('long').toBuffer(n));
-        expect(decodeLong(encodeLong(n), 0)).toEqual({ value: n, offset: encodeLong(n).length });
+        expect(readLong(encodeLong(n), 0)).toEqual({ value: n, offset: encodeLong(n).length });
       }),
     );
   });
@@ -46,5 +47,15 @@ describe('Avro container files', () => {
     const bytes = writeContainer([type.toBuffer({ id: 'a', n: 1 })], { schema, syncMarker: sync });
     expect(() => readContainer(bytes.subarray(0, bytes.length - 3))).toThrow();
     expect(() => readContainer(Buffer.from('nope'))).toThrow();
+  });
+});
+
+describe('malformed container files', () => {
+  it('are refused with DECODE_FAILED, never a crash or a hang', () => {
+    const good = writeContainer([type.toBuffer({ id: 'a', n: 1 })], { schema, syncMarker: sync, codec: 'deflate' });
+    const overlong = Buffer.concat([good.subarray(0, 4), Buffer.from([...Array(11).fill(0xff)])]);
+    for (const bad of [overlong, good.subarray(0, good.length - 3), Buffer.concat([good.subarray(0, 4), Buffer.from([0x02, 0x08])])]) {
+      expect(() => readContainer(bad)).toThrow(expect.objectContaining({ code: 'DECODE_FAILED' }));
+    }
   });
 });

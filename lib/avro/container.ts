@@ -5,7 +5,8 @@
  * bytes on every run (idempotent close). Codecs: `null` and `deflate`.
  */
 import zlib from 'node:zlib';
-import { AppError } from '../lib/errors.ts';
+import { encodeBytes, encodeLong, readBytes, readLength, readLong } from './binary.ts';
+import { AppError } from '../errors.ts';
 
 const MAGIC = Buffer.from([0x4f, 0x62, 0x6a, 0x01]);
 
@@ -21,37 +22,6 @@ export interface ContainerOptions {
   metadata?: Record<string, string>;
   /** Uncompressed bytes per block before starting a new one. */
   blockBytes?: number;
-}
-
-/** Avro `long` (zig-zag varint). */
-export function encodeLong(n: number): Buffer {
-  let z = n >= 0 ? n * 2 : -n * 2 - 1;
-  const out: number[] = [];
-  while (z >= 0x80) {
-    out.push((z % 0x80) | 0x80);
-    z = Math.floor(z / 0x80);
-  }
-  out.push(z);
-  return Buffer.from(out);
-}
-
-export function decodeLong(buf: Buffer, pos: number): { value: number; offset: number } {
-  let n = 0;
-  let k = 1;
-  let b: number;
-  let i = pos;
-  do {
-    if (i >= buf.length) throw new AppError('DECODE_FAILED', { message: 'truncated long' });
-    b = buf[i++]!;
-    n += (b & 0x7f) * k;
-    k *= 0x80;
-  } while (b & 0x80);
-  return { value: n % 2 === 0 ? n / 2 : -(n + 1) / 2, offset: i };
-}
-
-/** Avro `string`/`bytes`: length then bytes. */
-export function encodeBytes(b: Buffer): Buffer {
-  return Buffer.concat([encodeLong(b.length), b]);
 }
 
 /** The bytes of a container file holding `records` (each one record's Avro binary). */
@@ -97,27 +67,37 @@ export interface ContainerContents {
 
 /** Parses a container file; throws DECODE_FAILED on anything malformed. */
 export function readContainer(buf: Buffer): ContainerContents {
+  try {
+    return parseContainer(buf);
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    // Varints, the schema's JSON, a deflate stream: whatever is malformed, the file is.
+    throw new AppError('DECODE_FAILED', { message: `malformed container file: ${err instanceof Error ? err.message : String(err)}`, cause: err });
+  }
+}
+
+function parseContainer(buf: Buffer): ContainerContents {
   if (buf.length < 4 || !buf.subarray(0, 4).equals(MAGIC)) throw new AppError('DECODE_FAILED', { message: 'not an Avro container file' });
   let pos = 4;
   const metadata: Record<string, string> = {};
   for (;;) {
-    const n = decodeLong(buf, pos);
+    const n = readLong(buf, pos);
     pos = n.offset;
     if (n.value === 0) break;
+    if (typeof n.value !== 'number') throw new AppError('DECODE_FAILED', { message: 'invalid metadata block count' });
     let count = n.value;
     if (count < 0) {
       count = -count;
-      pos = decodeLong(buf, pos).offset; // block size, unused
+      pos = readLength(buf, pos).offset; // block size, unused
     }
     for (let i = 0; i < count; i++) {
-      const kl = decodeLong(buf, pos);
-      const key = buf.subarray(kl.offset, kl.offset + kl.value).toString('utf8');
-      pos = kl.offset + kl.value;
-      const vl = decodeLong(buf, pos);
-      metadata[key] = buf.subarray(vl.offset, vl.offset + vl.value).toString('utf8');
-      pos = vl.offset + vl.value;
+      const key = readBytes(buf, pos);
+      const value = readBytes(buf, key.offset);
+      metadata[key.value.toString('utf8')] = value.value.toString('utf8');
+      pos = value.offset;
     }
   }
+  if (pos + 16 > buf.length) throw new AppError('DECODE_FAILED', { message: 'truncated header' });
   const sync = buf.subarray(pos, pos + 16);
   pos += 16;
   const codec = (metadata['avro.codec'] ?? 'null') as Codec;
@@ -126,15 +106,13 @@ export function readContainer(buf: Buffer): ContainerContents {
   if (schemaText === undefined) throw new AppError('DECODE_FAILED', { message: 'container has no schema' });
   const blocks: { count: number; data: Buffer }[] = [];
   while (pos < buf.length) {
-    const c = decodeLong(buf, pos);
-    const s = decodeLong(buf, c.offset);
-    const start = s.offset;
-    const end = start + s.value;
+    const c = readLength(buf, pos);
+    const data = readBytes(buf, c.offset);
+    const end = data.offset;
     if (end + 16 > buf.length || !buf.subarray(end, end + 16).equals(sync)) {
       throw new AppError('DECODE_FAILED', { message: 'corrupt block or sync marker' });
     }
-    const data = buf.subarray(start, end);
-    blocks.push({ count: c.value, data: codec === 'deflate' ? zlib.inflateRawSync(data) : Buffer.from(data) });
+    blocks.push({ count: c.value, data: codec === 'deflate' ? zlib.inflateRawSync(data.value) : Buffer.from(data.value) });
     pos = end + 16;
   }
   delete metadata['avro.schema'];
