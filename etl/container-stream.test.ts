@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AppError } from '../lib/errors.ts';
-import { readContainer, writeContainer, type Codec } from './avro-container.ts';
+import { readContainer, writeContainer, type Codec } from '../lib/avro/container.ts';
 import { ContainerBlockReader, ContainerStreamWriter, type RangeReader } from './container-stream.ts';
 
 const schema = { type: 'record', name: 'R', fields: [{ name: 'b', type: 'bytes' }] };

@@ -7,7 +7,8 @@
  */
 import zlib from 'node:zlib';
 import { AppError } from '../lib/errors.ts';
-import { decodeLong, encodeBytes, encodeLong, type Codec, type ContainerOptions } from './avro-container.ts';
+import { AvroBinaryError, encodeBytes, encodeLong, readLong } from '../lib/avro/binary.ts';
+import type { Codec, ContainerOptions } from '../lib/avro/container.ts';
 
 const MAGIC = Buffer.from([0x4f, 0x62, 0x6a, 0x01]);
 const SYNC_SIZE = 16;
@@ -78,7 +79,14 @@ export class ContainerBlockReader {
 
   private async long(): Promise<number> {
     await this.fill(10);
-    const r = decodeLong(this.buf, this.pos);
+    let r: ReturnType<typeof readLong>;
+    try {
+      r = readLong(this.buf, this.pos);
+    } catch (err) {
+      if (err instanceof AvroBinaryError) this.fail(err.message);
+      throw err;
+    }
+    if (typeof r.value !== 'number') this.fail('a count or length beyond 2^53');
     this.pos = r.offset;
     return r.value;
   }

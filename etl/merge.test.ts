@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { periodOf } from '../lib/partitions.ts';
-import { writeContainer } from './avro-container.ts';
+import { writeContainer } from '../lib/avro/container.ts';
 import { dedupById, summarizeRecords } from './closer.ts';
 import { ContainerBlockReader } from './container-stream.ts';
 import { decodeStaged, encodeStaged, stagedEnvelopeSchema, type StagedRecord } from './envelope.ts';

@@ -260,7 +260,11 @@ export async function summarize(cursors: readonly StagedCursor[], heartbeat?: ()
 /** Read position of the envelope readers (module-level: no closure or object per record in the hot loop). */
 let at = 0;
 
-/** An Avro long at `at` that is a safe integer; NaN if malformed or beyond 2^53. */
+/**
+ * An Avro long at `at` that is a safe integer; NaN if malformed or beyond 2^53.
+ * (lib/avro/binary.ts `readLong` is the general one; it returns an object per
+ * call, which in this loop, run several times per record, was measurable garbage.)
+ */
 function readSafeLong(buf: Buffer): number {
   let n = 0;
   let k = 1;
