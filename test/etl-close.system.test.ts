@@ -211,4 +211,31 @@ describe('closing a partition', () => {
     const manifest = JSON.parse((await run.data.file(successObjectName(TYPE, period)).download())[0].toString('utf8')) as Manifest;
     expect(manifest).toMatchObject({ recordCount: 500, closedBy: 'deadline', audit: { accepted: 501, delivered: 500, duplicatesDropped: 60, complete: false } });
   });
+
+  it('renews its lease during a long close, and stops without _SUCCESS if the lease was taken over', async () => {
+    // A clock that moves half a lease per reading: every part written is a renewal due.
+    const renewing = await setup();
+    let t = period.endMs + HOUR;
+    const ctx = { ...context(renewing.staging, renewing.data, 100), now: () => (t += 30_000) };
+    const owners: string[] = [];
+    const m = await new PartitionCloser(ctx, new LateWriter(ctx), {
+      afterStep: async (s) => {
+        if (s === 'part-written') owners.push(JSON.parse((await renewing.staging.file(leaseObjectName(TYPE, period)).download())[0].toString('utf8')).expiresAt);
+      },
+    }).closePartition(period, { force: false });
+    expect(m).toMatchObject({ recordCount: 500 });
+    expect(new Set(owners).size).toBe(owners.length); // each part saw a later expiry: renewed
+
+    const lost = await setup();
+    let t2 = period.endMs + HOUR;
+    const ctx2 = { ...context(lost.staging, lost.data, 100), now: () => (t2 += 30_000) };
+    const closer = new PartitionCloser(ctx2, new LateWriter(ctx2), {
+      afterStep: async (s) => {
+        // Another closer takes the lease over (as if ours had expired).
+        if (s === 'staged-read') await lost.staging.file(leaseObjectName(TYPE, period)).save(JSON.stringify({ owner: 'other', expiresAt: new Date(t2 + 60_000).toISOString() }));
+      },
+    });
+    await expect(closer.closePartition(period, { force: false })).rejects.toThrow(/lease .* was lost/);
+    expect((await lost.data.file(successObjectName(TYPE, period)).exists())[0]).toBe(false);
+  });
 });
