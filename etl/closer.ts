@@ -53,7 +53,7 @@ export function closeDecision(p: {
   return 'wait';
 }
 
-/** Steps after which tests may inject a crash (a hook that throws). */
+/** Steps after which tests may inject a crash (a hook that throws); `staged-read` is the end of the counting merge. */
 export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-written' | 'manifest-written' | 'staging-deleted';
 
 export interface CloserHooks {
@@ -65,7 +65,10 @@ const READS_IN_FLIGHT = 16;
 
 const PART_NAME = /\/part-\d{5}\.avro$/;
 
-/** The counting merge of one set of staged files, reused while that set is unchanged. */
+/**
+ * The counting merge of one set of staged files, reused while that set is
+ * unchanged (after an incomplete check, or a close attempt that failed later).
+ */
 interface CountedSet {
   key: string;
   inputs: MergeInput[];
@@ -250,9 +253,6 @@ export class PartitionCloser {
         duplicatesDropped: manifest.audit.duplicatesDropped,
       });
       return manifest;
-    } catch (err) {
-      this.counted.delete(period.key);
-      throw err;
     } finally {
       await releaseLease(ctx.staging, lease).catch(() => undefined);
     }
@@ -358,6 +358,7 @@ export class PartitionCloser {
       });
       for (const fp of fingerprints) await sequences.get(fp)!.finish();
       if (written.emitted !== summary.unique) {
+        this.counted.delete(period.key);
         throw new AppError('INTERNAL', { message: `merge of ${period.key} wrote ${written.emitted} records, counted ${summary.unique}` });
       }
     } catch (err) {

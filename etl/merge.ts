@@ -220,7 +220,12 @@ export async function mergeCursors(
     const moved = top.advance();
     if (moved !== undefined) await moved;
     heap.fixTop();
-    if (opts.heartbeat !== undefined && (read & 0xffff) === 0) await opts.heartbeat();
+    if ((read & 0xfff) === 0) {
+      // Blocks read ahead can keep the merge busy for long stretches: let the worker's
+      // pull, acks and staging run in between (closing must not stall draining).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (opts.heartbeat !== undefined && (read & 0xffff) === 0) await opts.heartbeat();
+    }
   }
   return { read, emitted };
 }
