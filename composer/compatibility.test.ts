@@ -111,3 +111,11 @@ describe('decimals (issue 21, defect 6)', () => {
     expect(checkCompatibility(dec(2, 3), dec(10, 2)).compatible).toBe(true);
   });
 });
+
+describe('schemas that are not Avro', () => {
+  it('make the pair incompatible with the reason, never throw', () => {
+    const ok = { type: 'record', name: 'R', fields: [] };
+    const r = checkCompatibility(ok, { type: 'record', name: 'R', fields: [{ name: 'a', type: 'Nope' }] });
+    expect(r).toEqual({ compatible: false, reasons: [{ path: '(root)', message: expect.stringMatching(/writer schema is not valid Avro: .*unknown type "Nope"/) }] });
+  });
+});

@@ -15,6 +15,7 @@ import { inspectAnnotations } from '../lib/avro/annotations.ts';
 import {
   isNamed,
   parseSchema,
+  SchemaError,
   shortName,
   type ArrayNode,
   type AvroNode,
@@ -215,21 +216,30 @@ class Checker {
   }
 }
 
-/** The model of a schema the caller validated; a schema that is not Avro is a caller bug. */
-function modelOf(schema: unknown): AvroNode {
-  return parseSchema(schema).root;
-}
-
 /**
  * Can data written with `writer` be read with `reader`? Pure; follows the
- * Avro specification's schema-resolution rules. Both schemas must be valid
- * Avro (validated with `parseSchema`, lib/avro/schema.ts, which throws
- * SchemaError otherwise); annotations are ignored.
+ * Avro specification's schema-resolution rules; annotations are ignored. A
+ * schema that is not valid Avro (lib/avro/schema.ts) makes the pair
+ * incompatible, with the parser's reason.
  */
 export function checkCompatibility(reader: unknown, writer: unknown): CompatibilityResult {
+  const r = modelOf(reader, 'reader');
+  const w = modelOf(writer, 'writer');
+  if ('problem' in r || 'problem' in w) {
+    return { compatible: false, reasons: [r, w].flatMap((m) => ('problem' in m ? [m.problem] : [])) };
+  }
   const checker = new Checker();
-  const compatible = checker.check(modelOf(reader), modelOf(writer), '');
+  const compatible = checker.check(r.node, w.node, '');
   return { compatible, reasons: checker.reasons };
+}
+
+function modelOf(schema: unknown, role: 'reader' | 'writer'): { node: AvroNode } | { problem: CompatibilityReason } {
+  try {
+    return { node: parseSchema(schema).root };
+  } catch (err) {
+    if (!(err instanceof SchemaError)) throw err;
+    return { problem: { path: '(root)', message: `the ${role} schema is not valid Avro: ${err.message}` } };
+  }
 }
 
 /**
@@ -277,7 +287,7 @@ export function leafPaths(schema: unknown): Set<string> {
         out.add(path === '' ? '(root)' : path);
     }
   };
-  visit(modelOf(schema), '');
+  visit(parseSchema(schema).root, '');
   return out;
 }
 

@@ -1,6 +1,6 @@
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
-import { avroType, isAvroLong, parseLongString } from './long.ts';
+import { avroType, exactLongType, isAvroLong, parseLongString } from './long.ts';
 
 const schema = {
   type: 'record',
@@ -57,5 +57,26 @@ describe('exact long', () => {
     expect(parseLongString('012')).toBeUndefined();
     expect(parseLongString('1e3')).toBeUndefined();
     expect(parseLongString(' 1')).toBeUndefined();
+  });
+});
+
+describe('avroType with the caller\'s logical types', () => {
+  class DateType extends avro.types.LogicalType {
+    override _fromValue(value: number | bigint): Date {
+      return new Date(Number(value));
+    }
+    override _toValue(date: unknown): number | undefined {
+      return date instanceof Date ? date.getTime() : undefined;
+    }
+  }
+  it('applies a long-based logical type over the exact long', () => {
+    const type = avroType({ type: 'record', name: 'R', fields: [{ name: 't', type: { type: 'long', logicalType: 'timestamp-millis' } }, { name: 'n', type: 'long' }] }, { logicalTypes: { 'timestamp-millis': DateType } });
+    const at = new Date('2026-11-30T12:00:00.000Z');
+    const back = type.fromBuffer(type.toBuffer({ t: at, n: 2n ** 62n })) as { t: Date; n: bigint };
+    expect(back.t).toEqual(at);
+    expect(back.n).toBe(2n ** 62n);
+    // under the logical type, the exact long
+    const field = (type as avro.types.RecordType).fields[0]!.type as avro.types.LogicalType;
+    expect(field.underlyingType).toBe(exactLongType);
   });
 });

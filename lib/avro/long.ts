@@ -76,11 +76,22 @@ function isLongSchema(schema: unknown): boolean {
  */
 export function avroType(schema: unknown, opts: Partial<avro.ForSchemaOptions> = {}): avro.Type {
   const outer = opts.typeHook;
-  const build = (s: unknown): avro.Type =>
-    avro.Type.forSchema(s as avro.Schema, {
-      ...opts,
-      typeHook: (t, o) => outer?.(t, o) ?? (isLongSchema(t) ? exactLongType : undefined),
-    });
+  // avsc consults the hook before its logical types: a long-based one the caller asked for is let
+  // through once, and its underlying type (built from the same schema object) gets the exact long.
+  const deriving = new Set<unknown>();
+  const hook = (t: avro.Schema, o: avro.ForSchemaOptions): avro.Type | undefined => {
+    const own = outer?.(t, o);
+    if (own !== undefined) return own;
+    if (!isLongSchema(t)) return undefined;
+    const logicalType = (t as { logicalType?: unknown }).logicalType;
+    if (typeof logicalType === 'string' && o.logicalTypes?.[logicalType] !== undefined && !deriving.has(t)) {
+      deriving.add(t);
+      return undefined;
+    }
+    deriving.delete(t);
+    return exactLongType;
+  };
+  const build = (s: unknown): avro.Type => avro.Type.forSchema(s as avro.Schema, { ...opts, typeHook: hook });
   try {
     return build(schema);
   } catch (err) {

@@ -168,7 +168,8 @@ export function parseSchema(json: unknown): AvroSchema {
 
   const define = (o: Record<string, unknown>, enclosing: string, path: string): NamedBase => {
     if (typeof o.name !== 'string') throw new SchemaError(`a ${String(o.type)} needs a name`, path);
-    if (o.namespace !== undefined && typeof o.namespace !== 'string') throw new SchemaError('namespace must be a string', path);
+    // `null` is taken as absent, as avsc (which validated schemas registered before this parser) takes it.
+    if (o.namespace !== undefined && o.namespace !== null && typeof o.namespace !== 'string') throw new SchemaError('namespace must be a string', path);
     const namespace0 = o.name.includes('.') ? o.name.slice(0, o.name.lastIndexOf('.')) : typeof o.namespace === 'string' ? o.namespace : enclosing;
     const name = fullNameOf(shortName(o.name), namespace0);
     checkFullName(name, path);

@@ -13,6 +13,7 @@
  *   another field, element or event type, or altered);
  * - `no subject`: the record has no usable subject id.
  */
+import { nonNullBranches, parseSchema, SchemaError, typeName, type AvroNode, type RecordNode } from '../avro/schema.ts';
 import { AppError, isAppError } from '../errors.ts';
 import { associatedData, decrypt, keyIdOf, type AeadKey } from '../crypto/aead.ts';
 import type { AvroSchemaJson } from '../registry/types.ts';
@@ -127,52 +128,49 @@ export class RecordDecryptor {
 /** Where the encrypted values of a delivered schema are. */
 function compileDecryptionPlan(schema: AvroSchemaJson, contextOverride: string | undefined): DecryptionPlan {
   const needs = new Map<string, { context: string; category: string }>();
-  const named = new Map<string, DecryptNode | undefined>();
+  // Plan node of each record (a placeholder while it is being walked; undefined if it holds nothing encrypted).
+  const records = new Map<RecordNode, DecryptNode | undefined>();
   let subjectPath: string[] | undefined;
 
-  const walk = (s: unknown, ns: string, fieldPath: string[], annotation: string | undefined): DecryptNode | undefined => {
+  const walk = (node: AvroNode, fieldPath: string[], annotation: string | undefined): DecryptNode | undefined => {
     if (annotation === SUBJECT_SEMANTIC_TYPE && subjectPath === undefined) subjectPath = fieldPath;
-    if (typeof s === 'string') return named.get(qualify(s, ns)) ?? named.get(s);
-    if (Array.isArray(s)) {
-      const branches: { name: string; node: DecryptNode }[] = [];
-      for (const b of s as unknown[]) {
-        const node = walk(b, ns, fieldPath, annotation);
-        if (node !== undefined) branches.push({ name: branchName(b, ns), node });
-      }
-      const nonNull = (s as unknown[]).filter((b) => b !== 'null').length;
-      if (branches.length === 1 && branches[0]!.node.kind === 'encrypted' && nonNull === 1) return branches[0]!.node;
-      return branches.length === 0 ? undefined : { kind: 'union', single: nonNull === 1, branches };
-    }
-    if (typeof s !== 'object' || s === null) return undefined;
-    const obj = s as Record<string, unknown>;
-    const enc = obj[ENCRYPTION_ATTRIBUTE];
-    if (obj.type === 'bytes' && typeof enc === 'object' && enc !== null) return encryptedNode(enc as EncryptionAnnotation);
-    switch (obj.type) {
-      case 'record':
-      case 'error': {
-        const name = typeof obj.name === 'string' ? qualify(obj.name, typeof obj.namespace === 'string' ? obj.namespace : ns) : '';
-        const recordNs = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : ns;
-        const node: { kind: 'record'; fields: { name: string; node: DecryptNode }[] } = { kind: 'record', fields: [] };
-        named.set(name, node);
-        for (const f of Array.isArray(obj.fields) ? (obj.fields as Record<string, unknown>[]) : []) {
-          const fname = String(f.name);
-          const child = walk(f.type, recordNs, [...fieldPath, fname], typeof f.semanticType === 'string' ? f.semanticType : undefined);
-          if (child !== undefined) node.fields.push({ name: fname, node: child });
+    switch (node.kind) {
+      case 'union': {
+        const branches: { name: string; node: DecryptNode }[] = [];
+        for (const b of node.branches) {
+          const child = walk(b, fieldPath, annotation);
+          if (child !== undefined) branches.push({ name: typeName(b), node: child });
         }
-        const result = node.fields.length === 0 ? undefined : node;
-        named.set(name, result);
+        const single = nonNullBranches(node).length === 1;
+        if (branches.length === 1 && branches[0]!.node.kind === 'encrypted' && single) return branches[0]!.node;
+        return branches.length === 0 ? undefined : { kind: 'union', single, branches };
+      }
+      case 'primitive': {
+        const enc = node.props[ENCRYPTION_ATTRIBUTE];
+        return node.type === 'bytes' && typeof enc === 'object' && enc !== null ? encryptedNode(enc as EncryptionAnnotation) : undefined;
+      }
+      case 'record': {
+        if (records.has(node)) return records.get(node);
+        const plan: { kind: 'record'; fields: { name: string; node: DecryptNode }[] } = { kind: 'record', fields: [] };
+        records.set(node, plan);
+        for (const f of node.fields) {
+          const child = walk(f.type, [...fieldPath, f.name], typeof f.props.semanticType === 'string' ? f.props.semanticType : undefined);
+          if (child !== undefined) plan.fields.push({ name: f.name, node: child });
+        }
+        const result = plan.fields.length === 0 ? undefined : plan;
+        records.set(node, result);
         return result;
       }
       case 'array': {
-        const items = walk(obj.items, typeof obj.namespace === 'string' ? obj.namespace : ns, fieldPath, annotation);
+        const items = walk(node.items, fieldPath, annotation);
         return items === undefined ? undefined : { kind: 'array', items };
       }
       case 'map': {
-        const values = walk(obj.values, typeof obj.namespace === 'string' ? obj.namespace : ns, fieldPath, annotation);
+        const values = walk(node.values, fieldPath, annotation);
         return values === undefined ? undefined : { kind: 'map', values };
       }
       default:
-        return typeof obj.type === 'object' ? walk(obj.type, typeof obj.namespace === 'string' ? obj.namespace : ns, fieldPath, typeof obj.semanticType === 'string' ? obj.semanticType : annotation) : undefined;
+        return undefined;
     }
   };
 
@@ -185,20 +183,15 @@ function compileDecryptionPlan(schema: AvroSchemaJson, contextOverride: string |
     return { kind: 'encrypted', category: a.category, context, decode: plaintextDecoder(a.plaintext, a.sourceType) };
   };
 
-  const root = walk(schema, '', [], undefined);
+  let model: AvroNode;
+  try {
+    model = parseSchema(schema).root;
+  } catch (err) {
+    if (!(err instanceof SchemaError)) throw err;
+    throw new AppError('SCHEMA_INVALID', { message: `The delivered schema is not valid Avro: ${err.message}` });
+  }
+  const root = walk(model, [], undefined);
   return { root, subjectPath, needs: [...needs.values()] };
-}
-
-function qualify(name: string, namespace: string): string {
-  return name.includes('.') || namespace === '' ? name : `${namespace}.${name}`;
-}
-
-/** The name avsc wraps a union branch's value under. */
-function branchName(schema: unknown, namespace: string): string {
-  if (typeof schema === 'string') return schema.includes('.') || ['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string'].includes(schema) ? schema : qualify(schema, namespace);
-  const obj = schema as Record<string, unknown>;
-  if (typeof obj.name === 'string') return qualify(obj.name, typeof obj.namespace === 'string' ? obj.namespace : namespace);
-  return String(obj.type);
 }
 
 interface DecryptContext {
