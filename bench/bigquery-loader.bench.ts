@@ -23,7 +23,7 @@ import { partObjectName, periodOf, successObjectName, type Period } from '../lib
 import { BigQueryLoader } from '../etl/bigquery-load.ts';
 import { loadConfiguration } from '../etl/bigquery-jobs.ts';
 import { tableSchemaOf } from '../etl/bigquery-schema.ts';
-import { buildManifest } from '../etl/closer.ts';
+import { buildManifest, summarizeRecords } from '../etl/closer.ts';
 import { resolveTuning } from '../etl/config.ts';
 import type { StagedRecord } from '../etl/envelope.ts';
 import { buildDeliveredFile, checksumsOf } from '../etl/files.ts';
@@ -65,7 +65,7 @@ async function closedHours(eventType: string, rows: number): Promise<Period[]> {
     const manifest = buildManifest({
       eventType,
       period,
-      records,
+      delivered: summarizeRecords(records),
       files: [{ name, size: sums.size, crc32c: sums.crc32c, md5Hash: sums.md5Hash, recordCount: rows, schemaFingerprint: fingerprint }],
       fingerprints: [fingerprint],
       deliveredSchemas: { [fingerprint]: pageViewSchema },

@@ -1,103 +1,208 @@
 /**
- * What closing one hour costs as the hour grows: the closer reads every staged
- * file of the period into memory, dedups and sorts by event id, then writes the
- * parts (etl/README.md, "Close"). This prints time and peak memory growth
- * (RSS and V8 heap, sampled every 20 ms) for hours of increasing size, so the
- * largest hour a worker's memory can close is a measured figure, not a guess.
+ * What closing one hour costs as the hour grows. The closer merges the sorted
+ * staged files (etl/README.md, "Close"), so its memory should stay flat and its
+ * throughput constant whatever the hour's size: this prints, per hour size,
+ * records/s, CPU µs per record and the closer's peak V8 heap and RSS, and the
+ * throughput of each size relative to the smallest (the baseline of this run).
  *
- * The GCS emulator runs in this process in directory mode, so the staged bytes
- * live on disk, not in the heap being measured. Each hour is staged as files of
- * 10,000 records (~110 bytes each, the page-view shape), 2% of them redelivered
- * duplicates.
+ * The GCS emulator runs in this process (directory mode: bytes on disk); each
+ * close runs in a child process of its own with the worker's heap cap
+ * (`BENCH_CLOSE_HEAP_MB`, default 160 as etl/README.md prescribes), so the
+ * child's figures are the closer's alone and a close that needed more heap
+ * would fail, not just print a larger number. The child's idle heap (its
+ * modules: storage client, registry, avsc) is printed beside the peak. Each hour is staged as files of `BENCH_CLOSE_PER_FILE`
+ * records (default 10,000; ~110 bytes each, the page-view shape), each file
+ * repeating the last 2% of the previous one (redeliveries the close drops).
+ *
+ * `BENCH_CLOSE_SIZES=200000,1000000,5000000` (default) picks the hours,
+ * `BENCH_CLOSE_RUNS=1` the closes per size (the median is printed),
+ * `BENCH_CLOSE_FAN_IN` the merge fan-in (default: the tuning's).
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import avro from 'avsc';
+import { fileURLToPath } from 'node:url';
+import type { Bucket } from '@google-cloud/storage';
+import { avroType } from '../lib/avro/long.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
+import { auditObjectName, type AuditCount } from '../lib/events/contract.ts';
 import { createStorage } from '../lib/gcp/clients.ts';
 import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
 import { silentLogger } from '../lib/logger.ts';
-import { periodOf } from '../lib/partitions.ts';
+import { periodOf, type Period } from '../lib/partitions.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { PartitionCloser } from '../etl/closer.ts';
 import { resolveTuning } from '../etl/config.ts';
 import type { TypeContext } from '../etl/context.ts';
 import { idSetHash, type StagedRecord } from '../etl/envelope.ts';
-import { buildStagedFile } from '../etl/files.ts';
+import { buildStagedFile, STAGED_COUNT_KEY } from '../etl/files.ts';
 import { LateWriter } from '../etl/late.ts';
 import { stagedObjectName } from '../etl/layout.ts';
 import { newMetrics } from '../etl/metrics.ts';
 import { SchemaResolver } from '../etl/schemas.ts';
 import { createIfAbsent } from '../etl/storage-io.ts';
-import { eventTypeRecord, makeEvents, pageViewSchema, writeAudit } from '../etl/test-support.ts';
+import { eventTypeRecord, pageViewSchema } from '../etl/test-support.ts';
 import { identityTransform } from '../etl/transform.ts';
 
-const SIZES = [50_000, 100_000, 200_000];
-const PER_FILE = 10_000;
 const HOUR = 3_600_000;
 const projectId = 'bench-project';
+const period: Period = periodOf(Date.UTC(2026, 0, 5, 7), 'hourly');
 
-const gc = (globalThis as { gc?: () => void }).gc;
+interface CloseJob {
+  url: string;
+  eventType: string;
+  staging: string;
+  data: string;
+  size: number;
+  fanIn?: number;
+}
+
+interface CloseResult {
+  records: number;
+  seconds: number;
+  cpuMicros: number;
+  peakHeap: number;
+  peakRss: number;
+  baseHeap: number;
+  baseRss: number;
+}
+
+const intList = (text: string | undefined, fallback: number[]): number[] => {
+  const list = (text ?? '').split(',').map((s) => Number(s.trim())).filter((n) => Number.isSafeInteger(n) && n > 0);
+  return list.length > 0 ? list : fallback;
+};
+
+if (process.env.BENCH_CLOSE_JOB !== undefined) {
+  process.stdout.write(`${JSON.stringify(await closeInThisProcess(JSON.parse(process.env.BENCH_CLOSE_JOB) as CloseJob))}\n`);
+  process.exit(0);
+}
+
+/** The child: one close, measured. */
+async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
+  const storage = createStorage({ projectId, apiEndpoint: job.url });
+  const registry = new MemoryRegistryStore();
+  await registry.putEventType(eventTypeRecord(job.eventType, [pageViewSchema]), 0);
+  const ctx: TypeContext = {
+    eventType: job.eventType,
+    granularity: 'hourly',
+    priority: 'normal',
+    staging: storage.bucket(job.staging),
+    data: storage.bucket(job.data),
+    schemas: new SchemaResolver(job.eventType, registry, identityTransform, 0),
+    tuning: resolveTuning(job.fanIn === undefined ? {} : { closeMergeFanIn: job.fanIn }),
+    now: () => period.endMs + HOUR,
+    logger: silentLogger,
+    instanceId: 'close-bench',
+    metrics: newMetrics(),
+  };
+  (globalThis as { gc?: () => void }).gc?.();
+  const base = process.memoryUsage();
+  let peakRss = base.rss;
+  let peakHeap = base.heapUsed;
+  const sample = (): void => {
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakHeap = Math.max(peakHeap, m.heapUsed);
+  };
+  const sampler = setInterval(sample, 20);
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const manifest = await new PartitionCloser(ctx, new LateWriter(ctx)).closePartition(period, { force: false });
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  clearInterval(sampler);
+  sample();
+  if (manifest?.recordCount !== job.size) throw new Error(`closed ${manifest?.recordCount} records, expected ${job.size}`);
+  return { records: manifest.recordCount, seconds, cpuMicros: used.user + used.system, peakHeap, peakRss, baseHeap: base.heapUsed, baseRss: base.rss };
+}
+
+function runChild(job: CloseJob, heapMb: number): Promise<CloseResult> {
+  const self = fileURLToPath(import.meta.url);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', `--max-old-space-size=${heapMb}`, ...(process.env.BENCH_CLOSE_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CLOSE_CPU_PROF}`]), '--import', 'tsx', self], {
+      env: { ...process.env, BENCH_CLOSE_JOB: JSON.stringify(job) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`close of ${job.size} records exited ${code} (heap cap ${heapMb} MB)`));
+      else resolve(JSON.parse(out.trim().split('\n').pop()!) as CloseResult);
+    });
+  });
+}
+
+/** Stages `size` records of the page-view shape, files of `perFile` overlapping by 2%, and the audit count. */
+async function stageHour(staging: Bucket, eventType: string, size: number, perFile: number): Promise<number> {
+  const type = avroType(pageViewSchema);
+  const fingerprint = schemaFingerprint(pageViewSchema);
+  const overlap = Math.floor(perFile / 50);
+  let files = 0;
+  for (let from = 0; from < size; from += perFile) {
+    const records: StagedRecord[] = [];
+    for (let i = Math.max(0, from - overlap); i < Math.min(size, from + perFile); i++) {
+      records.push({
+        eventId: `e-${String(i).padStart(8, '0')}`,
+        receiveTime: period.startMs + Math.floor((i * HOUR) / size),
+        schemaFingerprint: fingerprint,
+        stats: {},
+        record: type.toBuffer({ userId: `user-${i % 97}`, url: `https://example.com/p/${i}`, durationMs: i }),
+      });
+    }
+    const name = stagedObjectName(eventType, period, idSetHash(records.map((r) => r.eventId)));
+    await createIfAbsent(staging, name, buildStagedFile(name, eventType, period, records), { metadata: { [STAGED_COUNT_KEY]: String(records.length) } });
+    files++;
+  }
+  const hour = period.key;
+  const count: AuditCount = { eventType, hour, instanceId: 'bench', accepted: size, updatedAt: new Date().toISOString() };
+  await staging.file(auditObjectName(eventType, hour, 'bench')).save(JSON.stringify(count), { resumable: false });
+  return files;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const MiB = (n: number): string => (n / 2 ** 20).toFixed(0);
+
+const sizes = intList(process.env.BENCH_CLOSE_SIZES, [200_000, 1_000_000, 5_000_000]);
+const perFile = intList(process.env.BENCH_CLOSE_PER_FILE, [10_000])[0]!;
+const runs = intList(process.env.BENCH_CLOSE_RUNS, [1])[0]!;
+const heapMb = intList(process.env.BENCH_CLOSE_HEAP_MB, [160])[0]!;
+const fanIn = process.env.BENCH_CLOSE_FAN_IN === undefined ? undefined : intList(process.env.BENCH_CLOSE_FAN_IN, [])[0];
 
 const dir = mkdtempSync(path.join(tmpdir(), 'etl-close-bench-'));
 const gcs = await startGcsEmulator({ dir });
 const storage = createStorage({ projectId, apiEndpoint: gcs.url });
-const type = avro.Type.forSchema(pageViewSchema as avro.Schema);
-const fingerprint = schemaFingerprint(pageViewSchema);
-
 try {
-  console.log(`hour of N records staged in files of ${PER_FILE}, 2% duplicates; closer peak growth over the idle process (after gc)`);
-  for (const [i, size] of SIZES.entries()) {
+  console.log(
+    `hour of N records staged in files of ${perFile} (2% redelivered); each close in a child with --max-old-space-size=${heapMb}` +
+      `${fanIn === undefined ? '' : `, merge fan-in ${fanIn}`}; median of ${runs} close(s); peaks are the child's whole process`,
+  );
+  let baseline: number | undefined;
+  for (const [i, size] of sizes.entries()) {
     const eventType = `close_bench_${i}`;
-    const period = periodOf(Date.UTC(2026, 0, 5, 7), 'hourly');
     const [staging] = await storage.createBucket(`close-bench-staging-${i}`);
     const [data] = await storage.createBucket(`close-bench-data-${i}`);
-    const registry = new MemoryRegistryStore();
-    await registry.putEventType(eventTypeRecord(eventType, [pageViewSchema]), 0);
-
-    const events = makeEvents(size, (n) => period.startMs + Math.floor((n * HOUR) / size), `e${i}`);
-    for (let from = 0; from < size; from += PER_FILE) {
-      // Each file repeats the first 2% of the previous one: redeliveries the close drops.
-      const slice = events.slice(Math.max(0, from - PER_FILE / 50), from + PER_FILE);
-      const records: StagedRecord[] = slice.map((e) => ({ eventId: e.eventId, receiveTime: e.receiveTime, schemaFingerprint: fingerprint, stats: {}, record: type.toBuffer(e.payload) }));
-      const name = stagedObjectName(eventType, period, idSetHash(records.map((r) => r.eventId)));
-      await createIfAbsent(staging, name, buildStagedFile(name, eventType, period, records));
+    const files = await stageHour(staging, eventType, size, perFile);
+    const results: CloseResult[] = [];
+    for (let r = 0; r < runs; r++) {
+      if (r > 0) {
+        // Close the same staged hour again from scratch: the first close deleted what it staged.
+        await data.deleteFiles({ force: true });
+        await staging.deleteFiles({ force: true });
+        await stageHour(staging, eventType, size, perFile);
+      }
+      results.push(await runChild({ url: gcs.url, eventType, staging: staging.name, data: data.name, size, fanIn }, heapMb));
     }
-    await writeAudit(storage, staging.name, eventType, events);
-
-    const ctx: TypeContext = {
-      eventType,
-      granularity: 'hourly',
-      priority: 'normal',
-      staging,
-      data,
-      schemas: new SchemaResolver(eventType, registry, identityTransform, 0),
-      tuning: resolveTuning({}),
-      now: () => period.endMs + HOUR,
-      logger: silentLogger,
-      instanceId: 'close-bench',
-      metrics: newMetrics(),
-    };
-    gc?.();
-    const base = process.memoryUsage();
-    let peakRss = base.rss;
-    let peakHeap = base.heapUsed;
-    const sampler = setInterval(() => {
-      const m = process.memoryUsage();
-      peakRss = Math.max(peakRss, m.rss);
-      peakHeap = Math.max(peakHeap, m.heapUsed);
-    }, 20);
-    const started = performance.now();
-    const manifest = await new PartitionCloser(ctx, new LateWriter(ctx)).closePartition(period, { force: false });
-    const seconds = (performance.now() - started) / 1000;
-    clearInterval(sampler);
-    if (manifest?.recordCount !== size) throw new Error(`closed ${manifest?.recordCount} records, expected ${size}`);
-    const heapGrowth = peakHeap - base.heapUsed;
+    const rate = median(results.map((x) => x.records / x.seconds));
+    const cpu = median(results.map((x) => x.cpuMicros / x.records));
+    const heap = median(results.map((x) => x.peakHeap));
+    const rss = median(results.map((x) => x.peakRss));
+    const idleHeap = median(results.map((x) => x.baseHeap));
+    baseline ??= rate;
     console.log(
-      `${String(size).padStart(7)} records: closed in ${seconds.toFixed(1)} s (${(size / seconds).toFixed(0)} records/s); ` +
-        `peak growth RSS +${MiB(peakRss - base.rss)} MiB, heap +${MiB(heapGrowth)} MiB (${(heapGrowth / size).toFixed(0)} bytes/record)`,
+      `${String(size).padStart(8)} records (${files} staged files): ${rate.toFixed(0)} records/s, ${cpu.toFixed(1)} CPU µs/record, ` +
+        `peak heap ${MiB(heap)} MiB (idle ${MiB(idleHeap)}), peak RSS ${MiB(rss)} MiB; throughput ${(rate / baseline).toFixed(2)}× the ${sizes[0]}-record hour's`,
     );
     await staging.deleteFiles({ force: true }).catch(() => undefined);
     await data.deleteFiles({ force: true }).catch(() => undefined);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { periodOf } from '../lib/partitions.ts';
-import { buildManifest, closeDecision, dedupById } from './closer.ts';
+import { buildManifest, closeDecision, dedupById, summarizeRecords } from './closer.ts';
 import type { StagedRecord } from './envelope.ts';
 
 const period = periodOf(Date.parse('2026-11-23T09:00:00Z'), 'hourly');
@@ -36,7 +36,7 @@ describe('dedupById', () => {
 describe('buildManifest', () => {
   it('sums stats and audits after dedup', () => {
     const records = [rec('a', 'a', Buffer.from([1]), { nulledFields: 2 }), rec('bb', 'a', Buffer.from([1]), { nulledFields: 1 })];
-    const m = buildManifest({ eventType: 't', period, records, files: [], fingerprints: ['a'], deliveredSchemas: { a: {} }, accepted: 2, duplicatesDropped: 3, closedBy: 'complete', lateCount: 0 });
+    const m = buildManifest({ eventType: 't', period, delivered: summarizeRecords(records), files: [], fingerprints: ['a'], deliveredSchemas: { a: {} }, accepted: 2, duplicatesDropped: 3, closedBy: 'complete', lateCount: 0 });
     expect(m.transformStats).toEqual({ nulledFields: 3 });
     expect(m.audit).toEqual({ accepted: 2, delivered: 2, duplicatesDropped: 3, complete: true });
     expect(m.timeRange).toMatchObject({ start: '2026-11-23T09:00:00.000Z', end: '2026-11-23T10:00:00.000Z', minReceiveTime: '2026-11-23T09:00:00.001Z' });

@@ -1,16 +1,20 @@
 /**
  * Closing partitions: deciding when (audit complete after the grace, or the
- * priority's SLO deadline) and doing it idempotently under a lease:
- * read every staged file of the period → dedup by event id → write
- * `part-NNNNN.avro` (deterministic bytes) → `_SUCCESS` (`ifGenerationMatch: 0`)
- * → delete the staged files. A crash anywhere and a re-run give the same
- * partition; staged files found after `_SUCCESS` are handed to the late writer.
+ * priority's SLO deadline) and doing it idempotently under a lease. Staged
+ * files are sorted by event id, so closing is a k-way merge (etl/merge.ts)
+ * in bounded memory, whatever the period's size: merge rounds through
+ * intermediate runs if there are more files than `closeMergeFanIn` → a
+ * counting merge (distinct ids per writer version, the audit) → a writing
+ * merge that streams `part-NNNNN.avro` out (deterministic bytes) →
+ * `_SUCCESS` (`ifGenerationMatch: 0`) → delete the runs and staged files.
+ * A crash anywhere and a re-run give the same partition; staged files found
+ * after `_SUCCESS` are handed to the late writer.
  */
+import { createHash } from 'node:crypto';
 import { AppError } from '../lib/errors.ts';
 import {
   parsePeriodKey,
   partitionPrefix,
-  partObjectName,
   periodOf,
   readManifest,
   successObjectName,
@@ -20,11 +24,14 @@ import {
 } from '../lib/partitions.ts';
 import { auditTypePrefix, hourOfAuditName, sumAccepted } from './audit.ts';
 import { compareIds, type StagedRecord } from './envelope.ts';
-import { buildDeliveredFile, checksumsOf, readStagedFile } from './files.ts';
+import { countStagedRecords, readStagedFile, STAGED_COUNT_KEY } from './files.ts';
 import { LateWriter, readLateCount } from './late.ts';
-import { acquireLease, releaseLease } from './lease.ts';
-import { leaseObjectName, periodKeyOfStagedName, stagingPeriodPrefix, stagingTypePrefix } from './layout.ts';
-import { createIfAbsent, deleteObject, exists, listObjects, replaceIfGeneration, statObject } from './storage-io.ts';
+import { acquireLease, releaseLease, renewLease, type Lease } from './lease.ts';
+import { leaseObjectName, periodKeyOfStagedName, runPeriodPrefix, stagingPeriodPrefix, stagingTypePrefix } from './layout.ts';
+import { compareStaged, limiter, mergeCursors, openCursor, summarize, type MergeSummary } from './merge.ts';
+import { PartSequence } from './parts.ts';
+import { reduceToFanIn, type MergeInput } from './runs.ts';
+import { createIfAbsent, deleteObject, exists, listObjects, type ObjectInfo } from './storage-io.ts';
 import type { TypeContext } from './context.ts';
 
 export type CloseDecision = 'wait' | 'complete' | 'deadline';
@@ -46,19 +53,34 @@ export function closeDecision(p: {
   return 'wait';
 }
 
-/** Steps after which tests may inject a crash (a hook that throws). */
+/** Steps after which tests may inject a crash (a hook that throws); `staged-read` is the end of the counting merge. */
 export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-written' | 'manifest-written' | 'staging-deleted';
 
 export interface CloserHooks {
   afterStep?(step: CloseStep, period: Period): void | Promise<void>;
 }
 
+/** Range reads in flight in one merge, whatever its fan-in. */
+const READS_IN_FLIGHT = 16;
+
 const PART_NAME = /\/part-\d{5}\.avro$/;
+
+/**
+ * The counting merge of one set of staged files, reused while that set is
+ * unchanged (after an incomplete check, or a close attempt that failed later).
+ */
+interface CountedSet {
+  key: string;
+  inputs: MergeInput[];
+  summary: MergeSummary;
+}
 
 export class PartitionCloser {
   private readonly closed = new Set<string>();
-  /** Ids per staged file, per open period: files are immutable, so each is read once. */
-  private readonly stagedIds = new Map<string, Map<string, string[]>>();
+  /** Records per staged file, per open period: an upper bound of the distinct count without reading ids. */
+  private readonly stagedCounts = new Map<string, Map<string, number>>();
+  /** The last counting merge per open period. */
+  private readonly counted = new Map<string, CountedSet>();
 
   constructor(
     private readonly ctx: TypeContext,
@@ -67,11 +89,11 @@ export class PartitionCloser {
   ) {}
 
   /** The stager tells us what it staged, so the audit need not read it back. */
-  noteStaged(period: Period, name: string, ids: string[]): void {
+  noteStaged(period: Period, name: string, ids: readonly string[]): void {
     if (this.closed.has(period.key)) return;
-    const files = this.stagedIds.get(period.key) ?? new Map<string, string[]>();
-    files.set(name, ids);
-    this.stagedIds.set(period.key, files);
+    const files = this.stagedCounts.get(period.key) ?? new Map<string, number>();
+    files.set(name, ids.length);
+    this.stagedCounts.set(period.key, files);
   }
 
   async isClosed(period: Period): Promise<boolean> {
@@ -85,7 +107,8 @@ export class PartitionCloser {
 
   private markClosed(period: Period): void {
     this.closed.add(period.key);
-    this.stagedIds.delete(period.key);
+    this.stagedCounts.delete(period.key);
+    this.counted.delete(period.key);
   }
 
   /** One pass: every period with staged files or audit counts that may be due. */
@@ -94,11 +117,13 @@ export class PartitionCloser {
     const now = ctx.now();
     const deadlineMs = ctx.tuning.closeDeadlineMs[ctx.priority];
     const firstDue = Math.min(ctx.tuning.closeGraceMs, deadlineMs);
-    const stagedByPeriod = new Map<string, string[]>();
+    const stagedByPeriod = new Map<string, ObjectInfo[]>();
     for (const o of await listObjects(ctx.staging, stagingTypePrefix(ctx.eventType))) {
       const key = periodKeyOfStagedName(ctx.eventType, o.name);
       if (key === undefined) continue;
-      stagedByPeriod.set(key, [...(stagedByPeriod.get(key) ?? []), o.name]);
+      const list = stagedByPeriod.get(key) ?? [];
+      list.push(o);
+      stagedByPeriod.set(key, list);
     }
     const candidates = new Set(stagedByPeriod.keys());
     for (const o of await listObjects(ctx.staging, auditTypePrefix(ctx.eventType))) {
@@ -125,31 +150,46 @@ export class PartitionCloser {
     }
   }
 
-  private async check(period: Period, stagedNames: string[], deadlineMs: number): Promise<void> {
+  private async check(period: Period, staged: ObjectInfo[], deadlineMs: number): Promise<void> {
     if (await this.isClosed(period)) {
-      if (stagedNames.length > 0) await this.deliverLeftovers(period, stagedNames);
+      if (staged.length > 0) await this.deliverLeftovers(period, staged.map((o) => o.name));
       return;
     }
     const accepted = await sumAccepted(this.ctx.staging, this.ctx.eventType, period);
-    const delivered = await this.distinctStaged(period, stagedNames);
-    const decision = closeDecision({ nowMs: this.ctx.now(), period, graceMs: this.ctx.tuning.closeGraceMs, deadlineMs, accepted, delivered });
+    // Staged records bound the distinct ids from above: below the accepted count the period
+    // cannot be complete, and nothing needs merging. At or above it, closePartition recounts.
+    const stagedRecords = await this.stagedRecords(period, staged);
+    const nowMs = this.ctx.now();
+    const decision = closeDecision({
+      nowMs,
+      period,
+      graceMs: this.ctx.tuning.closeGraceMs,
+      deadlineMs,
+      accepted,
+      delivered: stagedRecords >= accepted ? accepted : stagedRecords,
+    });
     if (decision === 'wait') return;
-    await this.closePartition(period, { force: decision === 'deadline' });
+    await this.closePartition(period, { force: nowMs >= period.endMs + deadlineMs });
   }
 
-  private async distinctStaged(period: Period, stagedNames: string[]): Promise<number> {
-    const files = this.stagedIds.get(period.key) ?? new Map<string, string[]>();
-    this.stagedIds.set(period.key, files);
-    const ids = new Set<string>();
-    for (const name of stagedNames) {
-      let fileIds = files.get(name);
-      if (fileIds === undefined) {
-        fileIds = (await readStagedFile(this.ctx.staging, name)).map((r) => r.eventId);
-        files.set(name, fileIds);
+  /** Sum of the staged files' record counts: noted by the stager, in the object's metadata, or counted from its block headers. */
+  private async stagedRecords(period: Period, staged: readonly ObjectInfo[]): Promise<number> {
+    const files = this.stagedCounts.get(period.key) ?? new Map<string, number>();
+    this.stagedCounts.set(period.key, files);
+    const listed = new Set<string>();
+    let sum = 0;
+    for (const o of staged) {
+      listed.add(o.name);
+      let n = files.get(o.name);
+      if (n === undefined) {
+        const meta = Number(o.metadata[STAGED_COUNT_KEY]);
+        n = Number.isSafeInteger(meta) && meta >= 0 ? meta : await countStagedRecords(this.ctx.staging, o);
+        files.set(o.name, n);
       }
-      for (const id of fileIds) ids.add(id);
+      sum += n;
     }
-    return ids.size;
+    for (const name of files.keys()) if (!listed.has(name)) files.delete(name);
+    return sum;
   }
 
   /**
@@ -161,6 +201,7 @@ export class PartitionCloser {
     const { ctx } = this;
     const lease = await acquireLease(ctx.staging, leaseObjectName(ctx.eventType, period), ctx.instanceId, ctx.now(), ctx.tuning.leaseMs);
     if (lease === undefined) return undefined;
+    const heartbeat = this.heartbeat(lease);
     try {
       await this.step('leased', period);
       const existing = await readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
@@ -168,30 +209,29 @@ export class PartitionCloser {
         this.markClosed(period);
         const leftovers = (await listObjects(ctx.staging, stagingPeriodPrefix(ctx.eventType, period))).map((o) => o.name);
         if (leftovers.length > 0) await this.deliverLeftovers(period, leftovers);
+        await this.deleteRuns(period);
         return existing;
       }
-      const stagedNames = (await listObjects(ctx.staging, stagingPeriodPrefix(ctx.eventType, period))).map((o) => o.name);
-      const all: StagedRecord[] = [];
-      for (const name of stagedNames) all.push(...(await readStagedFile(ctx.staging, name)));
+      const staged = (await listObjects(ctx.staging, stagingPeriodPrefix(ctx.eventType, period))).sort((a, b) => compareIds(a.name, b.name));
+      const { inputs, summary } = await this.count(period, staged, heartbeat);
       await this.step('staged-read', period);
 
-      const unique = dedupById(all);
       const accepted = await sumAccepted(ctx.staging, ctx.eventType, period);
-      const complete = accepted === unique.length;
+      const complete = accepted === summary.unique;
       if (!complete && !opts.force) return undefined;
 
-      const fingerprints = await this.fingerprintsInOrder(unique);
-      const files = await this.writeParts(period, unique, fingerprints);
+      const fingerprints = await this.fingerprintsInOrder([...summary.byFingerprint.keys()]);
+      const files = await this.writeParts(period, inputs, summary, fingerprints, heartbeat);
       await this.step('parts-written', period);
       const manifest = buildManifest({
         eventType: ctx.eventType,
         period,
-        records: unique,
+        delivered: { recordCount: summary.unique, minReceiveTime: summary.minReceiveTime, maxReceiveTime: summary.maxReceiveTime, transformStats: summary.stats },
         files,
         fingerprints,
         deliveredSchemas: await this.deliveredSchemas(fingerprints),
         accepted,
-        duplicatesDropped: all.length - unique.length,
+        duplicatesDropped: summary.read - summary.unique,
         closedBy: complete ? 'complete' : 'deadline',
         lateCount: await readLateCount(ctx, period),
       });
@@ -200,7 +240,8 @@ export class PartitionCloser {
       });
       await this.step('manifest-written', period);
       this.markClosed(period);
-      for (const name of stagedNames) await deleteObject(ctx.staging, name);
+      await this.deleteRuns(period);
+      for (const o of staged) await deleteObject(ctx.staging, o.name);
       await this.step('staging-deleted', period);
       if (written === 'exists') return readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
       ctx.metrics.partitionsClosed++;
@@ -217,15 +258,46 @@ export class PartitionCloser {
     }
   }
 
+  /** Renews the lease when a third of it has passed (called between blocks of a long close). */
+  private heartbeat(lease: Lease): () => Promise<void> {
+    const { ctx } = this;
+    let renewed = ctx.now();
+    return async () => {
+      const now = ctx.now();
+      if (now - renewed < ctx.tuning.leaseMs / 3) return;
+      await renewLease(ctx.staging, lease, ctx.instanceId, now, ctx.tuning.leaseMs);
+      renewed = now;
+    };
+  }
+
+  /** The counting merge of the staged set (through merge rounds if it is large); reused while the set is unchanged. */
+  private async count(period: Period, staged: readonly ObjectInfo[], heartbeat: () => Promise<void>): Promise<CountedSet> {
+    const key = createHash('sha256')
+      .update(staged.map((o) => `${o.name}#${o.generation}`).join('\n'))
+      .digest('hex');
+    const cached = this.counted.get(period.key);
+    if (cached?.key === key) return cached;
+    const { ctx } = this;
+    const inputs = await reduceToFanIn({ staging: ctx.staging, eventType: ctx.eventType, period, inputs: staged, fanIn: ctx.tuning.closeMergeFanIn, heartbeat });
+    const summary = await summarize(await this.openAll(inputs), heartbeat);
+    const set = { key, inputs, summary };
+    this.counted.set(period.key, set);
+    return set;
+  }
+
+  private async openAll(inputs: readonly MergeInput[]) {
+    const reads = limiter(READS_IN_FLIGHT);
+    return Promise.all(inputs.map((i) => openCursor(this.ctx.staging, i, reads)));
+  }
+
   private async step(step: CloseStep, period: Period): Promise<void> {
     await this.hooks.afterStep?.(step, period);
   }
 
-  private async fingerprintsInOrder(records: readonly StagedRecord[]): Promise<string[]> {
-    const fps = [...new Set(records.map((r) => r.schemaFingerprint))];
+  private async fingerprintsInOrder(fps: readonly string[]): Promise<string[]> {
     const order = new Map<string, number>();
     for (const fp of fps) order.set(fp, (await this.ctx.schemas.resolve(fp))?.version.version ?? Number.MAX_SAFE_INTEGER);
-    return fps.sort((a, b) => order.get(a)! - order.get(b)! || compareIds(a, b));
+    return [...fps].sort((a, b) => order.get(a)! - order.get(b)! || compareIds(a, b));
   }
 
   private async deliveredSchemas(fingerprints: readonly string[]): Promise<Record<string, Record<string, unknown>>> {
@@ -238,24 +310,62 @@ export class PartitionCloser {
     return out;
   }
 
-  /** One set of parts per writer version (`fingerprints`: oldest first), records sorted by id, split by `partMaxRecords`. */
-  private async writeParts(period: Period, unique: readonly StagedRecord[], fingerprints: readonly string[]): Promise<ManifestFile[]> {
+  /**
+   * The writing merge: one set of parts per writer version (`fingerprints`:
+   * oldest first, numbered on from the previous version's, as the counting
+   * merge sized them), records sorted by id, split by `partMaxRecords`.
+   */
+  private async writeParts(
+    period: Period,
+    inputs: readonly MergeInput[],
+    summary: MergeSummary,
+    fingerprints: readonly string[],
+    heartbeat: () => Promise<void>,
+  ): Promise<ManifestFile[]> {
     const { ctx } = this;
+    const max = ctx.tuning.partMaxRecords;
     const files: ManifestFile[] = [];
+    const sequences = new Map<string, PartSequence>();
     let index = 0;
     for (const fp of fingerprints) {
       const resolved = await ctx.schemas.resolve(fp);
       if (resolved === undefined) throw new AppError('DECODE_FAILED', { message: `unknown schema fingerprint ${fp}` });
-      const group = unique.filter((r) => r.schemaFingerprint === fp);
-      for (let i = 0; i < group.length; i += ctx.tuning.partMaxRecords) {
-        const chunk = group.slice(i, i + ctx.tuning.partMaxRecords);
-        const name = partObjectName(ctx.eventType, period, index++);
-        const bytes = buildDeliveredFile(name, ctx.eventType, period, fp, resolved.deliveredSchema, chunk);
-        const info = await this.writePart(period, name, bytes);
-        files.push({ name, size: info.size, crc32c: info.crc32c, md5Hash: info.md5Hash, recordCount: chunk.length, schemaFingerprint: fp });
-        await this.step('part-written', period);
-      }
+      const target = {
+        data: ctx.data,
+        eventType: ctx.eventType,
+        period,
+        fingerprint: fp,
+        deliveredSchema: resolved.deliveredSchema,
+        partMaxRecords: max,
+        assertOpen: async () => {
+          if (await exists(ctx.data, successObjectName(ctx.eventType, period))) {
+            throw new AppError('CONFLICT', { message: `partition ${period.key} was closed by another closer` });
+          }
+        },
+        onPart: async (file: ManifestFile) => {
+          files.push(file);
+          await heartbeat();
+          await this.step('part-written', period);
+        },
+      };
+      sequences.set(fp, new PartSequence(target, index));
+      index += Math.ceil((summary.byFingerprint.get(fp) ?? 0) / max);
     }
+    try {
+      const written = await mergeCursors(await this.openAll(inputs), { dedup: true, heartbeat }, (c) => {
+        const r = c.current!;
+        return sequences.get(r.schemaFingerprint)!.append(r);
+      });
+      for (const fp of fingerprints) await sequences.get(fp)!.finish();
+      if (written.emitted !== summary.unique) {
+        this.counted.delete(period.key);
+        throw new AppError('INTERNAL', { message: `merge of ${period.key} wrote ${written.emitted} records, counted ${summary.unique}` });
+      }
+    } catch (err) {
+      for (const s of sequences.values()) s.abort();
+      throw err;
+    }
+    files.sort((a, b) => compareIds(a.name, b.name));
     // Parts of a crashed run with a larger staged set (more files) must not linger next to ours.
     const ours = new Set(files.map((f) => f.name));
     for (const o of await listObjects(ctx.data, partitionPrefix(ctx.eventType, period))) {
@@ -266,27 +376,8 @@ export class PartitionCloser {
     return files;
   }
 
-  /**
-   * Writes a part, create-if-absent. A part of the same name from a crashed
-   * run is kept if its bytes are ours, replaced otherwise (before `_SUCCESS`
-   * nobody reads it). Returns size and checksums as GCS reports them.
-   */
-  private async writePart(period: Period, name: string, bytes: Buffer) {
-    const { ctx } = this;
-    const local = checksumsOf(bytes);
-    const created = await createIfAbsent(ctx.data, name, bytes, { contentType: 'avro/binary' });
-    let info = await statObject(ctx.data, name);
-    if (created === 'exists' && info !== undefined && !sameBytes(info, local)) {
-      if (await exists(ctx.data, successObjectName(ctx.eventType, period))) {
-        throw new AppError('CONFLICT', { message: `partition ${period.key} was closed by another closer` });
-      }
-      await replaceIfGeneration(ctx.data, name, bytes, info.generation, 'avro/binary');
-      info = await statObject(ctx.data, name);
-    }
-    if (info === undefined || !sameBytes(info, local)) {
-      throw new AppError('STORAGE_FAILED', { message: `part ${name} does not hold the bytes written` });
-    }
-    return info;
+  private async deleteRuns(period: Period): Promise<void> {
+    for (const o of await listObjects(this.ctx.staging, runPeriodPrefix(this.ctx.eventType, period))) await deleteObject(this.ctx.staging, o.name);
   }
 
   /** Staged files of a closed period: their new ids go to the late location, then the files go. */
@@ -296,30 +387,44 @@ export class PartitionCloser {
       if (records.length > 0) await this.late.write(period, records);
       await deleteObject(this.ctx.staging, name);
     }
+    await this.deleteRuns(period);
   }
 }
 
-function sameBytes(info: { size: number; md5Hash: string; crc32c: string }, local: { size: number; md5Hash: string; crc32c: string }): boolean {
-  if (info.size !== local.size) return false;
-  if (info.md5Hash !== '') return info.md5Hash === local.md5Hash;
-  return info.crc32c === '' || info.crc32c === local.crc32c;
-}
-
-/** One record per event id; of duplicates, the same one on every run (smallest fingerprint, then bytes). */
+/** One record per event id; of duplicates, the same one on every run (the smallest by `compareStaged`). The in-memory form of the merge. */
 export function dedupById(records: readonly StagedRecord[]): StagedRecord[] {
-  const sorted = [...records].sort(
-    (a, b) => compareIds(a.eventId, b.eventId) || compareIds(a.schemaFingerprint, b.schemaFingerprint) || Buffer.compare(a.record, b.record),
-  );
+  const sorted = [...records].sort(compareStaged);
   const out: StagedRecord[] = [];
   for (const r of sorted) if (out.length === 0 || out[out.length - 1]!.eventId !== r.eventId) out.push(r);
   return out;
+}
+
+/** What the manifest says of the delivered records (from the counting merge). */
+export interface DeliveredSummary {
+  recordCount: number;
+  minReceiveTime: number | undefined;
+  maxReceiveTime: number | undefined;
+  transformStats: ReadonlyMap<string, number>;
+}
+
+/** The summary of records held in memory (tests, small sets). */
+export function summarizeRecords(records: readonly StagedRecord[]): DeliveredSummary {
+  let min: number | undefined;
+  let max: number | undefined;
+  const stats = new Map<string, number>();
+  for (const r of records) {
+    if (min === undefined || r.receiveTime < min) min = r.receiveTime;
+    if (max === undefined || r.receiveTime > max) max = r.receiveTime;
+    for (const [k, v] of Object.entries(r.stats)) stats.set(k, (stats.get(k) ?? 0) + v);
+  }
+  return { recordCount: records.length, minReceiveTime: min, maxReceiveTime: max, transformStats: stats };
 }
 
 /** The manifest of a partition (deterministic: no wall-clock field, so a re-run writes the same bytes). */
 export function buildManifest(p: {
   eventType: string;
   period: Period;
-  records: readonly StagedRecord[];
+  delivered: DeliveredSummary;
   files: ManifestFile[];
   fingerprints: string[];
   deliveredSchemas: Record<string, Record<string, unknown>>;
@@ -328,18 +433,11 @@ export function buildManifest(p: {
   closedBy: 'complete' | 'deadline';
   lateCount: number;
 }): Manifest {
-  let min = Infinity;
-  let max = -Infinity;
-  const stats: Record<string, number> = {};
-  for (const r of p.records) {
-    if (r.receiveTime < min) min = r.receiveTime;
-    if (r.receiveTime > max) max = r.receiveTime;
-    for (const [k, v] of Object.entries(r.stats)) stats[k] = (stats[k] ?? 0) + v;
-  }
+  const d = p.delivered;
   const timeRange: Manifest['timeRange'] = { start: new Date(p.period.startMs).toISOString(), end: new Date(p.period.endMs).toISOString() };
-  if (p.records.length > 0) {
-    timeRange.minReceiveTime = new Date(min).toISOString();
-    timeRange.maxReceiveTime = new Date(max).toISOString();
+  if (d.recordCount > 0 && d.minReceiveTime !== undefined && d.maxReceiveTime !== undefined) {
+    timeRange.minReceiveTime = new Date(d.minReceiveTime).toISOString();
+    timeRange.maxReceiveTime = new Date(d.maxReceiveTime).toISOString();
   }
   return {
     formatVersion: 1,
@@ -347,13 +445,13 @@ export function buildManifest(p: {
     partitioning: p.period.granularity,
     period: p.period.key,
     files: p.files,
-    recordCount: p.records.length,
+    recordCount: d.recordCount,
     schemaFingerprints: p.fingerprints,
     deliveredSchemas: p.deliveredSchemas,
     timeRange,
-    audit: { accepted: p.accepted, delivered: p.records.length, duplicatesDropped: p.duplicatesDropped, complete: p.accepted === p.records.length },
+    audit: { accepted: p.accepted, delivered: d.recordCount, duplicatesDropped: p.duplicatesDropped, complete: p.accepted === d.recordCount },
     closedBy: p.closedBy,
-    transformStats: stats,
+    transformStats: Object.fromEntries(d.transformStats),
     lateCount: p.lateCount,
   };
 }

@@ -71,6 +71,12 @@ export interface EtlTuning {
   leaseMs: number;
   /** Records per final part file (files split beyond). */
   partMaxRecords: number;
+  /**
+   * Staged files (or runs) one merge holds open while closing, each through one
+   * block of memory (~64 KB read + one decompressed block); more are merged in
+   * rounds through intermediate runs in the staging bucket.
+   */
+  closeMergeFanIn: number;
   /** Audit objects older than this (past the period end) are not considered for closing. */
   auditLookbackMs: number;
   /** How often the worker host re-reads the registry for new/removed types. */
@@ -111,6 +117,7 @@ export const defaultTuning: EtlTuning = {
   closeDeadlineMs: { high: 3 * HOUR, normal: 24 * HOUR, low: 72 * HOUR },
   leaseMs: 5 * 60_000,
   partMaxRecords: 200_000,
+  closeMergeFanIn: 512,
   auditLookbackMs: 7 * 24 * HOUR,
   registryPollMs: 30_000,
   shutdownTimeoutMs: 20_000,
@@ -125,6 +132,9 @@ export const defaultTuning: EtlTuning = {
 export function resolveTuning(overrides: Partial<EtlTuning> = {}): EtlTuning {
   const t: EtlTuning = { ...defaultTuning, ...overrides, closeDeadlineMs: { ...defaultTuning.closeDeadlineMs, ...overrides.closeDeadlineMs } };
   // A buffer that can never reach its size threshold only flushes by age: keep the pull ahead of it.
+  if (t.closeMergeFanIn < 2) {
+    throw new AppError('CONFIG_INVALID', { message: 'Invalid configuration: ETL_CLOSE_MERGE_FAN_IN must be at least 2' });
+  }
   if (t.flushRecords > t.maxMessagesInFlight) {
     throw new AppError('CONFIG_INVALID', { message: 'Invalid configuration: ETL_FLUSH_RECORDS must not exceed ETL_MAX_MESSAGES' });
   }
@@ -213,6 +223,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
       ETL_DEADLINE_NORMAL_MS: positiveIntVar.optional(),
       ETL_DEADLINE_LOW_MS: positiveIntVar.optional(),
       ETL_LEASE_MS: positiveIntVar.optional(),
+      ETL_CLOSE_MERGE_FAN_IN: positiveIntVar.optional(),
       ETL_REGISTRY_POLL_MS: positiveIntVar.optional(),
       ETL_LOAD_CHECK_MS: positiveIntVar.optional(),
       ETL_LOAD_LOOKBACK_MS: positiveIntVar.optional(),
@@ -229,6 +240,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
   if (e.ETL_CLOSE_CHECK_MS !== undefined) o.closeCheckIntervalMs = e.ETL_CLOSE_CHECK_MS;
   if (e.ETL_CLOSE_GRACE_MS !== undefined) o.closeGraceMs = e.ETL_CLOSE_GRACE_MS;
   if (e.ETL_LEASE_MS !== undefined) o.leaseMs = e.ETL_LEASE_MS;
+  if (e.ETL_CLOSE_MERGE_FAN_IN !== undefined) o.closeMergeFanIn = e.ETL_CLOSE_MERGE_FAN_IN;
   if (e.ETL_REGISTRY_POLL_MS !== undefined) o.registryPollMs = e.ETL_REGISTRY_POLL_MS;
   if (e.ETL_LOAD_CHECK_MS !== undefined) o.loadCheckIntervalMs = e.ETL_LOAD_CHECK_MS;
   if (e.ETL_LOAD_LOOKBACK_MS !== undefined) o.loadLookbackMs = e.ETL_LOAD_LOOKBACK_MS;

@@ -7,16 +7,40 @@ import { deliveredFileSchema, type Period } from '../lib/partitions.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import { decodeRecords, readContainer, writeContainer } from '../lib/avro/container.ts';
 import { decodeStaged, encodeDelivered, encodeStaged, stagedEnvelopeSchema, syncMarkerFor, type StagedRecord } from './envelope.ts';
-import { download } from './storage-io.ts';
+import { ContainerBlockReader } from './container-stream.ts';
+import { compareStaged } from './merge.ts';
+import { download, readRange, type ObjectInfo } from './storage-io.ts';
 
-/** A staged file's bytes: envelopes sorted by event id, deflate, deterministic sync marker. */
+/** Custom metadata of a staged object: its record count (the closer's completeness check sums them without reading). */
+export const STAGED_COUNT_KEY = 'edp-record-count';
+
+/**
+ * Blocks of staged files are small: the closing merge holds one block of every
+ * staged file it merges at once.
+ */
+export const STAGED_BLOCK_BYTES = 64 * 1024;
+
+/**
+ * A staged file's bytes: envelopes sorted in the merge order (event id, then
+ * fingerprint, then bytes: `compareStaged`), deflate, deterministic sync marker.
+ */
 export function buildStagedFile(objectName: string, eventType: string, period: Period, records: readonly StagedRecord[]): Buffer {
-  return writeContainer(records.map(encodeStaged), {
+  return writeContainer([...records].sort(compareStaged).map(encodeStaged), {
     schema: stagedEnvelopeSchema,
     syncMarker: syncMarkerFor(objectName),
     codec: 'deflate',
+    blockBytes: STAGED_BLOCK_BYTES,
     metadata: { 'edp.eventType': eventType, 'edp.period': period.key },
   });
+}
+
+/** Records in a staged object, from its block headers (nothing is decompressed or decoded). */
+export async function countStagedRecords(bucket: Bucket, object: Pick<ObjectInfo, 'name' | 'size' | 'generation'>): Promise<number> {
+  const reader = new ContainerBlockReader(object.name, object.size, (offset, length) => readRange(bucket, object.name, offset, length, object.generation));
+  await reader.open();
+  let n = 0;
+  for (let b = await reader.next({ decompress: false }); b !== undefined; b = await reader.next({ decompress: false })) n += b.count;
+  return n;
 }
 
 export function parseStagedFile(bytes: Buffer): StagedRecord[] {

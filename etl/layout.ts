@@ -1,7 +1,8 @@
 /**
  * The ETL's private objects in the staging bucket (not a contract):
- * `staging/<type>/<period>/<sha256 of the sorted event ids>.avro` and the
- * closers' leases `leases/<type>/<period>.json`. Audit objects are the event
+ * `staging/<type>/<period>/<sha256 of the sorted event ids>.avro`, the
+ * closers' leases `leases/<type>/<period>.json` and the intermediate sorted
+ * runs of a large close `runs/<type>/<period>/<sha256 of the input names>.avro`. Audit objects are the event
  * service's (lib/events/contract.ts).
  */
 import type { Period } from '../lib/partitions.ts';
@@ -22,3 +23,8 @@ export function periodKeyOfStagedName(eventType: string, name: string): string |
 }
 
 export const leaseObjectName = (eventType: string, period: Period): string => `leases/${eventType}/${period.key}.json`;
+
+/** Prefix of a period's intermediate merge runs (outside `staging/`, so they are never taken for staged files). */
+export const runPeriodPrefix = (eventType: string, period: Period): string => `runs/${eventType}/${period.key}/`;
+
+export const runObjectName = (eventType: string, period: Period, inputsHash: string): string => `${runPeriodPrefix(eventType, period)}${inputsHash}.avro`;

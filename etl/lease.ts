@@ -4,7 +4,8 @@
  * is taken over (deleted at its generation, then created anew).
  */
 import type { Bucket } from '@google-cloud/storage';
-import { createIfAbsent, deleteObject, download, statObject } from './storage-io.ts';
+import { AppError } from '../lib/errors.ts';
+import { createIfAbsent, deleteObject, download, replaceIfGeneration, statObject } from './storage-io.ts';
 
 export interface Lease {
   name: string;
@@ -33,4 +34,17 @@ export async function acquireLease(bucket: Bucket, name: string, owner: string, 
 
 export async function releaseLease(bucket: Bucket, lease: Lease): Promise<void> {
   await deleteObject(bucket, lease.name, lease.generation);
+}
+
+/**
+ * Extends a held lease (a long close): rewritten at its generation, so a
+ * lease taken over after it expired is not clobbered; that case throws CONFLICT.
+ */
+export async function renewLease(bucket: Bucket, lease: Lease, owner: string, now: number, leaseMs: number): Promise<void> {
+  const body = Buffer.from(JSON.stringify({ owner, expiresAt: new Date(now + leaseMs).toISOString() }));
+  const lost = (): AppError => new AppError('CONFLICT', { message: `lease ${lease.name} was lost (expired and taken over)` });
+  if ((await replaceIfGeneration(bucket, lease.name, body, lease.generation, 'application/json')) === 'changed') throw lost();
+  const info = await statObject(bucket, lease.name);
+  if (info === undefined) throw lost();
+  lease.generation = info.generation;
 }

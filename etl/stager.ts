@@ -9,7 +9,7 @@
 import { periodOf, type Period } from '../lib/partitions.ts';
 import { Backoff, sleep } from './backoff.ts';
 import { compareIds, idSetHash, type StagedRecord } from './envelope.ts';
-import { buildStagedFile } from './files.ts';
+import { buildStagedFile, STAGED_COUNT_KEY } from './files.ts';
 import { stagedObjectName } from './layout.ts';
 import { createIfAbsent } from './storage-io.ts';
 import type { TypeContext } from './context.ts';
@@ -165,7 +165,10 @@ export class Stager {
     records.sort(stagedOrder);
     const ids = [...new Set(records.map((r) => r.eventId))];
     const name = stagedObjectName(this.ctx.eventType, period, idSetHash(ids));
-    await createIfAbsent(this.ctx.staging, name, buildStagedFile(name, this.ctx.eventType, period, records), { contentType: 'avro/binary' });
+    await createIfAbsent(this.ctx.staging, name, buildStagedFile(name, this.ctx.eventType, period, records), {
+      contentType: 'avro/binary',
+      metadata: { [STAGED_COUNT_KEY]: String(records.length) },
+    });
     this.closer.noteStaged(period, name, ids);
     this.ctx.metrics.stagedFiles++;
     this.ctx.metrics.stagedRecords += ids.length;

@@ -120,3 +120,69 @@ export async function deleteObject(bucket: Bucket, name: string, generation?: st
     throw storageFailure(`delete ${name}`, err);
   }
 }
+
+/** Reads `length` bytes at `offset` of `name` (pinned to `generation` when given). */
+export async function readRange(bucket: Bucket, name: string, offset: number, length: number, generation?: string): Promise<Buffer> {
+  const file = generation === undefined || generation === '' ? bucket.file(name) : bucket.file(name, { generation: Number(generation) });
+  try {
+    const [bytes] = await file.download({ start: offset, end: offset + length - 1, validation: false });
+    return bytes;
+  } catch (err) {
+    throw storageFailure(`read ${name} at ${offset}`, err);
+  }
+}
+
+/** A streaming upload: `write` resolves when the stream takes more, `end` once the object is stored. */
+export interface Upload {
+  write(chunk: Buffer): void | Promise<void>;
+  /** `exists`: the precondition failed (an object of that name was there, or changed). */
+  end(): Promise<'created' | 'exists'>;
+  /** Abandons the upload (nothing is stored). */
+  abort(): void;
+}
+
+/**
+ * Starts a single-request upload of `name` that only succeeds if the object's
+ * generation is `ifGenerationMatch` (`0`: only if absent).
+ */
+export function openUpload(bucket: Bucket, name: string, opts: { ifGenerationMatch: string | number; contentType?: string; metadata?: Record<string, string> }): Upload {
+  const stream = bucket.file(name).createWriteStream({
+    resumable: false,
+    validation: false, // the caller compares its own checksums with what GCS reports
+    contentType: opts.contentType ?? 'application/octet-stream',
+    metadata: opts.metadata === undefined ? undefined : { metadata: opts.metadata },
+    preconditionOpts: { ifGenerationMatch: Number(opts.ifGenerationMatch) },
+  });
+  let failure: unknown;
+  const done = new Promise<'created' | 'exists'>((resolve, reject) => {
+    stream.once('finish', () => resolve('created'));
+    stream.once('error', (err) => {
+      failure = err;
+      if (isPreconditionFailed(err)) resolve('exists');
+      else reject(storageFailure(`write ${name}`, err));
+    });
+  });
+  done.catch(() => undefined); // observed by end()
+  return {
+    write(chunk) {
+      if (failure !== undefined) return done.then(() => undefined);
+      if (stream.write(chunk)) return;
+      return new Promise<void>((resolve) => {
+        const go = (): void => {
+          stream.off('drain', go);
+          stream.off('error', go);
+          resolve();
+        };
+        stream.once('drain', go);
+        stream.once('error', go);
+      });
+    },
+    async end() {
+      if (failure === undefined) stream.end();
+      return done;
+    },
+    abort() {
+      stream.destroy();
+    },
+  };
+}

@@ -1,0 +1,404 @@
+/**
+ * The k-way merge behind closing: every staged file is sorted by
+ * (event id, writer fingerprint, record bytes), so merging them with a heap of
+ * cursors yields the period in that order while holding one block per file.
+ * Of several records with one id the first is kept: the smallest by that
+ * (total) order, whatever the files, their order and the merge rounds
+ * (deterministic close).
+ */
+import type { Bucket } from '@google-cloud/storage';
+import { AppError } from '../lib/errors.ts';
+import { ContainerBlockReader } from './container-stream.ts';
+import { compareIds, type StagedRecord } from './envelope.ts';
+import { readRange, type ObjectInfo } from './storage-io.ts';
+
+/**
+ * The merge order, total over what a staged record holds: event id, writer
+ * fingerprint, payload bytes, then receive time and stats (a producer's retry
+ * of one event has the same payload but a later receive time).
+ */
+export function compareStaged(a: StagedRecord, b: StagedRecord): number {
+  return (
+    compareIds(a.eventId, b.eventId) ||
+    compareIds(a.schemaFingerprint, b.schemaFingerprint) ||
+    Buffer.compare(a.record, b.record) ||
+    a.receiveTime - b.receiveTime ||
+    compareIds(statsKey(a.stats), statsKey(b.stats))
+  );
+}
+
+const statsKey = (stats: Record<string, number>): string => JSON.stringify(Object.entries(stats).sort(([x], [y]) => compareIds(x, y)));
+
+/** A position in a sorted sequence of staged records. */
+export interface StagedCursor {
+  readonly name: string;
+  /** The event id under the cursor; undefined once exhausted. */
+  readonly id: string | undefined;
+  /** The record under the cursor (decoded on demand: a dropped duplicate never is). */
+  readonly current: StagedRecord | undefined;
+  /** The envelope bytes of the record under the cursor (copied into a run as they are). */
+  readonly currentBytes: Buffer | undefined;
+  /** Moves on; a promise only when a new block has to be read. */
+  advance(): void | Promise<void>;
+}
+
+/** The merge order of two cursors' records: the id alone decides unless the ids are equal. */
+function compareCursors(a: StagedCursor, b: StagedCursor): number {
+  return compareIds(a.id!, b.id!) || compareStaged(a.current!, b.current!);
+}
+
+/**
+ * A cursor over a container of staged envelopes read block by block. Only
+ * the event id of each record is decoded as it passes (the merge's key); the
+ * rest when asked for. Checks the order as it goes.
+ */
+export class ContainerCursor implements StagedCursor {
+  id: string | undefined;
+  private decoded: StagedRecord | undefined;
+  /** The block holding the record under the cursor, its bounds, and the next record's offset. */
+  private block: Buffer = Buffer.alloc(0);
+  private from = 0;
+  private to = 0;
+  private left = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly reader: ContainerBlockReader,
+  ) {}
+
+  get current(): StagedRecord | undefined {
+    if (this.id === undefined) return undefined;
+    this.decoded ??= this.decode(this.block, this.from);
+    return this.decoded;
+  }
+
+  get currentBytes(): Buffer | undefined {
+    return this.id === undefined ? undefined : this.block.subarray(this.from, this.to);
+  }
+
+  /** Opens the file and moves to its first record. */
+  async start(): Promise<this> {
+    await this.reader.open();
+    await this.advance();
+    return this;
+  }
+
+  advance(): void | Promise<void> {
+    if (this.left > 0) {
+      this.take(this.block);
+      return;
+    }
+    return this.nextBlock();
+  }
+
+  private async nextBlock(): Promise<void> {
+    for (;;) {
+      const block = await this.reader.next();
+      if (block === undefined) {
+        this.id = undefined;
+        this.decoded = undefined;
+        return;
+      }
+      if (block.count === 0) continue;
+      this.left = block.count;
+      this.to = 0;
+      this.take(block.data);
+      return;
+    }
+  }
+
+  /** Moves to the record at `end` of `block` (the current block, or a new one starting at 0). */
+  private take(block: Buffer): void {
+    const previous = this.id === undefined ? undefined : { id: this.id, block: this.block, from: this.from, decoded: this.decoded };
+    const from = this.to;
+    const id = readEventId(block, from);
+    const end = id === undefined ? -1 : skipEnvelopeRest(block, at);
+    if (id === undefined || end < 0) throw new AppError('DECODE_FAILED', { message: `${this.name}: a staged record does not decode` });
+    this.block = block;
+    this.from = from;
+    this.to = end;
+    this.id = id;
+    this.decoded = undefined;
+    this.left--;
+    if (previous !== undefined && previous.id >= id) {
+      const before = previous.decoded ?? this.decode(previous.block, previous.from);
+      if (previous.id > id || compareStaged(before, this.current!) > 0) {
+        throw new AppError('DECODE_FAILED', { message: `${this.name}: staged records are not sorted by event id` });
+      }
+    }
+  }
+
+  private decode(block: Buffer, from: number): StagedRecord {
+    const r = readEnvelope(block, from);
+    if (r === undefined) throw new AppError('DECODE_FAILED', { message: `${this.name}: a staged record does not decode` });
+    return r.value;
+  }
+}
+
+/** Min-heap of cursors by their current record. */
+class CursorHeap {
+  private readonly items: StagedCursor[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(c: StagedCursor): void {
+    if (c.id === undefined) return;
+    const a = this.items;
+    a.push(c);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (compareCursors(a[p]!, a[i]!) <= 0) break;
+      const t = a[p]!;
+      a[p] = a[i]!;
+      a[i] = t;
+      i = p;
+    }
+  }
+
+  peek(): StagedCursor | undefined {
+    return this.items[0];
+  }
+
+  /** Restores the order after the top cursor moved on (or drops it if exhausted). */
+  fixTop(): void {
+    const a = this.items;
+    if (a[0]!.id === undefined) {
+      const last = a.pop()!;
+      if (a.length === 0) return;
+      a[0] = last;
+    }
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && compareCursors(a[l]!, a[m]!) < 0) m = l;
+      if (r < a.length && compareCursors(a[r]!, a[m]!) < 0) m = r;
+      if (m === i) return;
+      const t = a[m]!;
+      a[m] = a[i]!;
+      a[i] = t;
+      i = m;
+    }
+  }
+}
+
+export interface MergeCounts {
+  /** Records read from the inputs. */
+  read: number;
+  /** Records handed to `onRecord`. */
+  emitted: number;
+}
+
+/**
+ * Merges sorted cursors, calling `onRecord` with the cursor at each record in
+ * order (only the first of each event id with `dedup`); awaits `onRecord`
+ * when it returns a promise (backpressure from an upload).
+ */
+export async function mergeCursors(
+  cursors: readonly StagedCursor[],
+  opts: { dedup: boolean; /** Awaited every 64k records (lease renewal in a long close). */ heartbeat?: () => Promise<void> },
+  onRecord: (at: StagedCursor) => void | Promise<void>,
+): Promise<MergeCounts> {
+  const heap = new CursorHeap();
+  for (const c of cursors) heap.push(c);
+  let read = 0;
+  let emitted = 0;
+  let lastId: string | undefined;
+  while (heap.size > 0) {
+    const top = heap.peek()!;
+    read++;
+    if (!opts.dedup || top.id !== lastId) {
+      lastId = top.id;
+      emitted++;
+      const pending = onRecord(top);
+      if (pending !== undefined) await pending;
+    }
+    const moved = top.advance();
+    if (moved !== undefined) await moved;
+    heap.fixTop();
+    if ((read & 0xfff) === 0) {
+      // Blocks read ahead can keep the merge busy for long stretches: let the worker's
+      // pull, acks and staging run in between (closing must not stall draining).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (opts.heartbeat !== undefined && (read & 0xffff) === 0) await opts.heartbeat();
+    }
+  }
+  return { read, emitted };
+}
+
+/** What a dedup merge found: the partition's audit and manifest figures. */
+export interface MergeSummary {
+  /** Records read (staged records, duplicates included). */
+  read: number;
+  /** Distinct event ids: the records the partition will hold. */
+  unique: number;
+  /** Unique records per writer fingerprint. */
+  byFingerprint: Map<string, number>;
+  minReceiveTime: number | undefined;
+  maxReceiveTime: number | undefined;
+  /** Summed transform stats of the unique records. */
+  stats: Map<string, number>;
+}
+
+/** Merges with dedup, counting instead of writing. */
+export async function summarize(cursors: readonly StagedCursor[], heartbeat?: () => Promise<void>): Promise<MergeSummary> {
+  const byFingerprint = new Map<string, number>();
+  const stats = new Map<string, number>();
+  let min: number | undefined;
+  let max: number | undefined;
+  const counts = await mergeCursors(cursors, { dedup: true, heartbeat }, (c) => {
+    const r = c.current!;
+    byFingerprint.set(r.schemaFingerprint, (byFingerprint.get(r.schemaFingerprint) ?? 0) + 1);
+    if (min === undefined || r.receiveTime < min) min = r.receiveTime;
+    if (max === undefined || r.receiveTime > max) max = r.receiveTime;
+    for (const k in r.stats) {
+      if (Object.hasOwn(r.stats, k)) stats.set(k, (stats.get(k) ?? 0) + r.stats[k]!);
+    }
+  });
+  return { read: counts.read, unique: counts.emitted, byFingerprint, minReceiveTime: min, maxReceiveTime: max, stats };
+}
+
+/** Read position of the envelope readers (module-level: no closure or object per record in the hot loop). */
+let at = 0;
+
+/**
+ * An Avro long at `at` that is a safe integer; NaN if malformed or beyond 2^53.
+ * (lib/avro/binary.ts `readLong` is the general one; it returns an object per
+ * call, which in this loop, run several times per record, was measurable garbage.)
+ */
+function readSafeLong(buf: Buffer): number {
+  let n = 0;
+  let k = 1;
+  for (let i = 0; i < 8; i++) {
+    if (at >= buf.length) return NaN;
+    const b = buf[at++]!;
+    n += (b & 0x7f) * k;
+    if ((b & 0x80) === 0) return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+    k *= 0x80;
+  }
+  return NaN; // beyond 2^56: not a time or a count the stager wrote
+}
+
+/** Skips a length-prefixed string or bytes at `at`; false if malformed. */
+function skipBytes(buf: Buffer): boolean {
+  const n = readSafeLong(buf);
+  if (!(n >= 0) || at + n > buf.length) return false;
+  at += n;
+  return true;
+}
+
+function readText(buf: Buffer): string | undefined {
+  const n = readSafeLong(buf);
+  if (!(n >= 0) || at + n > buf.length) return undefined;
+  const s = buf.toString('utf8', at, at + n);
+  at += n;
+  return s;
+}
+
+/** The event id of the envelope at `pos` (`at` is left after it); undefined if malformed. */
+function readEventId(buf: Buffer, pos: number): string | undefined {
+  at = pos;
+  return readText(buf);
+}
+
+/** The end offset of the envelope whose id ended at `from`; -1 if malformed. */
+function skipEnvelopeRest(buf: Buffer, from: number): number {
+  at = from;
+  if (Number.isNaN(readSafeLong(buf)) || !skipBytes(buf)) return -1;
+  for (;;) {
+    let count = readSafeLong(buf);
+    if (Number.isNaN(count)) return -1;
+    if (count === 0) break;
+    if (count < 0) {
+      count = -count;
+      if (Number.isNaN(readSafeLong(buf))) return -1;
+    }
+    for (let i = 0; i < count; i++) if (!skipBytes(buf) || Number.isNaN(readSafeLong(buf))) return -1;
+  }
+  return skipBytes(buf) ? at : -1;
+}
+
+const NO_STATS: Record<string, number> = Object.freeze({}) as Record<string, number>;
+/** The last fingerprint decoded: a period has few, so their strings are shared, not made per record. */
+let lastFingerprint = '';
+let lastFingerprintBytes = Buffer.alloc(0);
+
+function readFingerprint(buf: Buffer): string | undefined {
+  const n = readSafeLong(buf);
+  if (!(n >= 0) || at + n > buf.length) return undefined;
+  if (n !== lastFingerprintBytes.length || buf.compare(lastFingerprintBytes, 0, n, at, at + n) !== 0) {
+    lastFingerprintBytes = Buffer.from(buf.subarray(at, at + n));
+    lastFingerprint = lastFingerprintBytes.toString('utf8');
+  }
+  at += n;
+  return lastFingerprint;
+}
+
+/**
+ * Decodes one staged envelope (`stagedEnvelopeSchema`) at `pos`; undefined if
+ * it is malformed. Hand-written for the merge's hot loop: the payload stays a
+ * view into the block, and the longs (receive time, stats) must be safe
+ * integers, as the stager writes them.
+ */
+export function readEnvelope(buf: Buffer, pos: number): { value: StagedRecord; offset: number } | undefined {
+  at = pos;
+  const eventId = readText(buf);
+  const receiveTime = readSafeLong(buf);
+  const schemaFingerprint = readFingerprint(buf);
+  if (eventId === undefined || Number.isNaN(receiveTime) || schemaFingerprint === undefined) return undefined;
+  let stats = NO_STATS;
+  for (;;) {
+    let count = readSafeLong(buf);
+    if (Number.isNaN(count)) return undefined;
+    if (count === 0) break;
+    if (count < 0) {
+      count = -count;
+      if (Number.isNaN(readSafeLong(buf))) return undefined; // block size
+    }
+    if (stats === NO_STATS) stats = {};
+    for (let i = 0; i < count; i++) {
+      const k = readText(buf);
+      const v = readSafeLong(buf);
+      if (k === undefined || Number.isNaN(v)) return undefined;
+      Object.defineProperty(stats, k, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+  }
+  const size = readSafeLong(buf);
+  if (!(size >= 0) || at + size > buf.length) return undefined;
+  const record = buf.subarray(at, at + size);
+  return { value: { eventId, receiveTime, schemaFingerprint, stats, record }, offset: at + size };
+}
+
+/** Runs at most `max` tasks at once, the others queued in order. */
+export type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
+
+export function limiter(max: number): Limiter {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (active >= max) await new Promise<void>((resolve) => queue.push(resolve));
+    active++;
+    try {
+      return await task();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
+/**
+ * Opens a cursor over a staged file or run in `bucket`. `reads` bounds the
+ * range reads in flight across the cursors of one merge (each cursor reads
+ * ahead; hundreds of requests at once would only cost memory).
+ */
+export async function openCursor(bucket: Bucket, object: Pick<ObjectInfo, 'name' | 'size' | 'generation'>, reads: Limiter): Promise<ContainerCursor> {
+  const reader = new ContainerBlockReader(object.name, object.size, (offset, length) =>
+    reads(() => readRange(bucket, object.name, offset, length, object.generation)),
+  );
+  return new ContainerCursor(object.name, reader).start();
+}
