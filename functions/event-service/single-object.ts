@@ -74,21 +74,20 @@ const REFUSALS: Record<AvroBinaryProblem, (what: string) => string> = {
   'invalid length': (what) => `${what} out of range`,
 };
 
-/** Reads with one of lib/avro/binary.ts's readers at the walk's position, turning malformed binary into a refusal. */
-function read<T>(state: WalkState, what: string, reader: (pos: number) => { value: T; offset: number }): T {
-  try {
-    const r = reader(state.pos);
-    state.pos = r.offset;
-    return r.value;
-  } catch (err) {
-    if (err instanceof AvroBinaryError) throw new Refusal(REFUSALS[err.problem](what));
-    throw err;
-  }
+/** lib/avro/binary.ts's error as the walk's refusal, naming what was being read. */
+function refusal(err: unknown, what: string): unknown {
+  return err instanceof AvroBinaryError ? new Refusal(REFUSALS[err.problem](what)) : err;
 }
 
 /** An Avro long (zig-zag varint, at most 10 bytes, within 64 bits): exact, a bigint beyond ±(2^53−1). */
 function readAvroLong(buf: Buffer, state: WalkState, what: string): AvroLong {
-  return read(state, what, (pos) => readLong(buf, pos));
+  try {
+    const r = readLong(buf, state.pos);
+    state.pos = r.offset;
+    return r.value;
+  } catch (err) {
+    throw refusal(err, what);
+  }
 }
 
 /** An Avro int: within 32 bits, in at most 5 bytes (Pub/Sub refuses a longer varint, even of a small value). */
@@ -109,7 +108,13 @@ function readCount(buf: Buffer, state: WalkState, what: string): number {
 
 /** The length of a string or bytes: non-negative, within what a buffer holds. */
 function readSize(buf: Buffer, state: WalkState, what: string): number {
-  return read(state, what, (pos) => readLength(buf, pos));
+  try {
+    const r = readLength(buf, state.pos);
+    state.pos = r.offset;
+    return r.value;
+  } catch (err) {
+    throw refusal(err, what);
+  }
 }
 
 function skip(buf: Buffer, state: WalkState, len: number): void {
