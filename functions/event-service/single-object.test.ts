@@ -109,6 +109,15 @@ describe('single-object datum checks: only values stored exactly and accepted by
     expect(checkDatum(fields, tooBig)).toBe('payload.n: long beyond the 64-bit range');
   });
 
+  it('refuses malformed varints (read with lib/avro/binary.ts), naming the field', () => {
+    const ten = Buffer.from([...Array<number>(10).fill(0x80), 0x00]);
+    expect(checkDatum(fields, Buffer.concat([zigzag(1n), ten]))).toBe('payload.n: long varint longer than 10 bytes');
+    expect(checkDatum(fields, Buffer.concat([zigzag(1n), Buffer.from([0x80, 0x80])]))).toBe('payload.n: datum truncated');
+    expect(checkDatum(fields, Buffer.concat([zigzag(1n), zigzag(2n), zigzag(-1n)]))).toBe('payload.name: string length out of range');
+    expect(checkDatum(fields, Buffer.concat([zigzag(1n), zigzag(2n), zigzag(2n ** 60n)]))).toBe('payload.name: string length out of range');
+    expect(checkDatum(fields, Buffer.concat([zigzag(1n), zigzag(2n), zigzag(5n), Buffer.from('ab')]))).toBe('payload.name: datum truncated');
+  });
+
   it('refuses invalid UTF-8 in strings and map keys, and booleans other than 0 and 1', () => {
     expect(checkDatum(fields, datum({ name: Buffer.from([0xed, 0xa0, 0x80]) }))).toBe('payload.name: string is not valid UTF-8');
     expect(checkDatum(fields, datum({ name: Buffer.from([0x61, 0xff]) }))).toBe('payload.name: string is not valid UTF-8');

@@ -10,29 +10,19 @@
  * bits, longs within 64, strings and map keys valid UTF-8, booleans 0 or 1,
  * nesting depth. The walk reads only lengths, counts and scalars, never builds
  * values; a datum it accepts is exactly a value of the type, so it can be
- * published as it is.
+ * published as it is. The header and every varint are read with
+ * lib/avro/binary.ts (the platform's one set of binary primitives); its
+ * errors become this walk's refusals, naming the field.
  */
 import { isUtf8 } from 'node:buffer';
 import avro from 'avsc';
-import { fingerprintFromSingleObjectBytes } from '../../lib/avro/fingerprint.ts';
+import { AvroBinaryError, readLength, readLong, SINGLE_OBJECT_MAGIC, type AvroBinaryProblem } from '../../lib/avro/binary.ts';
+import type { AvroLong } from '../../lib/avro/long.ts';
 import { INT_MAX, INT_MIN, MAX_NESTING_DEPTH, PROTO_KEY } from './datum-limits.ts';
 
-export const SINGLE_OBJECT_MAGIC = Buffer.from([0xc3, 0x01]);
-const HEADER_LENGTH = 10;
+export { parseSingleObject } from '../../lib/avro/binary.ts';
 
-export interface SingleObject {
-  /** Writer schema fingerprint, 16 hex digits (as in the registry). */
-  fingerprint: string;
-  datum: Buffer;
-}
-
-/** Splits a single-object body; undefined when it does not start with the magic and a full fingerprint. */
-export function parseSingleObject(body: Buffer): SingleObject | undefined {
-  if (body.length < HEADER_LENGTH || body[0] !== 0xc3 || body[1] !== 0x01) return undefined;
-  return { fingerprint: fingerprintFromSingleObjectBytes(body.subarray(2, HEADER_LENGTH)), datum: body.subarray(HEADER_LENGTH) };
-}
-
-/** Builds a single-object body (producers, tests and benchmarks). */
+/** Builds a single-object body from the fingerprint's 8 bytes (producers, tests and benchmarks). */
 export function toSingleObject(fingerprintBytes: Buffer, datum: Buffer): Buffer {
   return Buffer.concat([SINGLE_OBJECT_MAGIC, fingerprintBytes, datum]);
 }
@@ -76,67 +66,65 @@ export function checkDatum(type: avro.Type, datum: Buffer, facts: DatumFacts = {
   return undefined;
 }
 
-/** Reads a zig-zag varint of at most `maxBytes` bytes; exact (bigint beyond 2^53 in magnitude). */
-function readVarint(buf: Buffer, state: WalkState, maxBytes: number, what: string): number | bigint {
-  let small = 0;
-  let shift = 1;
-  let bytes = 0;
-  let b: number;
-  do {
-    if (state.pos >= buf.length) throw new Refusal('datum truncated');
-    b = buf[state.pos++]!;
-    if (++bytes > maxBytes) throw new Refusal(`${what} varint longer than ${maxBytes} bytes`);
-    if (bytes === 8) return readBigVarint(buf, state, small, b, maxBytes, what);
-    small += (b & 0x7f) * shift;
-    shift *= 128;
-  } while (b & 0x80);
-  // Up to 7 bytes: at most 49 bits, exact as a number.
-  return small % 2 === 0 ? small / 2 : -(small + 1) / 2;
+/** The walk's refusal for malformed binary, naming what was being read. */
+const REFUSALS: Record<AvroBinaryProblem, (what: string) => string> = {
+  truncated: () => 'datum truncated',
+  'longer than 10 bytes': (what) => `${what} varint longer than 10 bytes`,
+  'wider than 64 bits': (what) => `${what} beyond the 64-bit range`,
+  'invalid length': (what) => `${what} out of range`,
+};
+
+/** lib/avro/binary.ts's error as the walk's refusal, naming what was being read. */
+function refusal(err: unknown, what: string): unknown {
+  return err instanceof AvroBinaryError ? new Refusal(REFUSALS[err.problem](what)) : err;
 }
 
-/** The rest of a varint from its 8th byte on, with BigInt (rare: beyond 2^49). */
-function readBigVarint(buf: Buffer, state: WalkState, low: number, eighth: number, maxBytes: number, what: string): bigint {
-  let n = BigInt(low);
-  let shift = 49n;
-  let b = eighth;
-  let bytes = 8;
-  for (;;) {
-    n |= BigInt(b & 0x7f) << shift;
-    shift += 7n;
-    if (!(b & 0x80)) break;
-    if (state.pos >= buf.length) throw new Refusal('datum truncated');
-    b = buf[state.pos++]!;
-    if (++bytes > maxBytes) throw new Refusal(`${what} varint longer than ${maxBytes} bytes`);
+/** An Avro long (zig-zag varint, at most 10 bytes, within 64 bits): exact, a bigint beyond ±(2^53−1). */
+function readAvroLong(buf: Buffer, state: WalkState, what: string): AvroLong {
+  try {
+    const r = readLong(buf, state.pos);
+    state.pos = r.offset;
+    return r.value;
+  } catch (err) {
+    throw refusal(err, what);
   }
-  if (n >= 1n << 64n) throw new Refusal(`${what} beyond the 64-bit range`);
-  return n & 1n ? -((n + 1n) >> 1n) : n >> 1n;
 }
 
 /** An Avro int: within 32 bits, in at most 5 bytes (Pub/Sub refuses a longer varint, even of a small value). */
 function readInt(buf: Buffer, state: WalkState, what: string): number {
   const start = state.pos;
-  const n = readVarint(buf, state, 10, what);
+  const n = readAvroLong(buf, state, what);
   if (typeof n !== 'number' || n < INT_MIN || n > INT_MAX) throw new Refusal(`${what} beyond the 32-bit range of an Avro int`);
   if (state.pos - start > 5) throw new Refusal(`${what} written in ${state.pos - start} bytes (an Avro int takes at most 5)`);
   return n;
 }
 
-/** A length or count: a long that must fit a buffer. */
-function readLength(buf: Buffer, state: WalkState, what: string): number {
-  const n = readVarint(buf, state, 10, what);
+/** A block count or size: a long that must fit a buffer (a count may be negative: its block's size follows). */
+function readCount(buf: Buffer, state: WalkState, what: string): number {
+  const n = readAvroLong(buf, state, what);
   if (typeof n !== 'number') throw new Refusal(`${what} out of range`);
   return n;
 }
 
+/** The length of a string or bytes: non-negative, within what a buffer holds. */
+function readSize(buf: Buffer, state: WalkState, what: string): number {
+  try {
+    const r = readLength(buf, state.pos);
+    state.pos = r.offset;
+    return r.value;
+  } catch (err) {
+    throw refusal(err, what);
+  }
+}
+
 function skip(buf: Buffer, state: WalkState, len: number): void {
-  if (len < 0) throw new Refusal('negative length');
   if (state.pos + len > buf.length) throw new Refusal('datum truncated');
   state.pos += len;
 }
 
 /** Reads a string (or map key), checking it is valid UTF-8; returns where its bytes are. */
 function readUtf8(buf: Buffer, state: WalkState, what: string): [number, number] {
-  const len = readLength(buf, state, `${what} length`);
+  const len = readSize(buf, state, `${what} length`);
   const start = state.pos;
   skip(buf, state, len);
   if (!isUtf8(buf.subarray(start, state.pos))) throw new Refusal(`${what} is not valid UTF-8`);
@@ -163,7 +151,7 @@ function walk(type: avro.Type, buf: Buffer, state: WalkState, depth: number): vo
       return;
     case 'long':
     case 'abstract:long': {
-      const n = readVarint(buf, state, 10, 'long');
+      const n = readAvroLong(buf, state, 'long');
       if (typeof n === 'bigint' || n > TWO_P52 || n < -TWO_P52) state.facts.longBeyond2p52 = true;
       return;
     }
@@ -175,7 +163,7 @@ function walk(type: avro.Type, buf: Buffer, state: WalkState, depth: number): vo
       readUtf8(buf, state, 'string');
       return;
     case 'bytes':
-      return skip(buf, state, readLength(buf, state, 'bytes length'));
+      return skip(buf, state, readSize(buf, state, 'bytes length'));
     case 'fixed':
       return skip(buf, state, (type as avro.types.FixedType).size);
     case 'enum': {
@@ -190,11 +178,11 @@ function walk(type: avro.Type, buf: Buffer, state: WalkState, depth: number): vo
       const innerDepth = deeper(depth);
       let index = 0;
       for (;;) {
-        let n = readLength(buf, state, 'block count');
+        let n = readCount(buf, state, 'block count');
         if (n === 0) return;
         if (n < 0) {
           n = -n;
-          readLength(buf, state, 'block size');
+          readCount(buf, state, 'block size');
         }
         state.items += n;
         if (state.items > MAX_ITEMS) throw new Refusal(`more than ${MAX_ITEMS} array or map items`);

@@ -11,9 +11,18 @@ import { normalizeLong, type AvroLong } from './long.ts';
 /** A zig-zag varint of a 64-bit value takes at most this many bytes. */
 export const MAX_LONG_BYTES = 10;
 
-/** Malformed binary input: truncated, or a varint beyond 64 bits. */
+/** What is wrong with malformed binary input, for callers that word their own refusal. */
+export type AvroBinaryProblem = 'truncated' | 'longer than 10 bytes' | 'wider than 64 bits' | 'invalid length';
+
+/** Malformed binary input: truncated, a varint beyond 64 bits, or a length that is negative or beyond what a buffer holds. */
 export class AvroBinaryError extends Error {
   override name = 'AvroBinaryError';
+  constructor(
+    message: string,
+    readonly problem: AvroBinaryProblem,
+  ) {
+    super(message);
+  }
 }
 
 /** Below this magnitude, zig-zag and varint arithmetic on doubles is exact. */
@@ -72,7 +81,7 @@ export function readLong(buf: Uint8Array, pos: number): { value: AvroLong; offse
   let scale = 1;
   let i = pos;
   for (let k = 0; k < 7; k++) {
-    if (i >= buf.length) throw new AvroBinaryError('truncated long');
+    if (i >= buf.length) throw new AvroBinaryError('truncated long', 'truncated');
     const b = buf[i++]!;
     z += (b & 0x7f) * scale;
     if ((b & 0x80) === 0) return { value: z % 2 === 0 ? z / 2 : -(z + 1) / 2, offset: i };
@@ -82,12 +91,12 @@ export function readLong(buf: Uint8Array, pos: number): { value: AvroLong; offse
   let shift = 0n;
   i = pos;
   for (let k = 0; ; k++) {
-    if (i >= buf.length) throw new AvroBinaryError('truncated long');
+    if (i >= buf.length) throw new AvroBinaryError('truncated long', 'truncated');
     const b = buf[i++]!;
     if (k === MAX_LONG_BYTES - 1) {
-      if (b & 0x80) throw new AvroBinaryError('long longer than 10 bytes');
+      if (b & 0x80) throw new AvroBinaryError('long longer than 10 bytes', 'longer than 10 bytes');
       // 9 groups hold 63 bits: the 10th may add only the 64th.
-      if (b > 1) throw new AvroBinaryError('long wider than 64 bits');
+      if (b > 1) throw new AvroBinaryError('long wider than 64 bits', 'wider than 64 bits');
     }
     big |= BigInt(b & 0x7f) << shift;
     shift += 7n;
@@ -99,7 +108,7 @@ export function readLong(buf: Uint8Array, pos: number): { value: AvroLong; offse
 /** A count or length: a `long` that must be a non-negative safe integer (what a buffer can hold). */
 export function readLength(buf: Uint8Array, pos: number): { value: number; offset: number } {
   const r = readLong(buf, pos);
-  if (typeof r.value !== 'number' || r.value < 0) throw new AvroBinaryError('invalid length');
+  if (typeof r.value !== 'number' || r.value < 0) throw new AvroBinaryError('invalid length', 'invalid length');
   return { value: r.value, offset: r.offset };
 }
 
@@ -112,7 +121,7 @@ export function encodeBytes(b: Uint8Array): Buffer {
 export function readBytes(buf: Buffer, pos: number): { value: Buffer; offset: number } {
   const len = readLength(buf, pos);
   const end = len.offset + len.value;
-  if (end > buf.length) throw new AvroBinaryError('truncated bytes');
+  if (end > buf.length) throw new AvroBinaryError('truncated bytes', 'truncated');
   return { value: buf.subarray(len.offset, end), offset: end };
 }
 
