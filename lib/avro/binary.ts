@@ -87,10 +87,10 @@ export function readLong(buf: Uint8Array, pos: number): { value: AvroLong; offse
     if ((b & 0x80) === 0) return { value: z % 2 === 0 ? z / 2 : -(z + 1) / 2, offset: i };
     scale *= 0x80;
   }
-  let big = 0n;
-  let shift = 0n;
-  i = pos;
-  for (let k = 0; ; k++) {
+  // Beyond 49 bits, carry on from the 7 groups read above in BigInt.
+  let big = BigInt(z);
+  let shift = 49n;
+  for (let k = 7; ; k++) {
     if (i >= buf.length) throw new AvroBinaryError('truncated long', 'truncated');
     const b = buf[i++]!;
     if (k === MAX_LONG_BYTES - 1) {
