@@ -10,6 +10,8 @@ import { avroType } from '../../lib/avro/long.ts';
 import { errors } from './errors.ts';
 
 const MAGIC = Buffer.from('Obj\x01', 'latin1');
+/** Largest inflated block: writers use kilobytes to a few megabytes; this bounds a deflate bomb. */
+const MAX_BLOCK_BYTES = 64 * 1024 * 1024;
 
 export interface AvroFile {
   /** The writer schema, as parsed JSON. */
@@ -76,9 +78,9 @@ export function openAvroFile(uri: string, bytes: Buffer): AvroFile {
         blocks.pos += 16;
         let data: Buffer;
         try {
-          data = codec === 'deflate' ? zlib.inflateRawSync(raw) : raw;
+          data = codec === 'deflate' ? zlib.inflateRawSync(raw, { maxOutputLength: MAX_BLOCK_BYTES }) : raw;
         } catch {
-          throw corrupt('deflate data is corrupt');
+          throw corrupt(`deflate data is corrupt or inflates beyond ${MAX_BLOCK_BYTES} bytes`);
         }
         let pos = 0;
         for (let i = 0; i < count; i++) {

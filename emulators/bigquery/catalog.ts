@@ -7,7 +7,7 @@
 import type { Logger } from '../../lib/logger.ts';
 import { errors } from './errors.ts';
 import type { DatasetRecord, JobRecord, Partition, TableMeta, TableState } from './model.ts';
-import { checkDecorator, parseTimePartitioning, partitionExpired, splitDecorator, WHOLE_TABLE } from './partitioning.ts';
+import { checkDecorator, parseTimePartitioning, partitionExpired, splitDecorator } from './partitioning.ts';
 import type { Persistence } from './persistence.ts';
 import { evolveSchema, parseSchema, type TableField } from './schema.ts';
 
@@ -237,7 +237,8 @@ export class Catalog {
     return next;
   }
 
-  now_(): number {
+  /** The emulator's clock (milliseconds since the epoch). */
+  nowMs(): number {
     return this.now();
   }
 }
@@ -343,4 +344,3 @@ export function applyTableOptions(meta: TableMeta, body: Record<string, unknown>
   }
 }
 
-export { WHOLE_TABLE };

@@ -1,5 +1,9 @@
 /** Unit tests of the emulator's pure parts: value text, partitions, schema changes, the Avro mapping, files, SQL, config. */
+import { readFileSync } from 'node:fs';
+import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { avroType } from '../../lib/avro/long.ts';
+import { deliveredFileSchema } from '../../lib/partitions.ts';
 import { AppError } from '../../lib/errors.ts';
 import { openAvroFile } from './avro-file.ts';
 import { avroContainer } from './avro-fixtures.ts';
@@ -8,6 +12,7 @@ import { loadConfig } from './config.ts';
 import { parseGsUri } from './gcs-source.ts';
 import { checkDecorator, partitionExpired, partitionOfCell, partitionOfMs } from './partitioning.ts';
 import { parseQuery, parseTimestamp } from './query.ts';
+import { toJsonRow } from './rows.ts';
 import { evolveSchema, parseSchema, type TableField } from './schema.ts';
 import { cellBytes, formatDate, formatDatetime, formatDecimal, formatTime, javaDouble } from './values.ts';
 
@@ -122,6 +127,53 @@ describe('Avro mapping', () => {
   });
 });
 
+describe('rows keyed by field names', () => {
+  it('keep names such as constructor and toString as plain own data, and read a missing __proto__ as NULL', () => {
+    const m = mapAvroSchema({ type: 'record', name: 'R', fields: [{ name: 'constructor', type: 'string' }, { name: 'toString', type: 'long' }] }, true, 'gs://b/o');
+    const row = m.toRow({ constructor: 'p', toString: 7 });
+    expect(Object.hasOwn(row, 'constructor') && Object.hasOwn(row, 'toString')).toBe(true);
+    // Columns added later (no value in this row), named like Object.prototype's members.
+    const fields: TableField[] = [...m.fields, { name: '__proto__', type: 'STRING', mode: 'NULLABLE' }, { name: 'hasOwnProperty', type: 'STRING', mode: 'REPEATED' }];
+    expect(toJsonRow(fields, row, 'INT64')).toEqual({ f: [{ v: 'p' }, { v: '7' }, { v: null }, { v: [] }] });
+  });
+});
+
+describe("the platform's delivered files", () => {
+  it('load as BigQuery would map them (fixture payload inside the delivered envelope)', async () => {
+    const payload = JSON.parse(readFileSync(new URL('../../test/fixtures/user_profile_updated.avsc', import.meta.url), 'utf8')) as Record<string, unknown>;
+    const schema = deliveredFileSchema(payload as never) as object;
+    const type = avroType(schema);
+    const records = Array.from({ length: 20 }, () => {
+      const r = type.random() as unknown as { receiveTime: number; payload: { occurredAt: number } };
+      r.receiveTime = Date.UTC(2024, 0, 1, 12);
+      r.payload.occurredAt = Date.UTC(2024, 0, 1, 11);
+      return r;
+    });
+    const file = openAvroFile('gs://b/o', await avroContainer(schema, records));
+    const mapping = mapAvroSchema(file.schema, true, 'gs://b/o');
+    const modes = (fields: readonly TableField[]): string[] => fields.map((f) => `${f.name}:${f.type}:${f.mode}`);
+    expect(modes(mapping.fields)).toEqual(['eventId:STRING:REQUIRED', 'receiveTime:TIMESTAMP:REQUIRED', 'payload:RECORD:REQUIRED']);
+    expect(modes(mapping.fields[2]!.fields!)).toEqual([
+      'userId:STRING:REQUIRED',
+      'occurredAt:TIMESTAMP:REQUIRED',
+      'email:STRING:NULLABLE',
+      'fullName:STRING:REQUIRED',
+      'address:RECORD:NULLABLE',
+      'devices:RECORD:REPEATED',
+      'phoneNumbers:STRING:REPEATED',
+      'lastLogins:RECORD:REPEATED',
+      'plan:STRING:REQUIRED',
+    ]);
+    let n = 0;
+    file.forEachRecord((r) => {
+      const row = mapping.toRow(r);
+      expect(row.receiveTime).toBe(String(Date.UTC(2024, 0, 1, 12) * 1000));
+      n++;
+    });
+    expect(n).toBe(20);
+  });
+});
+
 describe('Avro files', () => {
   it('reads what avsc writes, and refuses a truncated or altered file with invalid', async () => {
     const schema = { type: 'record', name: 'R', fields: [{ name: 'n', type: 'long' }] };
@@ -136,7 +188,33 @@ describe('Avro files', () => {
     expect(reasonOf(() => openAvroFile('gs://b/o', altered).forEachRecord(() => undefined))).toBe('invalid');
     expect(reasonOf(() => openAvroFile('gs://b/o', Buffer.from('Obj')))).toBe('invalid');
   });
+
+  it('refuses a block that inflates beyond 64 MiB (a deflate bomb) with invalid', () => {
+    const header = Buffer.from(bytesOfHeader());
+    const bomb = zlib.deflateRawSync(Buffer.alloc(65 * 1024 * 1024));
+    const sync = header.subarray(header.length - 16);
+    const file = Buffer.concat([header, zigzag(1), zigzag(bomb.length), bomb, sync]);
+    expect(reasonOf(() => openAvroFile('gs://b/o', file).forEachRecord(() => undefined))).toBe('invalid');
+    expect(() => openAvroFile('gs://b/o', file).forEachRecord(() => undefined)).toThrow(/inflates beyond 67108864 bytes/);
+  });
 });
+
+/** A container header (magic, schema, deflate codec, sync marker) for a one-long-field record. */
+function bytesOfHeader(): Uint8Array {
+  const str = (t: string): Buffer => Buffer.concat([zigzag(Buffer.byteLength(t)), Buffer.from(t)]);
+  return Buffer.concat([Buffer.from('Obj\x01', 'latin1'), zigzag(2), str('avro.schema'), str('{"type":"record","name":"R","fields":[{"name":"n","type":"long"}]}'), str('avro.codec'), str('deflate'), zigzag(0), Buffer.alloc(16, 7)]);
+}
+
+function zigzag(n: number): Buffer {
+  let z = n >= 0 ? n * 2 : -n * 2 - 1;
+  const out: number[] = [];
+  while (z >= 0x80) {
+    out.push((z % 0x80) | 0x80);
+    z = Math.floor(z / 0x80);
+  }
+  out.push(z);
+  return Buffer.from(out);
+}
 
 describe('SQL subset', () => {
   it('parses COUNT(*) and SELECT * with conditions, parameters and BETWEEN', () => {

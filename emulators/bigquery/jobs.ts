@@ -72,7 +72,7 @@ export class JobRunner {
     if (cfg.load !== undefined) parseLoadConfig(projectId, cfg.load);
     else if (cfg.query !== undefined) parseQuery(projectId, cfg.query);
     else throw errors.invalid('The emulator runs load and query jobs only (configuration.load or configuration.query).');
-    const job: JobRecord = { projectId, jobId, location, configuration: cfg, state: 'PENDING', creationTime: this.catalog.now_() };
+    const job: JobRecord = { projectId, jobId, location, configuration: cfg, state: 'PENDING', creationTime: this.catalog.nowMs() };
     this.catalog.jobs.set(jobKey(projectId, jobId), job);
     void this.catalog.saveJob(job);
     if (start) this.schedule(job);
@@ -99,7 +99,7 @@ export class JobRunner {
   /** Runs a query job to the end (jobs.query waits for it). */
   async runQueryNow(job: JobRecord, plan: QueryPlan): Promise<void> {
     job.state = 'RUNNING';
-    job.startTime = this.catalog.now_();
+    job.startTime = this.catalog.nowMs();
     try {
       job.result = runQuery(this.catalog, plan);
       job.statistics = { query: { totalBytesProcessed: '0', cacheHit: false, statementType: 'SELECT' }, totalBytesProcessed: '0' };
@@ -128,7 +128,7 @@ export class JobRunner {
     if (this.closed) return;
     if (job.cancelled === true) return this.finish(job, errors.stopped(job.jobId));
     job.state = 'RUNNING';
-    job.startTime = this.catalog.now_();
+    job.startTime = this.catalog.nowMs();
     void this.catalog.saveJob(job);
     const minEnd = Date.now() + this.options.jobStepMs;
     let failure: unknown;
@@ -153,7 +153,7 @@ export class JobRunner {
 
   private finish(job: JobRecord, failure: unknown): void {
     job.state = 'DONE';
-    job.endTime = this.catalog.now_();
+    job.endTime = this.catalog.nowMs();
     job.startTime ??= job.endTime;
     if (failure !== undefined) {
       const e = jobError(failure);

@@ -4,16 +4,15 @@
  * destination in one step: the table, or with a decorator (`t$2024010112`)
  * one partition. A failure anywhere leaves the destination as it was.
  */
-import { Catalog, checkTableId, tableName } from './catalog.ts';
+import { applyTableOptions, Catalog, checkTableId, tableName } from './catalog.ts';
 import { openAvroFile } from './avro-file.ts';
 import { mapAvroSchema } from './avro-mapping.ts';
 import { errors } from './errors.ts';
 import type { GcsSource } from './gcs-source.ts';
 import type { Partition, TableMeta, TableState } from './model.ts';
-import { checkDecorator, NULL_PARTITION, parseTimePartitioning, partitionOfCell, partitionOfMs, splitDecorator, WHOLE_TABLE } from './partitioning.ts';
+import { checkDecorator, parseTimePartitioning, partitionOfCell, partitionOfMs, splitDecorator, WHOLE_TABLE } from './partitioning.ts';
 import { evolveSchema, findField, parseSchema, type TableField } from './schema.ts';
 import { rowBytes, type Row } from './values.ts';
-import { applyTableOptions } from './catalog.ts';
 
 export type WriteDisposition = 'WRITE_TRUNCATE' | 'WRITE_APPEND' | 'WRITE_EMPTY';
 export type CreateDisposition = 'CREATE_IF_NEEDED' | 'CREATE_NEVER';
@@ -140,7 +139,7 @@ function commit(catalog: Catalog, config: LoadConfig, sourceFields: TableField[]
   const tp = meta.timePartitioning;
   const byPartition = new Map<string, Row[]>();
   const column = tp?.field === undefined ? undefined : findField(schema, tp.field);
-  const ingestion = d.partition ?? (tp === undefined ? WHOLE_TABLE : partitionOfMs(catalog.now_(), tp));
+  const ingestion = d.partition ?? (tp === undefined ? WHOLE_TABLE : partitionOfMs(catalog.nowMs(), tp));
   for (const row of rows) {
     let pid = ingestion;
     if (tp !== undefined && column !== undefined) {
@@ -159,7 +158,7 @@ function commit(catalog: Catalog, config: LoadConfig, sourceFields: TableField[]
     throw errors.duplicate(`Table ${name}${d.partition === undefined ? '' : `$${d.partition}`}`);
   }
 
-  const now = catalog.now_();
+  const now = catalog.nowMs();
   const truncate = config.writeDisposition === 'WRITE_TRUNCATE';
   const partitions = new Map<string, Partition>(truncate && d.partition === undefined ? [] : table.partitions);
   if (truncate && d.partition !== undefined) partitions.delete(d.partition);
@@ -182,7 +181,7 @@ function commit(catalog: Catalog, config: LoadConfig, sourceFields: TableField[]
 function newTable(catalog: Catalog, config: LoadConfig, sourceFields: TableField[]): TableState {
   const d = config.destination;
   const given = config.create.schema === undefined ? undefined : parseSchema(config.create.schema);
-  const t = String(catalog.now_());
+  const t = String(catalog.nowMs());
   const meta: TableMeta = { projectId: d.projectId, datasetId: d.datasetId, tableId: d.tableId, schema: given ?? sourceFields, creationTime: t, lastModifiedTime: t };
   applyTableOptions(meta, config.create, true);
   if (d.partition !== undefined && meta.timePartitioning === undefined) {
@@ -212,4 +211,3 @@ function checkExactNames(name: string, source: readonly TableField[], table: rea
   }
 }
 
-export { NULL_PARTITION };

@@ -45,9 +45,6 @@ export function parseTimePartitioning(value: unknown, fields: readonly TableFiel
     if (!/^\d{1,18}$/.test(ms) || Number(ms) <= 0) throw errors.invalid('timePartitioning.expirationMs: expected a positive integer (milliseconds).');
     tp.expirationMs = ms;
   }
-  if (v.requirePartitionFilter !== undefined) {
-    // Deprecated location of the table-level flag; the caller moves it.
-  }
   return tp;
 }
 

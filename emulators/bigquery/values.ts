@@ -14,8 +14,16 @@ export interface CellRecord {
 /** A row: top-level field name → cell (a null-prototype object, so any field name is own data). */
 export type Row = CellRecord;
 
+/**
+ * Records inherit from an empty null-prototype object: no Object.prototype
+ * names (`constructor`, `__proto__`) are visible through them, yet V8 keeps
+ * them in fast mode (`Object.create(null)` objects start as dictionaries).
+ */
+const RecordBase = function (this: CellRecord) {} as unknown as new () => CellRecord;
+RecordBase.prototype = Object.create(null) as object;
+
 export function newRecord(): CellRecord {
-  return Object.create(null) as CellRecord;
+  return new RecordBase();
 }
 
 /** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in microseconds: BigQuery's TIMESTAMP range. */
