@@ -12,6 +12,11 @@
  * with WRITE_TRUNCATE (atomic: readers see the old table or the new one). The
  * load reads an Avro file staged in GCS; that file is key material and is
  * deleted as soon as the job is done, whatever its outcome.
+ *
+ * Run one sync at a time per table: two overlapping syncs each rewrite the
+ * table from what they read, so users added by one may be dropped by the
+ * other until the next sync adds them again (a shredded user is never brought
+ * back: padlock has no keyset for them).
  */
 import { randomUUID } from 'node:crypto';
 import avro from 'avsc';
