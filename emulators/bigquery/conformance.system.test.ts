@@ -389,6 +389,15 @@ describe('BigQuery emulator with the official client', () => {
       expect(shapeOf(await failure(job.promise()))).toMatchObject({ reasons: ['notFound'] });
     });
 
+    it('refuses a media upload with a 400 naming gs:// loads', async () => {
+      // The v8 client's table.load(localFile) never settles on an error answer (its upload stream
+      // fails inside the client), so this is checked over plain HTTP.
+      const res = await fetch(`${emulator.url}/upload/bigquery/v2/projects/${projectId}/jobs?uploadType=multipart`, { method: 'POST', body: 'x' });
+      const body = (await res.json()) as { error: { errors: { reason: string; message: string }[] } };
+      expect([res.status, body.error.errors[0]!.reason]).toEqual([400, 'invalid']);
+      expect(body.error.errors[0]!.message).toMatch(/load from gs:\/\/ URIs/);
+    });
+
     it('fails a job on a file that is not Avro (invalid) and leaves the table as it was', async () => {
       const ds = await dataset('corrupt');
       const table = bq.dataset(ds).table('events');
@@ -591,6 +600,14 @@ describe('BigQuery emulator with the official client', () => {
       expect((err as Error).message).toMatch(/without a filter over column\(s\) 'ts'/);
       const unsupported = await failure(bq.query(`SELECT id FROM ${ds}.events WHERE ts > TIMESTAMP '2024-01-01'`));
       expect(shapeOf(unsupported)).toEqual({ code: 400, reasons: ['invalidQuery'] });
+
+      // An ingestion-time table: rows go to the decorated hour, found through _PARTITIONTIME.
+      const [ingest] = await bq.dataset(ds).createTable('ingested', { schema: 'id:INTEGER,ts:TIMESTAMP,name:STRING', timePartitioning: { type: 'HOUR' } });
+      await load(bq.dataset(ds).table('ingested$2024010105'), [await upload(uniqueName('ing') + '.avro', eventSchema, [{ id: 1, ts: hour(9), name: 'a' }, { id: 2, ts: hour(9), name: 'b' }])], {});
+      const [byPartition] = await bq.query(`SELECT COUNT(*) AS n FROM ${ds}.ingested WHERE _PARTITIONTIME = TIMESTAMP '2024-01-01 05:00:00'`);
+      const [elsewhere] = await bq.query(`SELECT COUNT(*) AS n FROM ${ds}.ingested WHERE _PARTITIONTIME = TIMESTAMP '2024-01-01 09:00:00'`);
+      expect([byPartition, elsewhere]).toEqual([[{ n: 2 }], [{ n: 0 }]]);
+      expect((await ingest.getMetadata())[0].numRows).toBe('2');
     });
   });
 

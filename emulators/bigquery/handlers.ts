@@ -30,6 +30,7 @@ const MAX_LIST_ITEMS = 1_000;
 /** Splits a path into decoded segments after `/bigquery/v2` (if present). */
 export function parsePath(rawPath: string): string[] {
   let rest = rawPath;
+  if (rest.startsWith('/upload/')) throw errors.invalid('Media uploads (table.load of a local file, createWriteStream) are not supported by the emulator; load from gs:// URIs.');
   if (rest.startsWith('/bigquery/v2/')) rest = rest.slice('/bigquery/v2'.length);
   const segments = rest.split('/').filter((s) => s !== '');
   return segments.map((s) => {
