@@ -1,8 +1,9 @@
 /**
  * `npm start`: the whole platform on one machine. Starts the Pub/Sub emulator,
- * the GCS emulator (backed by the data folder), padlock, the composer (which
- * applies the example specs), the event service and the ETL workers (with
- * field encryption, loading types stored in BigQuery into the emulator); prints each endpoint as `<name>: <url>`, and runs until
+ * the GCS and BigQuery emulators (backed by the data folder), padlock, the
+ * composer (which applies the example specs), the event service and the ETL
+ * workers (with field encryption, loading types stored in BigQuery into the
+ * emulator); prints each endpoint as `<name>: <url>`, and runs until
  * Ctrl-C or SIGTERM. Then it stops gracefully: the event service stops intake
  * (503 with Retry-After), the ETL stages every message Pub/Sub still holds
  * (the emulator keeps them in memory only), bounded by the drain timeout and
