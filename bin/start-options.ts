@@ -10,6 +10,7 @@ import { flagsToEnv, parseEnv, portVar, type Env } from '../lib/config.ts';
 export const defaultPorts = {
   PUBSUB_PORT: '8085',
   GCS_PORT: '4443',
+  BIGQUERY_PORT: '9050',
   EVENT_SERVICE_PORT: '8080',
   COMPOSER_PORT: '8090',
   PADLOCK_PORT: '8091',
@@ -21,6 +22,7 @@ export const defaultDrainTimeoutSeconds = 300;
 export interface StartOptions {
   pubsubPort: number;
   gcsPort: number;
+  bigqueryPort: number;
   eventServicePort: number;
   composerPort: number;
   padlockPort: number;
@@ -36,6 +38,7 @@ export function parseStartOptions(argv: readonly string[], env: Env): StartOptio
     {
       PUBSUB_PORT: portVar.default(Number(defaultPorts.PUBSUB_PORT)),
       GCS_PORT: portVar.default(Number(defaultPorts.GCS_PORT)),
+      BIGQUERY_PORT: portVar.default(Number(defaultPorts.BIGQUERY_PORT)),
       EVENT_SERVICE_PORT: portVar.default(Number(defaultPorts.EVENT_SERVICE_PORT)),
       COMPOSER_PORT: portVar.default(Number(defaultPorts.COMPOSER_PORT)),
       PADLOCK_PORT: portVar.default(Number(defaultPorts.PADLOCK_PORT)),
@@ -51,6 +54,7 @@ export function parseStartOptions(argv: readonly string[], env: Env): StartOptio
   return {
     pubsubPort: c.PUBSUB_PORT,
     gcsPort: c.GCS_PORT,
+    bigqueryPort: c.BIGQUERY_PORT,
     eventServicePort: c.EVENT_SERVICE_PORT,
     composerPort: c.COMPOSER_PORT,
     padlockPort: c.PADLOCK_PORT,

@@ -1,8 +1,9 @@
 /**
  * `npm start`: the whole platform on one machine. Starts the Pub/Sub emulator,
- * the GCS emulator (backed by the data folder), padlock, the composer (which
- * applies the example specs), the event service and the ETL workers (with
- * field encryption); prints each endpoint as `<name>: <url>`, and runs until
+ * the GCS and BigQuery emulators (backed by the data folder), padlock, the
+ * composer (which applies the example specs), the event service and the ETL
+ * workers (with field encryption, loading types stored in BigQuery into the
+ * emulator); prints each endpoint as `<name>: <url>`, and runs until
  * Ctrl-C or SIGTERM. Then it stops gracefully: the event service stops intake
  * (503 with Retry-After), the ETL stages every message Pub/Sub still holds
  * (the emulator keeps them in memory only), bounded by the drain timeout and
@@ -17,6 +18,7 @@ import { parseStartOptions, type StartOptions } from './start-options.ts';
 import { loadOrCreateLocalCredentials, localCredentialsFile } from './local-credentials.ts';
 import { startPubSubEmulator } from '../lib/emulators/google.ts';
 import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { startBigQueryEmulator } from '../emulators/bigquery/index.ts';
 import { createStorage } from '../lib/gcp/clients.ts';
 import { FileRegistryStore } from '../lib/registry/file.ts';
 import { createPadlockClient } from '../lib/padlock-client/index.ts';
@@ -51,6 +53,9 @@ const EXAMPLE_SPECS = fileURLToPath(new URL('../test/fixtures/specs', import.met
 
 export const localBuckets = { data: 'local-data', staging: 'local-staging' } as const;
 
+/** Dataset of the event tables in the local BigQuery emulator (Terraform's default dataset id). */
+export const localDataset = 'events';
+
 async function startPlatform(opts: StartOptions, running: Running[], intake: Intake): Promise<void> {
   const dataDir = path.resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
@@ -64,6 +69,10 @@ async function startPlatform(opts: StartOptions, running: Running[], intake: Int
   const gcs = await startGcsEmulator({ port: opts.gcsPort, dir: path.join(dataDir, 'gcs'), host: '127.0.0.1' });
   running.push({ name: 'gcs', url: gcs.url, stop: () => gcs.close() });
   await ensureBuckets(opts.projectId, gcs.url);
+
+  // Load jobs read their gs:// sources from the GCS emulator above.
+  const bigquery = await startBigQueryEmulator({ port: opts.bigqueryPort, gcsEndpoint: gcs.url, dir: path.join(dataDir, 'bigquery'), host: '127.0.0.1' });
+  running.push({ name: 'bigquery', url: bigquery.url, stop: () => bigquery.close() });
 
   const padlock = await startPadlock(
     loadPadlockConfig({
@@ -120,6 +129,7 @@ async function startPlatform(opts: StartOptions, running: Running[], intake: Int
     dataBucket: localBuckets.data,
     registry,
     transform: createEncryptionTransform({ keys }),
+    bigQuery: { endpoint: bigquery.url, dataset: localDataset },
   });
   running.push({ name: 'etl', stop: () => etl.close() });
   intake.etl = etl;

@@ -53,7 +53,7 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 /** `npm start`'s entry point on free ports, in a process group of its own; resolves once it printed its endpoints. */
 async function startPlatform(dataDir: string): Promise<Platform> {
-  const ports = ['--pubsub-port', '0', '--gcs-port', '0', '--padlock-port', '0', '--composer-port', '0', '--event-service-port', '0'];
+  const ports = ['--pubsub-port', '0', '--gcs-port', '0', '--bigquery-port', '0', '--padlock-port', '0', '--composer-port', '0', '--event-service-port', '0'];
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts', '--data-dir', dataDir, ...ports], {
     cwd: ROOT,
     detached: true,

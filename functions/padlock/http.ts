@@ -6,7 +6,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, isAppError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
-import { KEYCHAINS_PATH, LOOKUP_PATH, type CategoryKeyWire, type LookupResponse, type UserKeysWire } from '../../lib/padlock-client/protocol.ts';
+import {
+  KEYCHAINS_PATH,
+  KEYSETS_PATH,
+  LOOKUP_PATH,
+  type CategoryKeysetWire,
+  type CategoryKeyWire,
+  type KeysetsResponse,
+  type LookupResponse,
+  type UserKeysetsWire,
+  type UserKeysWire,
+} from '../../lib/padlock-client/protocol.ts';
+import { tinkKeyset } from '../../lib/crypto/aead.ts';
 import type { KeychainService, LookupUser, UserResult } from './keychains.ts';
 import { userIdProblem } from '../../lib/user-id.ts';
 import { parseLookupBody, type LookupBody } from './lookup-body.ts';
@@ -225,6 +236,7 @@ class Api {
       await keychains.ready();
       return send(res, 200, { status: 'ready' });
     }
+    if (method === 'POST' && pathname === KEYSETS_PATH) return this.keysets(req, res);
     if (method === 'POST' && pathname === KEYCHAINS_PATH) {
       const caller = services.authenticate(req.headers.authorization);
       const body = await readJson(req, this.maxBodyBytes);
@@ -253,6 +265,31 @@ class Api {
       }
     }
     throw new AppError('NOT_FOUND', { message: `No route for ${method} ${pathname.split('/').slice(0, 3).join('/')}` });
+  }
+
+  /**
+   * `POST /v1/keys/keysets`: a lookup whose found keys are answered as Tink
+   * keysets, for a consumer's BigQuery keys table. Authorised like a lookup
+   * (the caller's contexts: derived keys only, never a root key); it never
+   * creates keys, so asking for a user cannot give them a keychain.
+   */
+  private async keysets(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const caller = this.services.authenticate(req.headers.authorization);
+    const body = parseLookupBody(await readJson(req, this.maxBodyBytes));
+    if (body.createIfAbsent !== undefined) {
+      throw new AppError('BODY_INVALID', { message: 'createIfAbsent: keysets are served for existing keys only', details: { field: 'createIfAbsent' } });
+    }
+    const listed = body.userIds === undefined ? 'users' : 'userIds';
+    if ((body.userIds ?? body.users).length > this.maxUsersPerRequest) {
+      throw new AppError('PAYLOAD_TOO_LARGE', { message: `${listed}: at most ${this.maxUsersPerRequest} users per request`, details: { field: listed } });
+    }
+    const context = authoriseContext(caller, body.context);
+    const users = this.lookupUsers(body);
+    const results = await this.keychains.lookup(context, users, false).catch((err: unknown) => {
+      throw namingUser(err, listed);
+    });
+    this.logger.info('keysets served', { service: caller.name, users: users.length });
+    send(res, 200, toKeysetsWire(context, results));
   }
 
   done(req: IncomingMessage, res: ServerResponse, started: number): void {
@@ -312,6 +349,21 @@ export function toWire(context: string, results: readonly UserResult[]): LookupR
       const categories: Record<string, CategoryKeyWire> = {};
       for (const [name, c] of result.categories) {
         categories[name] = c.status === 'found' ? { status: 'found', keyId: c.key.keyId, key: c.key.keyBase64 } : { status: c.status };
+      }
+      return { userId: result.userId, status: 'found', categories };
+    }),
+  };
+}
+
+/** A lookup result with each found key as its serialized Tink keyset (base64). */
+export function toKeysetsWire(context: string, results: readonly UserResult[]): KeysetsResponse {
+  return {
+    context,
+    users: results.map((result): UserKeysetsWire => {
+      if (result.status !== 'found') return { userId: result.userId, status: result.status };
+      const categories: Record<string, CategoryKeysetWire> = {};
+      for (const [name, c] of result.categories) {
+        categories[name] = c.status === 'found' ? { status: 'found', keyId: c.key.keyId, keyset: tinkKeyset(c.key).toString('base64') } : { status: c.status };
       }
       return { userId: result.userId, status: 'found', categories };
     }),

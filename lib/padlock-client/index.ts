@@ -16,10 +16,12 @@
 import { AppError, errorCatalogue, isAppError, type ErrorCode } from '../errors.ts';
 import {
   KEYCHAINS_PATH,
+  KEYSETS_PATH,
   LOOKUP_PATH,
   authorizationHeader,
   type CreateKeychainResponse,
   type DeleteResponse,
+  type KeysetsResponse,
   type LookupRequest,
   type LookupResponse,
 } from './protocol.ts';
@@ -42,6 +44,14 @@ export interface KeyRequest {
   userId: string;
   category: string;
 }
+
+/** A user's Tink keysets (serialized `Keyset`, what BigQuery's AEAD functions take), by category. */
+export type UserKeysets =
+  | { userId: string; status: 'found'; categories: Map<string, KeysetLookup> }
+  | { userId: string; status: 'absent' }
+  | { userId: string; status: 'deleted' };
+
+export type KeysetLookup = { status: 'found'; keyId: number; keyset: Buffer } | { status: 'absent' } | { status: 'deleted' };
 
 export interface PadlockClientOptions {
   /** Base URL of padlock, e.g. `http://127.0.0.1:8090`, or of each deployment group, primary first. */
@@ -71,6 +81,14 @@ export interface PadlockClientOptions {
 export interface PadlockClient {
   /** Keys in `items` order. Cached and coalesced; `createIfAbsent` creates missing keychains (the ETL's sign-up path). */
   getKeys(items: readonly KeyRequest[], opts?: { createIfAbsent?: boolean; context?: string }): Promise<KeyLookup[]>;
+  /**
+   * The Tink keysets of this service's derived keys for `userIds` (every
+   * personal category unless `categories` is given), in `userIds` order. Never
+   * cached, never creates keys: a keys table rewritten from the answer drops a
+   * shredded user as soon as padlock answers `deleted`. Split into requests of
+   * `maxUsersPerRequest` users.
+   */
+  getKeysets(userIds: readonly string[], opts?: { categories?: readonly string[]; context?: string }): Promise<UserKeysets[]>;
   /** Create-if-absent of a user's keychain (sign-up). Rejects with KEYCHAIN_DELETED for a deleted user. */
   createKeychain(userId: string): Promise<CreateKeychainResponse>;
   /** Shreds every category of a user (admin services only); drops the user from this client's cache. */
@@ -285,8 +303,41 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     for (const key of cache.keys()) if (key.slice(key.indexOf(SEP) + 1, key.lastIndexOf(SEP)) === userId) cache.delete(key);
   };
 
+  const getKeysets = async (userIds: readonly string[], opts: { categories?: readonly string[]; context?: string } = {}): Promise<UserKeysets[]> => {
+    userIds.forEach((userId, i) => {
+      const problem = userIdProblem(userId);
+      if (problem !== undefined) throw invalidUserId(`userIds[${i}]`, problem);
+    });
+    const out: UserKeysets[] = [];
+    for (let i = 0; i < userIds.length; i += maxUsers) {
+      const batch = userIds.slice(i, i + maxUsers);
+      stats.requests++;
+      const res = await call<KeysetsResponse>('POST', KEYSETS_PATH, {
+        ...(opts.context === undefined ? {} : { context: opts.context }),
+        userIds: batch,
+        ...(opts.categories === undefined ? {} : { categories: [...opts.categories] }),
+      });
+      if (res.users.length !== batch.length || res.users.some((u, j) => u.userId !== batch[j])) {
+        throw new AppError('INTERNAL', { message: 'Padlock answered keysets for other users than asked' });
+      }
+      for (const u of res.users) {
+        if (u.status !== 'found') {
+          out.push({ userId: u.userId, status: u.status });
+          continue;
+        }
+        const categories = new Map<string, KeysetLookup>();
+        for (const [name, c] of Object.entries(u.categories)) {
+          categories.set(name, c.status === 'found' ? { status: 'found', keyId: c.keyId, keyset: Buffer.from(c.keyset, 'base64') } : { status: c.status });
+        }
+        out.push({ userId: u.userId, status: 'found', categories });
+      }
+    }
+    return out;
+  };
+
   return {
     getKeys,
+    getKeysets,
     stats,
     async createKeychain(userId) {
       checkUserId(userId);

@@ -6,6 +6,12 @@
 
 /** Path of the multi-get (and optional create-if-absent) of derived keys. */
 export const LOOKUP_PATH = '/v1/keys/lookup';
+/**
+ * Path of the multi-get of Tink keysets (`POST`, same body as a lookup without
+ * `createIfAbsent`): each found derived key as the serialized Tink keyset that
+ * BigQuery's `AEAD.DECRYPT_BYTES` takes, for a consumer's keys table.
+ */
+export const KEYSETS_PATH = '/v1/keys/keysets';
 /** Path of keychain creation (sign-up); `DELETE ${KEYCHAINS_PATH}/<userId>[/categories/<category>]` shreds. */
 export const KEYCHAINS_PATH = '/v1/keychains';
 
@@ -35,6 +41,25 @@ export interface LookupResponse {
   context: string;
   /** Same order as the request's users (or userIds). */
   users: UserKeysWire[];
+}
+
+/** A keysets request: a lookup's users and context; keys are never created here. */
+export type KeysetsRequest = { context?: string } & ({ users: { userId: string; categories?: string[] }[] } | { userIds: string[]; categories?: string[] });
+
+export type CategoryKeysetWire =
+  | { status: 'found'; keyId: number; /** base64 of a serialized Tink `Keyset` (one AES-256-GCM key, TINK prefix) */ keyset: string }
+  | { status: 'absent' }
+  | { status: 'deleted' };
+
+export type UserKeysetsWire =
+  | { userId: string; status: 'found'; categories: Record<string, CategoryKeysetWire> }
+  | { userId: string; status: 'absent' }
+  | { userId: string; status: 'deleted' };
+
+export interface KeysetsResponse {
+  context: string;
+  /** Same order as the request's users (or userIds). */
+  users: UserKeysetsWire[];
 }
 
 export interface CreateKeychainRequest {
