@@ -1,7 +1,7 @@
 /**
  * The key store: where wrapped root keys and tombstones live. One interface,
- * two implementations: an embedded file store (local mode) and Bigtable
- * (production). Stores hold only wrapped keys; they never see a root key.
+ * three implementations: an embedded file store (local mode), Bigtable and
+ * PostgreSQL (production). Stores hold only wrapped keys; they never see a root key.
  */
 
 /** One category of a stored keychain: a wrapped root key, or the tombstone left by its deletion. */
@@ -16,9 +16,13 @@ export type StoredKeychain =
   | { state: 'deleted' }
   | { state: 'active'; categories: ReadonlyMap<string, StoredCategory> };
 
+/** The kinds of store padlock can run on. */
+export const storeKinds = ['embedded', 'bigtable', 'postgres'] as const;
+export type StoreKind = (typeof storeKinds)[number];
+
 export interface KeyStore {
   /** Which store this is, for logs and health. */
-  readonly kind: 'embedded' | 'bigtable';
+  readonly kind: StoreKind;
   /** Keychains of `userIds` (every id is in the result). */
   read(userIds: readonly string[]): Promise<Map<string, StoredKeychain>>;
   /**
