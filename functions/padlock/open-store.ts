@@ -1,0 +1,53 @@
+/**
+ * Builds a key store from its configuration: the primary alone, or, during a
+ * migration, the primary with a darkloaded second store (`migrating-store.ts`).
+ */
+import { createBigtable } from '../../lib/gcp/clients.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { createBigtableStore, ensureKeychainTable } from './bigtable-store.ts';
+import type { StoreConfig } from './config.ts';
+import { createEmbeddedStore } from './embedded-store.ts';
+import { createMigratingStore } from './migrating-store.ts';
+import { createPostgresStore } from './postgres-store.ts';
+import type { KeyStore } from './store.ts';
+
+/** One store; `deadlineMs` bounds each of its calls (fail fast, no retries). */
+export async function openStore(config: StoreConfig, deadlineMs: number, logger: Logger): Promise<KeyStore> {
+  switch (config.kind) {
+    case 'embedded':
+      return createEmbeddedStore(config.dataDir);
+    case 'bigtable': {
+      const bigtable = createBigtable({ projectId: config.projectId, emulatorHost: config.emulatorHost, appProfileId: config.appProfileId });
+      if (config.createTable) await ensureKeychainTable(bigtable, config.instanceId, config.tableId);
+      return createBigtableStore(bigtable, { instanceId: config.instanceId, tableId: config.tableId, deadlineMs });
+    }
+    case 'postgres': {
+      const store = createPostgresStore({
+        ...config,
+        deadlineMs,
+        onIdleError: (err) => logger.warn('idle PostgreSQL connection failed', { store: 'postgres', err }),
+      });
+      try {
+        await store.ensureSchema();
+      } catch (err) {
+        await store.close();
+        throw err;
+      }
+      return store;
+    }
+  }
+}
+
+/** The store padlock serves from: `primary`, or `primary` with `darkload` mirrored. */
+export async function openServingStore(primary: StoreConfig, darkload: StoreConfig | undefined, deadlineMs: number, logger: Logger): Promise<KeyStore> {
+  const store = await openStore(primary, deadlineMs, logger);
+  if (darkload === undefined) return store;
+  let second: KeyStore;
+  try {
+    second = await openStore(darkload, deadlineMs, logger);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return createMigratingStore(store, second, { logger });
+}
