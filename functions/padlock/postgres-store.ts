@@ -25,7 +25,7 @@
  * statement are bounded by the store deadline.
  */
 import pg from 'pg';
-import type { KeyStore, StoredCategory, StoredKeychain } from './store.ts';
+import type { ScannableKeyStore, StoredCategory, StoredKeychain } from './store.ts';
 
 export interface PostgresStoreOptions {
   /** Host name, IP address, or a Unix socket folder (e.g. Cloud SQL's `/cloudsql/<instance>`). */
@@ -48,7 +48,7 @@ export interface PostgresStoreOptions {
 export const POSTGRES_SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** PostgreSQL store with its pool; `ensureSchema()` creates the tables if missing. */
-export interface PostgresKeyStore extends KeyStore {
+export interface PostgresKeyStore extends ScannableKeyStore {
   readonly kind: 'postgres';
   ensureSchema(): Promise<void>;
 }
@@ -132,6 +132,21 @@ export function createPostgresStore(opts: PostgresStoreOptions): PostgresKeyStor
     async read(userIds) {
       const rows = await readRows(userIds);
       return new Map(userIds.map((id) => [id, toKeychain(rows.get(id))]));
+    },
+    async scan(cursor, limit) {
+      // Users with a row in either table (an opt-out before sign-up has only a key row), in byte order.
+      const { rows } = await pool.query<{ user_id: Buffer }>(
+        `SELECT user_id FROM (SELECT user_id FROM ${users} WHERE user_id > $1 UNION SELECT user_id FROM ${keys} WHERE user_id > $1) ids
+         ORDER BY user_id LIMIT $2`,
+        [cursor === undefined ? Buffer.alloc(0) : Buffer.from(cursor, 'hex'), limit],
+      );
+      const ids = rows.map((r) => r.user_id.toString('utf8'));
+      const byUser = await readRows(ids);
+      const last = rows.at(-1);
+      return {
+        keychains: ids.map((id) => [id, toKeychain(byUser.get(id))] as [string, StoredKeychain]),
+        cursor: rows.length < limit || last === undefined ? undefined : last.user_id.toString('hex'),
+      };
     },
     async createIfAbsent(userId, wrappedRootKeys) {
       const entries = [...wrappedRootKeys];

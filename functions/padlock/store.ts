@@ -40,6 +40,22 @@ export interface KeyStore {
   close(): Promise<void>;
 }
 
+/** One page of a store scan, in the store's own order; `cursor` resumes after it (undefined: nothing left). */
+export interface KeychainPage {
+  keychains: [userId: string, keychain: StoredKeychain][];
+  cursor: string | undefined;
+}
+
+/** A store whose keychains can be walked page by page (the migration jobs' backfill, verify and repair). */
+export interface ScannableKeyStore extends KeyStore {
+  /** Up to `limit` users after `cursor` (from the start if undefined), each with its keychain as stored. */
+  scan(cursor: string | undefined, limit: number): Promise<KeychainPage>;
+}
+
+export function isScannable(store: KeyStore): store is ScannableKeyStore {
+  return typeof (store as Partial<ScannableKeyStore>).scan === 'function';
+}
+
 /** Applies create-if-absent to a keychain in memory (the embedded store's rule, and its unit-testable core). */
 export function withCreated(current: StoredKeychain, wrappedRootKeys: ReadonlyMap<string, Buffer>): StoredKeychain {
   if (current.state === 'deleted') return current;

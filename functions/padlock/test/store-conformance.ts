@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { uniqueName } from '../../../test/helpers/names.ts';
-import type { KeyStore, StoredKeychain } from '../store.ts';
+import { isScannable, type KeyStore, type StoredKeychain } from '../store.ts';
 
 export interface ConformanceTarget {
   /** A store over a fresh, empty namespace (folder, table or schema). */
@@ -113,6 +113,33 @@ export function storeConformance(name: string, target: ConformanceTarget): void 
     );
     const got = await store.read(ids);
     expect([...got.values()].map((k) => k.state)).toEqual(ids.map(() => 'deleted'));
+  });
+
+  it('scans every user once, page by page, with the keychain as stored (the migration jobs walk stores this way)', async () => {
+    if (!isScannable(store)) throw new Error(`the ${name} store cannot be scanned`);
+    const ids = [user('scan-a'), `${user('scan-b')}-\u0000-é`, user('scan-c'), user('scan-d')];
+    await store.createIfAbsent(ids[0]!, wrappedKeys('contact'));
+    await store.deleteUser(ids[1]!);
+    await store.deleteCategory(ids[2]!, 'ads');
+    await store.createIfAbsent(ids[3]!, wrappedKeys('contact', 'device'));
+    const seen = new Map<string, StoredKeychain>();
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await store.scan(cursor, 3);
+      expect(page.keychains.length).toBeLessThanOrEqual(3);
+      for (const [id, k] of page.keychains) {
+        expect(seen.has(id)).toBe(false);
+        seen.set(id, k);
+      }
+      cursor = page.cursor;
+      pages++;
+    } while (cursor !== undefined && pages < 1_000);
+    expect(cursor).toBeUndefined();
+    expect(pages).toBeGreaterThan(1);
+    const stored = await store.read([...seen.keys()]);
+    for (const [id, k] of seen) expect(describeKeychain(k)).toEqual(describeKeychain(stored.get(id)));
+    for (const id of ids) expect(seen.has(id)).toBe(true);
   });
 
   it('keeps user ids exact: beyond ASCII, U+0000, 256 UTF-8 bytes, and no Unicode normalisation', async () => {
