@@ -178,4 +178,82 @@ describe('migrating padlock from PostgreSQL to Bigtable and back, under load', (
         `after rollback ${afterRollback.keys} keys kept, ${afterRollback.deleted} deletions kept`,
     );
   });
+  it('DiRT: the darkloaded store goes down mid-run, padlock keeps serving from the primary; once it is back, verify + repair bring it in sync', async () => {
+    const darkServer = await startTestPostgres();
+    const target: Target = makeTarget('embedded');
+    const env = {
+      ...darkServer.env,
+      PADLOCK_POSTGRES_SCHEMA: 'padlock',
+      BIGTABLE_EMULATOR_HOST: inject('bigtableHost'),
+      GCP_PROJECT: inject('projectId'),
+      PADLOCK_BIGTABLE_TABLE: uniqueName('dirt', 'bt'),
+      PADLOCK_CACHE_TTL_MS: '1',
+      PADLOCK_STORE: 'bigtable',
+      PADLOCK_DARKLOAD_STORE: 'postgres',
+    };
+    const padlock = await target.start({ env });
+    const failures: string[] = [];
+    const seen = new Map<string, string>();
+    const round = async (prefix: string, n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        const userId = `${prefix}-${i}`;
+        try {
+          const [r] = await clientFor(padlock.url, 'etl').getKeys([{ userId, category: 'contact' }], { createIfAbsent: true });
+          if (r?.status === 'found') seen.set(userId, r.key.key.toString('hex'));
+          else failures.push(`${userId}: ${r?.status}`);
+          if (i % 4 === 1) await clientFor(padlock.url, 'privacy').deleteUser(`${prefix}-${i - 1}`);
+        } catch (err) {
+          failures.push(String(err));
+        }
+      }
+    };
+    const jobStores = async (): Promise<[ScannableKeyStore, ScannableKeyStore]> => {
+      const [a, b] = await Promise.all((['bigtable', 'postgres'] as const).map((k) => openStore(loadStoreConfig(k, { ...target.env, ...env }), 5_000, silentLogger)));
+      if (!a || !b || !isScannable(a) || !isScannable(b)) throw new Error('not scannable');
+      return [a, b];
+    };
+    try {
+      await round('up', 12);
+      await darkServer.kill();
+      await round('down', 12);
+      expect((await fetch(`${padlock.url}/readyz`)).status).toBe(200);
+      await darkServer.restart();
+      await round('back', 8);
+      await padlock.close();
+      expect(failures).toEqual([]);
+      expect(target.logs.filter((l) => l.includes('darkload write failed')).length).toBeGreaterThanOrEqual(12);
+      const [a, b] = await jobStores();
+      try {
+        const found = await runJob('verify', { from: a, to: b, pageSize: 10 });
+        // The keychains created while PostgreSQL was down, and the deletions made then.
+        expect(found.differences['missing-in-b'].count).toBe(9 * 7);
+        expect(found.differences['deleted-in-a-only'].count).toBe(3);
+        const repaired: string[] = [];
+        const repair = await runJob('repair', { from: a, to: b, pageSize: 10, onRepair: (id) => repaired.push(id) });
+        expect(differenceCount(repair)).toBe(0);
+        // Each user written while PostgreSQL was down, repaired once (a difference is counted per category).
+        expect(repaired.sort()).toEqual(Array.from({ length: 12 }, (_, i) => `down-${i}`).sort());
+        expect(differenceCount(await runJob('verify', { from: a, to: b, pageSize: 10 }))).toBe(0);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+      // And the repaired store serves the very keys callers got while it was down.
+      const { PADLOCK_DARKLOAD_STORE: _, ...alone } = env;
+      const fromPostgres = await target.start({ env: { ...alone, PADLOCK_STORE: 'postgres' } });
+      try {
+        const down = [...seen].filter(([id]) => id.startsWith('down-'));
+        const results = await clientFor(fromPostgres.url, 'etl').getKeys(down.map(([userId]) => ({ userId, category: 'contact' })));
+        results.forEach((r, i) => {
+          const [userId, key] = down[i]!;
+          const deleted = Number(userId.split('-')[1]) % 4 === 0;
+          expect(deleted ? r.status : r.status === 'found' && r.key.key.toString('hex')).toBe(deleted ? 'deleted' : key);
+        });
+      } finally {
+        await fromPostgres.close();
+      }
+    } finally {
+      await padlock.close();
+      await darkServer.stop();
+    }
+  });
 });
