@@ -12,14 +12,27 @@ import { createPostgresStore } from './postgres-store.ts';
 import type { KeyStore } from './store.ts';
 
 /** One store; `deadlineMs` bounds each of its calls (fail fast, no retries). */
-export async function openStore(config: StoreConfig, deadlineMs: number, logger: Logger): Promise<KeyStore> {
+export async function openStore(config: StoreConfig, deadlineMs: number, logger: Logger, opts: { optional?: boolean } = {}): Promise<KeyStore> {
+  // A darkloaded store that is down must not keep padlock from starting: its writes fail (counted) until it is back.
+  const prepare = async (store: KeyStore, create: () => Promise<void>): Promise<void> => {
+    try {
+      await create();
+    } catch (err) {
+      if (!opts.optional) {
+        await store.close();
+        throw err;
+      }
+      logger.warn('darkload store not ready at start', { store: store.kind, err });
+    }
+  };
   switch (config.kind) {
     case 'embedded':
       return createEmbeddedStore(config.dataDir);
     case 'bigtable': {
       const bigtable = createBigtable({ projectId: config.projectId, emulatorHost: config.emulatorHost, appProfileId: config.appProfileId });
-      if (config.createTable) await ensureKeychainTable(bigtable, config.instanceId, config.tableId);
-      return createBigtableStore(bigtable, { instanceId: config.instanceId, tableId: config.tableId, deadlineMs });
+      const store = createBigtableStore(bigtable, { instanceId: config.instanceId, tableId: config.tableId, deadlineMs });
+      if (config.createTable) await prepare(store, () => ensureKeychainTable(bigtable, config.instanceId, config.tableId));
+      return store;
     }
     case 'postgres': {
       const store = createPostgresStore({
@@ -27,12 +40,7 @@ export async function openStore(config: StoreConfig, deadlineMs: number, logger:
         deadlineMs,
         onIdleError: (err) => logger.warn('idle PostgreSQL connection failed', { store: 'postgres', err }),
       });
-      try {
-        await store.ensureSchema();
-      } catch (err) {
-        await store.close();
-        throw err;
-      }
+      await prepare(store, () => store.ensureSchema());
       return store;
     }
   }
@@ -44,7 +52,7 @@ export async function openServingStore(primary: StoreConfig, darkload: StoreConf
   if (darkload === undefined) return store;
   let second: KeyStore;
   try {
-    second = await openStore(darkload, deadlineMs, logger);
+    second = await openStore(darkload, deadlineMs, logger, { optional: true });
   } catch (err) {
     await store.close();
     throw err;
