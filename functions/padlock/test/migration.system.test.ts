@@ -1,12 +1,14 @@
 /**
  * A whole key store migration, PostgreSQL (real server) → Bigtable (emulator)
  * and back, on running padlock instances under a steady load of lookups,
- * creates and deletes: primary=postgres → primary=postgres, darkload=bigtable
+ * creates and deletes from four client processes: primary=postgres → primary=postgres, darkload=bigtable
  * (two instances) + backfill under load → verify (0 differences) → switch
  * (primary=bigtable, darkload=postgres) → verify → roll back (primary=postgres).
  * Every derived key any caller received is checked against what each later
  * configuration serves: none lost, none changed, no deleted user back.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../../lib/logger.ts';
 import { uniqueName } from '../../../test/helpers/names.ts';
@@ -26,7 +28,7 @@ afterAll(async () => {
   await postgres?.stop();
 });
 
-const CATEGORIES = ['contact', 'ads'] as const;
+const LOAD_CLIENT = fileURLToPath(new URL('./load-client.ts', import.meta.url));
 
 describe('migrating padlock from PostgreSQL to Bigtable and back, under load', () => {
   it('loses no key, resurrects no deleted user, never gives one user two keys; verify finds 0 differences before the switch', async () => {
@@ -55,48 +57,47 @@ describe('migrating padlock from PostgreSQL to Bigtable and back, under load', (
     const failures: string[] = [];
     let lookups = 0;
 
-    const lookup = async (url: string, userIds: string[], create: boolean): Promise<void> => {
-      const items = userIds.flatMap((userId) => CATEGORIES.map((category) => ({ userId, category })));
-      try {
-        const results = await clientFor(url, 'etl').getKeys(items, { createIfAbsent: create });
-        lookups++;
-        results.forEach((r, i) => {
-          if (r.status !== 'found') return;
-          const id = `${items[i]!.userId}/${items[i]!.category}`;
-          const set = seen.get(id) ?? new Set<string>();
-          set.add(r.key.key.toString('hex'));
-          seen.set(id, set);
-        });
-      } catch (err) {
-        failures.push(String(err));
-      }
-    };
-
-    /** `rounds` rounds of lookups (creating), sign-ups, deletes and opt-outs over `users`, from `workers` callers at once. */
-    const load = async (urls: string[], prefix: string, rounds: number): Promise<void> => {
-      await Promise.all(
-        Array.from({ length: 4 }, async (_, w) => {
-          for (let r = 0; r < rounds; r++) {
-            const url = urls[(w + r) % urls.length]!;
-            const fresh = `${prefix}-w${w}-r${r}`;
-            const old = `${prefix}-w${(w + 1) % 4}-r${Math.max(0, r - 3)}`;
-            await lookup(url, [fresh, old], true);
-            try {
-              if (r % 4 === 0) await clientFor(url, 'signup').createKeychain(`${fresh}-signup`);
-              if (r % 5 === 2) {
-                await clientFor(url, 'privacy').deleteUser(old);
-                deletedUsers.add(old);
+    /** `rounds` rounds of lookups (creating), sign-ups, deletes and opt-outs, from 4 client processes at once (`load-client.ts`). */
+    const load = (urls: string[], prefix: string, rounds: number): { started: Promise<void>; done: Promise<void> } => {
+      let started = 0;
+      let allStarted!: () => void;
+      const startedPromise = new Promise<void>((resolve) => (allStarted = resolve));
+      const outputs = Promise.all(
+        Array.from({ length: 4 }, (_, worker) =>
+          new Promise<string>((resolve, reject) => {
+            const child = spawn(process.execPath, ['--import', 'tsx', LOAD_CLIENT], {
+              env: { PATH: process.env.PATH ?? '', LOAD_SPEC: JSON.stringify({ urls, prefix, rounds, worker, workers: 4 }) },
+              stdio: ['ignore', 'pipe', 'inherit'],
+            });
+            let out = '';
+            let announced = false;
+            child.stdout.on('data', (c: Buffer) => {
+              out += c.toString();
+              if (!announced && out.startsWith('started\n')) {
+                announced = true;
+                if (++started === 4) allStarted();
               }
-              if (r % 7 === 3) {
-                await clientFor(url, 'privacy').deleteCategory(fresh, 'ads');
-                deletedCategories.add(`${fresh}/ads`);
-              }
-            } catch (err) {
-              failures.push(String(err));
-            }
-          }
-        }),
+            });
+            child.on('error', reject);
+            child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`load client exited with ${code}`))));
+          }),
+        ),
       );
+      const merged = outputs.then((all) => {
+        for (const out of all) {
+          const r = JSON.parse(out.slice('started\n'.length)) as { seen: [string, string][]; deletedUsers: string[]; deletedCategories: string[]; failures: string[]; lookups: number };
+          for (const [id, hex] of r.seen) {
+            const set = seen.get(id) ?? new Set<string>();
+            set.add(hex);
+            seen.set(id, set);
+          }
+          for (const u of r.deletedUsers) deletedUsers.add(u);
+          for (const c of r.deletedCategories) deletedCategories.add(c);
+          failures.push(...r.failures);
+          lookups += r.lookups;
+        }
+      });
+      return { started: Promise.race([startedPromise, merged]), done: merged };
     };
 
     /** Everything callers saw, as the given instance serves it now. */
@@ -126,7 +127,7 @@ describe('migrating padlock from PostgreSQL to Bigtable and back, under load', (
 
     // 1. primary=postgres alone: the users that exist before the migration.
     const before = await start('postgres');
-    await load([before.url], 'before', 12);
+    await load([before.url], 'before', 12).done;
     await before.close();
 
     // 2. primary=postgres, darkload=bigtable on two instances; the backfill runs under load.
@@ -135,8 +136,10 @@ describe('migrating padlock from PostgreSQL to Bigtable and back, under load', (
     let backfill: JobStats;
     let verify: JobStats;
     try {
-      [backfill] = await Promise.all([runJob('backfill', { from: pg1, to: bt1, pageSize: 10 }), load([d1.url, d2.url], 'during', 12)]);
-      await load([d1.url, d2.url], 'after', 4);
+      // The backfill starts once the four client processes are sending.
+      const during = load([d1.url, d2.url], 'during', 16);
+      await during.started;
+      [backfill] = await Promise.all([runJob('backfill', { from: pg1, to: bt1, pageSize: 2 }), during.done]);
       // Closing drains the darkload writes in flight.
       await Promise.all([d1.close(), d2.close()]);
       verify = await runJob('verify', { from: pg1, to: bt1, pageSize: 50 });
@@ -150,7 +153,7 @@ describe('migrating padlock from PostgreSQL to Bigtable and back, under load', (
     // 3. Switch: primary=bigtable, darkload=postgres. Everything served as before; more load; verify the other way.
     const switched = await start('bigtable', 'postgres');
     const afterSwitch = await checkServed(switched.url);
-    await load([switched.url], 'switched', 6);
+    await load([switched.url], 'switched', 6).done;
     await switched.close();
     const [pg2, bt2] = await Promise.all([openJobStore('postgres'), openJobStore('bigtable')]);
     let verifyBack: JobStats;
