@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { parseEnv, portVar, positiveIntVar, hostPortVar, type Env } from '../../lib/config.ts';
+import { booleanVar, parseEnv, portVar, positiveIntVar, hostPortVar, type Env } from '../../lib/config.ts';
 import { AppError } from '../../lib/errors.ts';
 import { personalCategories } from '../../lib/semantic-types.ts';
 import { POSTGRES_SCHEMA_PATTERN } from './postgres-store.ts';
@@ -59,6 +59,8 @@ export interface PadlockConfig {
   store: StoreConfig;
   /** During a store migration, the store every create and delete is also applied to (its failures never reach callers). */
   darkload?: StoreConfig;
+  /** Creates answer 503 (retryable) while set: the window in which instances run on different primaries during a switch. */
+  createsPaused: boolean;
   kek: KekConfig;
   cacheTtlMs: number;
   cacheMaxUsers: number;
@@ -80,6 +82,7 @@ const shape = {
   PADLOCK_SERVICES_FILE: z.string().trim().min(1).optional(),
   PADLOCK_STORE: z.enum(storeKinds).default('embedded'),
   PADLOCK_DARKLOAD_STORE: z.enum(storeKinds).optional(),
+  PADLOCK_CREATES_PAUSED: booleanVar.default(false),
   PADLOCK_POSTGRES_HOST: z.string().trim().min(1).default(defaults.postgresHost),
   PADLOCK_POSTGRES_PORT: portVar.default(defaults.postgresPort),
   PADLOCK_POSTGRES_DATABASE: z.string().trim().min(1).default(defaults.postgresDatabase),
@@ -210,6 +213,7 @@ export function loadConfig(env: Env = process.env): PadlockConfig {
     categories: personalCategories(),
     store,
     ...(darkload ? { darkload } : {}),
+    createsPaused: e.PADLOCK_CREATES_PAUSED,
     kek,
     cacheTtlMs: e.PADLOCK_CACHE_TTL_MS,
     cacheMaxUsers: e.PADLOCK_CACHE_MAX_USERS,

@@ -5,7 +5,7 @@
 import { createBigtable } from '../../lib/gcp/clients.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createBigtableStore, ensureKeychainTable } from './bigtable-store.ts';
-import type { StoreConfig } from './config.ts';
+import type { PadlockConfig, StoreConfig } from './config.ts';
 import { createEmbeddedStore } from './embedded-store.ts';
 import { createMigratingStore } from './migrating-store.ts';
 import { createPostgresStore } from './postgres-store.ts';
@@ -46,16 +46,26 @@ export async function openStore(config: StoreConfig, deadlineMs: number, logger:
   }
 }
 
-/** The store padlock serves from: `primary`, or `primary` with `darkload` mirrored. */
-export async function openServingStore(primary: StoreConfig, darkload: StoreConfig | undefined, deadlineMs: number, logger: Logger): Promise<KeyStore> {
-  const store = await openStore(primary, deadlineMs, logger);
-  if (darkload === undefined) return store;
-  let second: KeyStore;
-  try {
-    second = await openStore(darkload, deadlineMs, logger, { optional: true });
-  } catch (err) {
-    await store.close();
-    throw err;
+/** Why creates fail while `PADLOCK_CREATES_PAUSED` is set (a 503 KEY_STORE_UNAVAILABLE to callers, who retry). */
+export const CREATES_PAUSED = 'creates are paused for a key store switch (PADLOCK_CREATES_PAUSED)';
+
+/**
+ * The store padlock serves from: the primary, with the darkloaded store
+ * mirrored during a migration, and creates refused while paused.
+ */
+export async function openServingStore(config: Pick<PadlockConfig, 'store' | 'darkload' | 'createsPaused' | 'storeDeadlineMs'>, logger: Logger): Promise<KeyStore> {
+  let store = await openStore(config.store, config.storeDeadlineMs, logger);
+  if (config.darkload !== undefined) {
+    let second: KeyStore;
+    try {
+      second = await openStore(config.darkload, config.storeDeadlineMs, logger, { optional: true });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    store = createMigratingStore(store, second, { logger });
   }
-  return createMigratingStore(store, second, { logger });
+  if (!config.createsPaused) return store;
+  const serving = store;
+  return { ...serving, kind: serving.kind, createIfAbsent: () => Promise.reject(new Error(CREATES_PAUSED)) };
 }

@@ -33,7 +33,7 @@ export interface RunningPadlock {
 export async function startPadlock(config: PadlockConfig, deps: PadlockDeps = {}): Promise<RunningPadlock> {
   const logger = deps.logger ?? createLogger({ component: 'padlock' });
   const kek = buildKek(config, deps);
-  const store = deps.store ?? (await openServingStore(config.store, config.darkload, config.storeDeadlineMs, logger));
+  const store = deps.store ?? (await openServingStore(config, logger));
   const keychains = new KeychainService({
     store,
     kek,

@@ -60,4 +60,25 @@ describe('padlock on PostgreSQL', () => {
     expect(target.logs.some((l) => l.includes('darkload store not ready at start'))).toBe(true);
     expect(target.logs.some((l) => l.includes('darkload write failed'))).toBe(true);
   });
+  it('PADLOCK_CREATES_PAUSED: creates answer 503 (retryable) and mint nothing, lookups and deletes are served', async () => {
+    const target = makeTarget('embedded');
+    const env = { ...postgres.env, PADLOCK_STORE: 'postgres', PADLOCK_POSTGRES_SCHEMA: 'paused', PADLOCK_CACHE_TTL_MS: '1' };
+    const open = await target.start({ env });
+    const [existing] = await clientFor(open.url, 'etl').getKeys([{ userId: 'existing', category: 'contact' }], { createIfAbsent: true });
+    await open.close();
+    const paused = await target.start({ env: { ...env, PADLOCK_CREATES_PAUSED: 'true' } });
+    try {
+      const etl = clientFor(paused.url, 'etl');
+      const [again] = await etl.getKeys([{ userId: 'existing', category: 'contact' }], { createIfAbsent: true });
+      expect(again?.status === 'found' && existing?.status === 'found' && again.key.key.equals(existing.key.key)).toBe(true);
+      const err = await rejection(etl.getKeys([{ userId: 'new-user', category: 'contact' }], { createIfAbsent: true }));
+      expect([err.code, err.status, err.retryable]).toEqual(['KEY_STORE_UNAVAILABLE', 503, true]);
+      expect((await rejection(clientFor(paused.url, 'signup').createKeychain('new-user'))).code).toBe('KEY_STORE_UNAVAILABLE');
+      expect(await etl.getKeys([{ userId: 'new-user', category: 'contact' }])).toEqual([{ status: 'absent' }]);
+      await clientFor(paused.url, 'privacy').deleteUser('existing');
+      expect(await etl.getKeys([{ userId: 'existing', category: 'contact' }])).toEqual([{ status: 'deleted' }]);
+    } finally {
+      await paused.close();
+    }
+  });
 });
