@@ -9,7 +9,7 @@
  */
 import type { Bigtable, Table } from '@google-cloud/bigtable';
 import { keychainFamilies } from '../../lib/names.ts';
-import type { KeyStore, StoredCategory, StoredKeychain } from './store.ts';
+import type { ScannableKeyStore, StoredCategory, StoredKeychain } from './store.ts';
 
 /** Families from lib/names.ts, which Terraform's keychains table is checked against. */
 export const KEY_FAMILY = keychainFamilies.key;
@@ -41,16 +41,18 @@ export async function ensureKeychainTable(bigtable: Bigtable, instanceId: string
   }
 }
 
-export function createBigtableStore(bigtable: Bigtable, opts: BigtableStoreOptions): KeyStore {
+export function createBigtableStore(bigtable: Bigtable, opts: BigtableStoreOptions): ScannableKeyStore {
   const table: Table = bigtable.instance(opts.instanceId).table(opts.tableId);
   // Fail fast: the client's own read retries are off; the caller decides.
   (table as { maxRetries?: number }).maxRetries = 0;
   const gaxOptions = { timeout: opts.deadlineMs, maxRetries: 0, retry: { retryCodes: [] } };
 
-  const readRows = (keys: readonly string[]): Promise<Map<string, RowData>> =>
+  const readRows = (keys: readonly string[]): Promise<Map<string, RowData>> => readStream({ keys: [...keys] });
+
+  const readStream = (select: { keys: string[] } | { ranges: object[]; limit: number }): Promise<Map<string, RowData>> =>
     new Promise((resolve, reject) => {
       const rows = new Map<string, RowData>();
-      const stream = table.createReadStream({ keys: [...keys], decode: false, gaxOptions, filter: { column: { cellLimit: 1 } } });
+      const stream = table.createReadStream({ ...select, decode: false, gaxOptions, filter: { column: { cellLimit: 1 } } } as never);
       const timer = setTimeout(() => {
         stream.destroy();
         reject(new Error(`Bigtable read exceeded ${opts.deadlineMs} ms`));
@@ -87,6 +89,17 @@ export function createBigtableStore(bigtable: Bigtable, opts: BigtableStoreOptio
     async read(userIds) {
       const rows = await readRows(userIds);
       return new Map(userIds.map((id) => [id, toKeychain(rows.get(id))]));
+    },
+    async scan(cursor, limit) {
+      // Row keys in byte order; the cursor is the last row key, hex-encoded.
+      const start = cursor === undefined ? undefined : { value: Buffer.from(cursor, 'hex'), inclusive: false };
+      const rows = await readStream({ ranges: [start === undefined ? {} : { start }], limit });
+      const ids = [...rows.keys()];
+      const last = ids.at(-1);
+      return {
+        keychains: ids.map((id) => [id, toKeychain(rows.get(id))] as [string, StoredKeychain]),
+        cursor: ids.length < limit || last === undefined ? undefined : Buffer.from(last, 'utf8').toString('hex'),
+      };
     },
     async createIfAbsent(userId, wrappedRootKeys) {
       if (wrappedRootKeys.size === 0) return readOne(userId);

@@ -5,13 +5,15 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { parseEnv, portVar, positiveIntVar, hostPortVar, type Env } from '../../lib/config.ts';
+import { booleanVar, parseEnv, portVar, positiveIntVar, hostPortVar, type Env } from '../../lib/config.ts';
 import { AppError } from '../../lib/errors.ts';
 import { personalCategories } from '../../lib/semantic-types.ts';
+import { POSTGRES_SCHEMA_PATTERN } from './postgres-store.ts';
 import { serviceEntrySchema, type ServiceEntry } from './services.ts';
+import { storeKinds, type StoreKind } from './store.ts';
 
 export const defaults = {
-  /** Local mode unless told otherwise: production must opt in (and then needs KMS and Bigtable). */
+  /** Local mode unless told otherwise: production must opt in (and then needs KMS and the Bigtable or PostgreSQL store). */
   mode: 'local',
   host: '127.0.0.1',
   port: 8090,
@@ -30,11 +32,19 @@ export const defaults = {
   maxBodyBytes: 1 << 20,
   bigtableInstance: 'padlock',
   bigtableTable: 'keychains',
+  postgresHost: '127.0.0.1',
+  postgresPort: 5432,
+  postgresDatabase: 'padlock',
+  postgresUser: 'padlock',
+  postgresSchema: 'padlock',
+  /** Connections per instance: a lookup is one statement, a create two, so a few serve hundreds of requests a second. */
+  postgresPoolSize: 10,
 } as const;
 
 export type StoreConfig =
   | { kind: 'embedded'; dataDir: string }
-  | { kind: 'bigtable'; projectId: string; instanceId: string; tableId: string; appProfileId?: string; emulatorHost?: string; createTable: boolean };
+  | { kind: 'bigtable'; projectId: string; instanceId: string; tableId: string; appProfileId?: string; emulatorHost?: string; createTable: boolean }
+  | { kind: 'postgres'; host: string; port: number; database: string; user: string; password?: string; schema: string; poolSize: number };
 
 export type KekConfig = { kind: 'local-file'; path: string } | { kind: 'kms'; keyName: string; apiEndpoint?: string; deadlineMs: number };
 
@@ -45,7 +55,12 @@ export interface PadlockConfig {
   services: ServiceEntry[];
   /** Data categories keychains hold a root key for. */
   categories: string[];
+  /** The primary store: it answers every call. */
   store: StoreConfig;
+  /** During a store migration, the store every create and delete is also applied to (its failures never reach callers). */
+  darkload?: StoreConfig;
+  /** Creates answer 503 (retryable) while set: the window in which instances run on different primaries during a switch. */
+  createsPaused: boolean;
   kek: KekConfig;
   cacheTtlMs: number;
   cacheMaxUsers: number;
@@ -65,7 +80,16 @@ const shape = {
   PADLOCK_DATA_DIR: z.string().trim().min(1).default(defaults.dataDir),
   PADLOCK_SERVICES: z.string().optional(),
   PADLOCK_SERVICES_FILE: z.string().trim().min(1).optional(),
-  PADLOCK_STORE: z.enum(['embedded', 'bigtable']).default('embedded'),
+  PADLOCK_STORE: z.enum(storeKinds).default('embedded'),
+  PADLOCK_DARKLOAD_STORE: z.enum(storeKinds).optional(),
+  PADLOCK_CREATES_PAUSED: booleanVar.default(false),
+  PADLOCK_POSTGRES_HOST: z.string().trim().min(1).default(defaults.postgresHost),
+  PADLOCK_POSTGRES_PORT: portVar.default(defaults.postgresPort),
+  PADLOCK_POSTGRES_DATABASE: z.string().trim().min(1).default(defaults.postgresDatabase),
+  PADLOCK_POSTGRES_USER: z.string().trim().min(1).default(defaults.postgresUser),
+  PADLOCK_POSTGRES_PASSWORD: z.string().min(1).optional(),
+  PADLOCK_POSTGRES_SCHEMA: z.string().regex(POSTGRES_SCHEMA_PATTERN, 'expected a lower-case SQL identifier (letters, digits, _)').default(defaults.postgresSchema),
+  PADLOCK_POSTGRES_POOL_SIZE: positiveIntVar.default(defaults.postgresPoolSize),
   PADLOCK_BIGTABLE_INSTANCE: z.string().trim().min(1).default(defaults.bigtableInstance),
   PADLOCK_BIGTABLE_TABLE: z.string().trim().min(1).default(defaults.bigtableTable),
   PADLOCK_BIGTABLE_APP_PROFILE: z.string().trim().regex(/^[a-z0-9_-]{1,50}$/i, 'expected a Bigtable app profile id').optional(),
@@ -104,6 +128,43 @@ export function parseServices(text: string, variable: string): ServiceEntry[] {
   return result.data;
 }
 
+type ParsedEnv = z.infer<z.ZodObject<typeof shape>>;
+
+/** The configuration of one store kind from its variables (each kind has its own, so two can be configured at once). */
+function storeConfigOf(kind: StoreKind, e: ParsedEnv): StoreConfig {
+  switch (kind) {
+    case 'embedded':
+      return { kind, dataDir: e.PADLOCK_DATA_DIR };
+    case 'bigtable':
+      return {
+        kind,
+        projectId: e.GCP_PROJECT,
+        instanceId: e.PADLOCK_BIGTABLE_INSTANCE,
+        tableId: e.PADLOCK_BIGTABLE_TABLE,
+        ...(e.PADLOCK_BIGTABLE_APP_PROFILE ? { appProfileId: e.PADLOCK_BIGTABLE_APP_PROFILE } : {}),
+        ...(e.BIGTABLE_EMULATOR_HOST ? { emulatorHost: e.BIGTABLE_EMULATOR_HOST } : {}),
+        // Terraform owns the production table; locally (emulator) padlock creates it.
+        createTable: e.BIGTABLE_EMULATOR_HOST !== undefined,
+      };
+    case 'postgres':
+      return {
+        kind,
+        host: e.PADLOCK_POSTGRES_HOST,
+        port: e.PADLOCK_POSTGRES_PORT,
+        database: e.PADLOCK_POSTGRES_DATABASE,
+        user: e.PADLOCK_POSTGRES_USER,
+        ...(e.PADLOCK_POSTGRES_PASSWORD !== undefined ? { password: e.PADLOCK_POSTGRES_PASSWORD } : {}),
+        schema: e.PADLOCK_POSTGRES_SCHEMA,
+        poolSize: e.PADLOCK_POSTGRES_POOL_SIZE,
+      };
+  }
+}
+
+/** The configuration of one store of the given kind from the environment (the migration CLI's `--from`/`--to`). */
+export function loadStoreConfig(kind: StoreKind, env: Env = process.env): StoreConfig {
+  return storeConfigOf(kind, parseEnv(shape, env));
+}
+
 export function loadConfig(env: Env = process.env): PadlockConfig {
   const e = parseEnv(shape, env);
   let servicesText: string;
@@ -133,22 +194,15 @@ export function loadConfig(env: Env = process.env): PadlockConfig {
     kek = { kind: 'local-file', path: e.PADLOCK_KEK_FILE ?? path.join(e.PADLOCK_DATA_DIR, 'kek.key') };
   }
 
-  let store: StoreConfig;
-  if (e.PADLOCK_STORE === 'bigtable') {
-    store = {
-      kind: 'bigtable',
-      projectId: e.GCP_PROJECT,
-      instanceId: e.PADLOCK_BIGTABLE_INSTANCE,
-      tableId: e.PADLOCK_BIGTABLE_TABLE,
-      ...(e.PADLOCK_BIGTABLE_APP_PROFILE ? { appProfileId: e.PADLOCK_BIGTABLE_APP_PROFILE } : {}),
-      ...(e.BIGTABLE_EMULATOR_HOST ? { emulatorHost: e.BIGTABLE_EMULATOR_HOST } : {}),
-      // Terraform owns the production table; locally (emulator) padlock creates it.
-      createTable: e.BIGTABLE_EMULATOR_HOST !== undefined,
-    };
-  } else if (production) {
-    throw invalid('PADLOCK_STORE', 'production mode needs the bigtable store (the embedded store is single-process, local only)');
-  } else {
-    store = { kind: 'embedded', dataDir: e.PADLOCK_DATA_DIR };
+  const store = storeConfigOf(e.PADLOCK_STORE, e);
+  if (production && store.kind === 'embedded') {
+    throw invalid('PADLOCK_STORE', 'production mode needs the bigtable or postgres store (the embedded store is single-process, local only)');
+  }
+  let darkload: StoreConfig | undefined;
+  if (e.PADLOCK_DARKLOAD_STORE !== undefined) {
+    if (e.PADLOCK_DARKLOAD_STORE === e.PADLOCK_STORE) throw invalid('PADLOCK_DARKLOAD_STORE', `must differ from PADLOCK_STORE (both are ${e.PADLOCK_STORE})`);
+    if (production && e.PADLOCK_DARKLOAD_STORE === 'embedded') throw invalid('PADLOCK_DARKLOAD_STORE', 'the embedded store is local only');
+    darkload = storeConfigOf(e.PADLOCK_DARKLOAD_STORE, e);
   }
 
   return {
@@ -158,6 +212,8 @@ export function loadConfig(env: Env = process.env): PadlockConfig {
     services,
     categories: personalCategories(),
     store,
+    ...(darkload ? { darkload } : {}),
+    createsPaused: e.PADLOCK_CREATES_PAUSED,
     kek,
     cacheTtlMs: e.PADLOCK_CACHE_TTL_MS,
     cacheMaxUsers: e.PADLOCK_CACHE_MAX_USERS,

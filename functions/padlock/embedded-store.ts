@@ -7,15 +7,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { withCreated, type KeyStore, type StoredCategory, type StoredKeychain } from './store.ts';
+import { withCreated, type KeychainPage, type ScannableKeyStore, type StoredCategory, type StoredKeychain } from './store.ts';
 
 interface KeychainFile {
   version: 1;
+  /** The user the file is for (its name is a hash); lets the migration jobs scan the store. Files written before it lack it. */
+  userId?: string;
   deleted?: true;
   categories?: Record<string, { wrappedRootKey: string } | { deleted: true }>;
 }
 
-export function createEmbeddedStore(dataDir: string): KeyStore {
+export function createEmbeddedStore(dataDir: string): ScannableKeyStore {
   const root = path.join(dataDir, 'keychains');
   const locks = new Map<string, Promise<unknown>>();
 
@@ -50,7 +52,7 @@ export function createEmbeddedStore(dataDir: string): KeyStore {
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
     const handle = await open(tmp, 'w', 0o600);
     try {
-      await handle.writeFile(JSON.stringify(toFile(keychain)));
+      await handle.writeFile(JSON.stringify({ ...toFile(keychain), userId }));
       await handle.sync();
     } finally {
       await handle.close();
@@ -83,6 +85,25 @@ export function createEmbeddedStore(dataDir: string): KeyStore {
         categories.set(category, { state: 'deleted' });
         await save(userId, { state: 'active', categories });
       });
+    },
+    async scan(cursor, limit) {
+      // File-name (hash) order; the cursor is the last file's hash.
+      const page: KeychainPage = { keychains: [], cursor: undefined };
+      const shards = (await readdir(root).catch(() => [] as string[])).filter((d) => /^[0-9a-f]{2}$/.test(d)).sort();
+      for (const shard of shards) {
+        if (cursor !== undefined && shard < cursor.slice(0, 2)) continue;
+        const names = (await readdir(path.join(root, shard))).filter((f) => /^[0-9a-f]{64}\.json$/.test(f)).sort();
+        for (const name of names) {
+          const hash = name.slice(0, 64);
+          if (cursor !== undefined && hash <= cursor) continue;
+          if (page.keychains.length === limit) return page;
+          const file = JSON.parse(await readFile(path.join(root, shard, name), 'utf8')) as KeychainFile;
+          if (file.userId === undefined) throw new Error(`Keychain file ${shard}/${name} names no user (written by an older padlock): write to that user once, or migrate it by hand`);
+          page.keychains.push([file.userId, fromFile(file)]);
+          page.cursor = hash;
+        }
+      }
+      return { keychains: page.keychains, cursor: undefined };
     },
     async ping() {
       await mkdir(root, { recursive: true });

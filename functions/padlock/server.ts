@@ -4,15 +4,14 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createBigtable, createKms } from '../../lib/gcp/clients.ts';
+import { createKms } from '../../lib/gcp/clients.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
 import type { Clock } from '../../lib/padlock-client/ttl-cache.ts';
-import { createBigtableStore, ensureKeychainTable } from './bigtable-store.ts';
 import type { PadlockConfig } from './config.ts';
-import { createEmbeddedStore } from './embedded-store.ts';
 import { createApi } from './http.ts';
 import { createKmsKek, createLocalKek, kmsCallsOf, loadOrCreateKekFile, type Kek, type KmsCalls } from './kek.ts';
 import { KeychainService } from './keychains.ts';
+import { openServingStore } from './open-store.ts';
 import { ServiceRegistry } from './services.ts';
 import type { KeyStore } from './store.ts';
 
@@ -34,7 +33,7 @@ export interface RunningPadlock {
 export async function startPadlock(config: PadlockConfig, deps: PadlockDeps = {}): Promise<RunningPadlock> {
   const logger = deps.logger ?? createLogger({ component: 'padlock' });
   const kek = buildKek(config, deps);
-  const store = deps.store ?? (await buildStore(config));
+  const store = deps.store ?? (await openServingStore(config, logger));
   const keychains = new KeychainService({
     store,
     kek,
@@ -80,12 +79,4 @@ function buildKek(config: PadlockConfig, deps: PadlockDeps): Kek {
     return createKmsKek(kms, config.kek.keyName);
   }
   return createLocalKek(loadOrCreateKekFile(config.kek.path));
-}
-
-async function buildStore(config: PadlockConfig): Promise<KeyStore> {
-  if (config.store.kind === 'embedded') return createEmbeddedStore(config.store.dataDir);
-  const s = config.store;
-  const bigtable = createBigtable({ projectId: s.projectId, emulatorHost: s.emulatorHost, appProfileId: s.appProfileId });
-  if (s.createTable) await ensureKeychainTable(bigtable, s.instanceId, s.tableId);
-  return createBigtableStore(bigtable, { instanceId: s.instanceId, tableId: s.tableId, deadlineMs: config.storeDeadlineMs });
 }

@@ -1,7 +1,7 @@
 /**
  * The key store: where wrapped root keys and tombstones live. One interface,
- * two implementations: an embedded file store (local mode) and Bigtable
- * (production). Stores hold only wrapped keys; they never see a root key.
+ * three implementations: an embedded file store (local mode), Bigtable and
+ * PostgreSQL (production). Stores hold only wrapped keys; they never see a root key.
  */
 
 /** One category of a stored keychain: a wrapped root key, or the tombstone left by its deletion. */
@@ -16,9 +16,13 @@ export type StoredKeychain =
   | { state: 'deleted' }
   | { state: 'active'; categories: ReadonlyMap<string, StoredCategory> };
 
+/** The kinds of store padlock can run on. */
+export const storeKinds = ['embedded', 'bigtable', 'postgres'] as const;
+export type StoreKind = (typeof storeKinds)[number];
+
 export interface KeyStore {
   /** Which store this is, for logs and health. */
-  readonly kind: 'embedded' | 'bigtable';
+  readonly kind: StoreKind;
   /** Keychains of `userIds` (every id is in the result). */
   read(userIds: readonly string[]): Promise<Map<string, StoredKeychain>>;
   /**
@@ -34,6 +38,22 @@ export interface KeyStore {
   /** Resolves if the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One page of a store scan, in the store's own order; `cursor` resumes after it (undefined: nothing left). */
+export interface KeychainPage {
+  keychains: [userId: string, keychain: StoredKeychain][];
+  cursor: string | undefined;
+}
+
+/** A store whose keychains can be walked page by page (the migration jobs' backfill, verify and repair). */
+export interface ScannableKeyStore extends KeyStore {
+  /** Up to `limit` users after `cursor` (from the start if undefined), each with its keychain as stored. */
+  scan(cursor: string | undefined, limit: number): Promise<KeychainPage>;
+}
+
+export function isScannable(store: KeyStore): store is ScannableKeyStore {
+  return typeof (store as Partial<ScannableKeyStore>).scan === 'function';
 }
 
 /** Applies create-if-absent to a keychain in memory (the embedded store's rule, and its unit-testable core). */
