@@ -3,12 +3,13 @@
  * endpoint under `/_emulator/`, then the JSON API routes.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { answerAdmin, listen } from './emulator-http.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { createDirectoryBackend } from './directory-backend.ts';
 import { errorBody, errors, toErrorResponse } from './gcs-errors.ts';
-import { FaultInjector, validateFaultRule, type FaultController } from './faults.ts';
-import { drain, readJson, sendEmpty, sendJson } from './http-util.ts';
+import { FaultInjector, type FaultController } from './faults.ts';
+import { drain, sendJson } from './http-util.ts';
 import { createMemoryBackend } from './memory-backend.ts';
 import { parsePath, route } from './router.ts';
 import { Store } from './store.ts';
@@ -92,7 +93,7 @@ export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promis
       segments,
       query: new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1)),
       body,
-      baseUrl: `http://${req.headers.host ?? `${host}:${port}`}`,
+      baseUrl: req.headers.host === undefined ? url : `http://${req.headers.host}`,
       store,
       sessions,
     };
@@ -104,45 +105,18 @@ export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promis
   }
 
   async function admin(req: IncomingMessage, res: ServerResponse, rawUrl: string): Promise<void> {
-    const path = rawUrl.split('?')[0]!;
     try {
-      if (path === '/_emulator/health') return sendJson(res, 200, { status: 'ok' });
-      if (path === '/_emulator/faults') {
-        if (req.method === 'GET') return sendJson(res, 200, { rules: faults.list() });
-        if (req.method === 'POST') {
-          const rule = validateFaultRule(await readJson(req));
-          return sendJson(res, 200, { id: faults.add(rule) });
-        }
-        if (req.method === 'DELETE') {
-          faults.clear();
-          return sendEmpty(res, 204);
-        }
-      }
-      const m = /^\/_emulator\/faults\/([^/]+)$/.exec(path);
-      if (m !== null && req.method === 'DELETE') {
-        if (!faults.remove(decodeURIComponent(m[1]!))) throw errors.invalid('No such fault rule.');
-        return sendEmpty(res, 204);
-      }
-      throw errors.invalid(`Unknown admin request: ${req.method ?? ''} ${path}`);
+      await answerAdmin(req, res, rawUrl.split('?')[0]!, faults, errors.invalid);
     } catch (err) {
       await answerError(req, res, err, logger);
     }
   }
 
-  const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const { port, url } = await listen(server, options.host, options.port);
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${port}`,
+    url,
     port,
     faults,
     close() {
