@@ -1,4 +1,6 @@
 /**
+ * `npm run padlock -- backup dump|restore …`: backups of the key store (`backup-cli.ts`).
+ *
  * `npm run padlock -- migrate backfill|verify|repair --from <store> --to <store>`:
  * the store migration jobs (`migrate-jobs.ts`). Progress (counts, rate) goes
  * to stderr at most once a second; the result, as JSON, to stdout; repair
@@ -7,10 +9,13 @@
  * or a failure (rerun to resume from the checkpoint).
  */
 import { createLogger } from '../../lib/logger.ts';
+import { runBackup } from './backup-cli.ts';
 import { differenceCount, runJob, type JobStats } from './migrate-jobs.ts';
 import { migrateUsage, parseMigrateOptions, type MigrateOptions } from './migrate-options.ts';
 import { openStore } from './open-store.ts';
 import { isScannable, type KeyStore } from './store.ts';
+
+if (process.argv[2] === 'backup') process.exit(await runBackup(process.argv.slice(2), process.env));
 
 const logger = createLogger({ component: 'padlock-migrate' });
 
