@@ -131,7 +131,17 @@ function keychainOf(parsed: z.infer<typeof keychainShape>): StoredKeychain {
 
 /** The dump's lines, parsed and checked in order: a header first, a trailer last with the right count. */
 async function* readDump(file: string): AsyncGenerator<DumpLine> {
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  const input = createReadStream(file, { encoding: 'utf8' });
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  try {
+    yield* parseLines(file, lines);
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+}
+
+async function* parseLines(file: string, lines: AsyncIterable<string>): AsyncGenerator<DumpLine> {
   let n = 0;
   let keychains = 0;
   let ended = false;
