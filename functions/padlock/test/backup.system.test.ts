@@ -1,6 +1,6 @@
 /**
  * Backups that respect shredding, on real stores (the embedded store on a
- * temporary folder, PostgreSQL 15 on a real server): a dump, then a user and
+ * temporary folder, PostgreSQL 15 on a real server, the Bigtable emulator): a dump, then a user and
  * a category deleted in the live store, then a restore into a fresh store with
  * the live store's deletions → the deleted stay deleted, everyone else has
  * byte-identical wrapped keys. Expired, truncated or edited dumps are refused
@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../../lib/logger.ts';
 import { uniqueName } from '../../../test/helpers/names.ts';
 import { startTestPostgres, type TestPostgres } from '../../../test/setup/postgres.ts';
@@ -36,6 +36,9 @@ const tmp = (prefix: string): string => mkdtempSync(path.join(tmpdir(), prefix))
 /** Variables of a fresh embedded store and a fresh PostgreSQL schema. */
 const freshEnv = (): Record<string, string> => ({
   ...postgres.env,
+  BIGTABLE_EMULATOR_HOST: inject('bigtableHost'),
+  GCP_PROJECT: inject('projectId'),
+  PADLOCK_BIGTABLE_TABLE: uniqueName('backup', 'bt'),
   PADLOCK_POSTGRES_SCHEMA: uniqueName('backup', 'pg').replace(/-/g, '_'),
   PADLOCK_DATA_DIR: tmp('padlock-backup-'),
 });
@@ -89,7 +92,7 @@ function wrappedKeysOf(k: StoredKeychain | undefined): Map<string, Buffer | 'del
   return out;
 }
 
-describe.each(['embedded', 'postgres'] as const)('backup of the %s store', (kind) => {
+describe.each(['embedded', 'postgres', 'bigtable'] as const)('backup of the %s store', (kind) => {
   it('restores a dump with the deletions made after it: deleted user and category absent, every other wrapped key byte-identical', async () => {
     const live = await open(kind, freshEnv());
     const fresh = await open(kind, freshEnv());
