@@ -252,6 +252,13 @@ describe('CLI: npm run padlock -- backup dump|restore', () => {
       const tooLong = await run(['backup', 'dump', '--from', 'postgres', '--out', path.join(path.dirname(file), 'x.jsonl'), '--expires-in-days', '90'], env);
       expect([tooLong.code, tooLong.stderr.includes('EXPIRES_IN_DAYS: expected at most 30')]).toEqual([1, true]);
 
+      const noDeletions = await run(['backup', 'restore', '--from', file, '--to', 'embedded'], env);
+      expect([noDeletions.code, noDeletions.stderr.includes('DELETIONS_FROM:')]).toEqual([1, true]);
+      const unknownJob = await run(['backup', 'copy', '--from', 'postgres'], env);
+      expect([unknownJob.code, unknownJob.stderr.includes("expected 'backup dump|restore'")]).toEqual([1, true]);
+      const missingFile = await run(['backup', 'restore', '--from', `${file}.missing`, '--to', 'embedded', '--deletions-from', 'postgres'], env);
+      expect([missingFile.code, missingFile.stderr.includes('padlock backup restore failed: ENOENT')]).toEqual([1, true]);
+
       const wrappedForms = [...atDump.values()].flatMap((k) => [...wrappedKeysOf(k).values()].filter(Buffer.isBuffer).map((b) => b.toString('base64')));
       expect(wrappedForms.length).toBeGreaterThan(0);
       const output = [dump, restore, refused, tooLong].map((r) => r.stdout + r.stderr).join('\n');
