@@ -8,6 +8,9 @@
  * associated data a SQL user writes, `CONCAT(type, b'\x00', field_path)`.
  * Then padlock deletes one user; after the sync, that user is gone from the
  * keys table and no keyset anywhere (the table, padlock) decrypts their values.
+ * A user shredded before their events are transformed still loads: the items
+ * of their arrays of personal values are empty BYTES (BigQuery has no null
+ * array elements), never nulls that would stop the type's loading.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,13 +23,14 @@ import { readKeysTable, subjectsOf, syncKeysTable, type KeysTableRow, type KeysT
 import { silentLogger } from '../lib/logger.ts';
 import { createPadlockClient, type PadlockClient } from '../lib/padlock-client/index.ts';
 import { periodOf } from '../lib/partitions.ts';
-import { DEFAULT_KEY_CONTEXT } from '../lib/privacy/delivered-schema.ts';
+import { DEFAULT_KEY_CONTEXT, deriveDeliveredSchema } from '../lib/privacy/delivered-schema.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import { startBigQueryEmulator } from '../emulators/bigquery/index.ts';
 import { startPadlock, type RunningPadlock } from '../functions/padlock/server.ts';
 import { loadConfig as loadPadlockConfig } from '../functions/padlock/config.ts';
 import { serviceEntry } from '../functions/padlock/services.ts';
+import { mergeSchemas, tableSchemaOf } from '../etl/bigquery-schema.ts';
 import { createEncryptionTransform } from '../etl/encryption-transform.ts';
 import { eventTypeRecord, provisionType, publishEvents, waitUntil, writeAudit, type TestEvent } from '../etl/test-support.ts';
 import { startEtlWorkers, type EtlWorkers } from '../etl/workers.ts';
@@ -239,6 +243,91 @@ describe('decrypting loaded rows with keysets from padlock, and shredding them f
     expect(await freshEtl.getKeys([{ userId: shredded, category: 'contact' }])).toEqual([{ status: 'deleted' }]);
     // The others still decrypt from the rewritten table.
     for (const c of cells.filter((x) => x.userId !== shredded)) expect(await decrypts(keysetOf(table2, c.userId, c.category)!, c, type)).toBe(c.plaintext);
+  }, 180_000);
+
+  it('a user shredded before their events are transformed loads: their array items are empty BYTES, the hour loads and loading goes on', async () => {
+    // The delivered schema's array of personal values maps to the same REPEATED BYTES column as when its items were
+    // nullable: a table created from the earlier delivered schema takes the new one without any change.
+    const delivered = deriveDeliveredSchema(profileSchema);
+    const phones = (delivered.fields as { name: string; type: { items: unknown } }[]).find((f) => f.name === 'phoneNumbers')!;
+    expect(Array.isArray(phones.type.items)).toBe(false);
+    const earlier = structuredClone(delivered);
+    const earlierPhones = (earlier.fields as { name: string; type: { items: unknown } }[]).find((f) => f.name === 'phoneNumbers')!;
+    earlierPhones.type.items = ['null', earlierPhones.type.items];
+    const column = (fields: ReturnType<typeof tableSchemaOf>) => fields.find((f) => f.name === 'payload')!.fields!.find((f) => f.name === 'phoneNumbers');
+    expect(column(tableSchemaOf(delivered))).toEqual({ name: 'phoneNumbers', type: 'BYTES', mode: 'REPEATED' });
+    expect(tableSchemaOf(delivered)).toEqual(tableSchemaOf(earlier));
+    expect(mergeSchemas(tableSchemaOf(earlier), tableSchemaOf(delivered))).toMatchObject({ added: [], relaxed: [] });
+
+    const stagingBucket = uniqueName('bqshred', 'staging');
+    const dataBucket = uniqueName('bqshred', 'data');
+    await storage.createBucket(stagingBucket);
+    await storage.createBucket(dataBucket);
+    const dataset = uniqueName('bqshred', 'events').replace(/-/g, '_');
+    const shredType = uniqueName('bqshred', 'profile').replace(/-/g, '_');
+    const registry = new MemoryRegistryStore();
+    const record = eventTypeRecord(shredType, [profileSchema]);
+    await registry.putEventType({ ...record, settings: { ...record.settings, storage: ['bigquery'] } }, 0);
+    const { topic } = await provisionType(pubsub, shredType);
+
+    // Both users have keys; privacy deletes one before the ETL sees their events.
+    const [gone, stays] = ['gone', 'stays'].map((u) => uniqueName('bqshred', u)) as [string, string];
+    const signup = createPadlockClient({ url: padlock.url, service: 'etl', secret: secrets.etl, context: DEFAULT_KEY_CONTEXT, cacheTtlMs: 0 });
+    await signup.getKeys([gone, stays].flatMap((userId) => [{ userId, category: 'contact' }, { userId, category: 'network' }]), { createIfAbsent: true });
+    await createPadlockClient({ url: padlock.url, service: 'privacy', secret: secrets.privacy }).deleteUser(gone);
+
+    const base = Math.floor(Date.now() / HOUR) * HOUR - 4 * HOUR;
+    const events: TestEvent[] = [gone, stays].map((userId, u) => ({
+      eventId: `s-${u}`,
+      receiveTime: base + u * 1000,
+      payload: { userId, email: `${userId}@mail.example`, phoneNumbers: [`+46 70 ${u}1`, `+46 70 ${u}2`], lastLogins: { home: `10.1.${u}.1` }, plan: 'PRO' },
+    }));
+    await publishEvents(topic, shredType, profileSchema, events);
+    await writeAudit(storage, stagingBucket, shredType, events);
+    const own = await startEtlWorkers({
+      projectId,
+      pubsub,
+      storage,
+      stagingBucket,
+      dataBucket,
+      registry,
+      logger: silentLogger,
+      transform: createEncryptionTransform({ keys: createPadlockClient({ url: padlock.url, service: 'etl', secret: secrets.etl, context: DEFAULT_KEY_CONTEXT }) }),
+      bigQuery: { client: bq, dataset },
+      tuning: {
+        flushAgeMs: 300,
+        closeCheckIntervalMs: 300,
+        closeGraceMs: 500,
+        closeDeadlineMs: { high: 5 * 24 * HOUR, normal: 5 * 24 * HOUR, low: 5 * 24 * HOUR },
+        registryPollMs: 500,
+        loadCheckIntervalMs: 300,
+        loadJobPollMs: 50,
+      },
+    });
+    onTestFinished(() => own.close());
+    const table = bq.dataset(dataset).table(shredType);
+    const loadedRows = async (): Promise<LoadedRow[]> => (await table.getRows({ autoPaginate: true }))[0] as LoadedRow[];
+    const stats = () => own.loaderStats()[shredType];
+    expect(await waitUntil(async () => stats()?.loadingStopped === 1 || (await loadedRows().catch(() => [])).length === events.length, 90_000, 300)).toBe(true);
+    expect(stats()?.stopped).toBeUndefined();
+    expect(stats()).toMatchObject({ loadingStopped: 0, partitionsLoaded: 1, rowsLoaded: 2 });
+
+    const rows = new Map((await loadedRows()).map((r) => [r.payload.userId, r.payload]));
+    const shredded = rows.get(gone)!;
+    expect(shredded.email).toBeNull();
+    expect(shredded.phoneNumbers.map((p) => Buffer.from(p, 'base64'))).toEqual([Buffer.alloc(0), Buffer.alloc(0)]);
+    expect(shredded.lastLogins).toEqual([{ key: 'home', value: null }]);
+    expect(shredded.plan).toBe('PRO');
+    // The other user's items are ciphertexts their keyset opens.
+    const [keysets] = await analytics.getKeysets([stays], { categories: ['contact'] });
+    const lookup = keysets?.status === 'found' ? keysets.categories.get('contact') : undefined;
+    expect(lookup?.status).toBe('found');
+    const contact = (lookup as { keyset: Buffer }).keyset;
+    const kept = rows.get(stays)!;
+    for (const [i, p] of kept.phoneNumbers.entries()) {
+      const cell: Cell = { userId: stays, category: 'contact', fieldPath: `phoneNumbers[${i}]`, ciphertext: Buffer.from(p, 'base64'), plaintext: '' };
+      expect(await decrypts(contact, cell, shredType)).toBe(`+46 70 1${i + 1}`);
+    }
   }, 180_000);
 
   it('a failed load leaves the keys table as it was and removes its staged keysets; an opted-out category goes at the next sync', async () => {

@@ -12,6 +12,9 @@
  * - `tampered`: the key is right but authentication failed (value moved to
  *   another field, element or event type, or altered);
  * - `no subject`: the record has no usable subject id.
+ *
+ * A value the ETL had no key for (`null`, or an empty `bytes` as an array
+ * item) is read as `null`.
  */
 import { nonNullBranches, parseSchema, SchemaError, typeName, type AvroNode, type RecordNode } from '../avro/schema.ts';
 import { AppError, isAppError } from '../errors.ts';
@@ -231,7 +234,9 @@ function decryptValue(node: DecryptNode, value: unknown, path: string, ctx: Decr
   if (value === null || value === undefined) return value ?? null;
   switch (node.kind) {
     case 'encrypted':
-      return Buffer.isBuffer(value) ? decryptLeaf(node, value, path, ctx) : value;
+      if (!Buffer.isBuffer(value)) return value;
+      // Empty: an array item the ETL had no key for (no ciphertext is empty), read as null.
+      return value.length === 0 ? null : decryptLeaf(node, value, path, ctx);
     case 'record': {
       const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
       for (const f of node.fields) out[f.name] = decryptValue(f.node, out[f.name], fieldStep(path, f.name), ctx);

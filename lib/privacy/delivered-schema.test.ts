@@ -52,16 +52,38 @@ describe('deriveDeliveredSchema', () => {
     expect(f.label).toEqual({ name: 'label', type: 'string' });
   });
 
-  it('encrypts every item of an annotated array and every value of an annotated map', () => {
+  it('encrypts every item of an annotated array (as non-null bytes) and every value of an annotated map', () => {
     const source = record([
       { name: 'emails', type: { type: 'array', items: 'string' }, semanticType: 'email' },
       { name: 'devices', type: { type: 'map', values: 'string' }, semanticType: 'deviceId' },
       { name: 'ips', type: { type: 'array', items: { type: 'string', semanticType: 'ipAddress' } } },
     ]);
     const f = fieldsOf(deriveDeliveredSchema(source));
-    expect(f.emails?.type).toEqual({ type: 'array', items: encrypted({ semanticType: 'email', category: 'contact' }) });
+    // Array items are not nullable: BigQuery has no null array elements (a keyless item is empty bytes).
+    expect(f.emails?.type).toEqual({ type: 'array', items: (encrypted({ semanticType: 'email', category: 'contact' }) as unknown[])[1] });
     expect(f.devices?.type).toEqual({ type: 'map', values: encrypted({ semanticType: 'deviceId', category: 'device' }) });
-    expect(f.ips?.type).toEqual({ type: 'array', items: encrypted({ semanticType: 'ipAddress', category: 'network' }) });
+    expect(f.ips?.type).toEqual({ type: 'array', items: (encrypted({ semanticType: 'ipAddress', category: 'network' }) as unknown[])[1] });
+    const plan = compileEncryptionPlan(source);
+    expect(plan.root).toMatchObject({
+      kind: 'record',
+      fields: [
+        { name: 'emails', node: { kind: 'array', items: { kind: 'personal', withoutKey: 'empty' } } },
+        { name: 'devices', node: { kind: 'map', values: { kind: 'personal', withoutKey: 'null' } } },
+        { name: 'ips', node: { kind: 'array', items: { kind: 'personal', withoutKey: 'empty' } } },
+      ],
+    });
+  });
+
+  it('keeps the items of an array nullable only where the source items are', () => {
+    const source = record([
+      { name: 'phones', type: { type: 'array', items: ['null', 'string'] }, semanticType: 'phoneNumber' },
+      { name: 'ids', type: ['null', { type: 'array', items: ['string', 'long'] }], default: null, semanticType: 'deviceId' },
+    ]);
+    const f = fieldsOf(deriveDeliveredSchema(source));
+    expect(f.phones?.type).toEqual({ type: 'array', items: encrypted({ semanticType: 'phoneNumber', category: 'contact' }) });
+    const ids = f.ids?.type as unknown[];
+    expect(ids[0]).toBe('null');
+    expect((ids[1] as { items: unknown }).items).toEqual((encrypted({ semanticType: 'deviceId', category: 'device', plaintext: 'avro', sourceType: ['string', 'long'] }) as unknown[])[1]);
   });
 
   it('handles nested records, nullable records and named references', () => {

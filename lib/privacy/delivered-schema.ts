@@ -8,7 +8,10 @@
  *   them, e.g. `["null","string"]`) becomes
  *   `["null", {"type": "bytes", "encryption": {…}}]`; as a record field it also
  *   gets `"default": null`. The `encryption` attribute says how to decrypt it
- *   (`EncryptionAnnotation`).
+ *   (`EncryptionAnnotation`). As the items of an array it is
+ *   `{"type": "bytes", "encryption": {…}}`, nullable only if the source items
+ *   are: a value without a key is then an empty `bytes`, never `null`
+ *   (BigQuery has no null array elements; no ciphertext is empty).
  * - Records, arrays, maps and unions keep their shape; the replacement happens
  *   wherever a personal leaf lies: a record field, each array item, each map
  *   value, inside nested records and union branches.
@@ -65,6 +68,11 @@ export interface DeliveredSchemaOptions {
 export interface PersonalNode {
   kind: 'personal';
   category: string;
+  /**
+   * What the value becomes without a key (deleted, or no subject): `null`, or an
+   * empty `bytes` for an array item, since BigQuery has no null array elements.
+   */
+  withoutKey: 'null' | 'empty';
   /** Plaintext bytes of a (non-null) source value. */
   encode(value: unknown): Buffer;
 }
@@ -228,6 +236,13 @@ function walkType(node: AvroNode, json: unknown, annotation: string | undefined,
     case 'array': {
       const obj = json as Record<string, unknown>;
       const w = walkType(node.items, obj.items, personal === undefined ? undefined : annotation, fieldPath, state);
+      if (w.node?.kind === 'personal') {
+        // Items that are personal leaves: an item without a key is an empty `bytes`, and the items
+        // are nullable only if the source's are (BigQuery loads no null array element).
+        const sourceNullable = node.items.kind === 'union' && nonNullBranches(node.items).length < node.items.branches.length;
+        const items = sourceNullable ? w.delivered : (w.delivered as unknown[])[1];
+        return { delivered: { ...obj, items }, node: { kind: 'array', items: { ...w.node, withoutKey: 'empty' } } };
+      }
       return { delivered: { ...obj, items: w.delivered }, node: w.node === undefined ? undefined : { kind: 'array', items: w.node } };
     }
     case 'map': {
@@ -312,7 +327,7 @@ function personalLeaf(node: AvroNode, semanticType: string, state: WalkState): W
   };
   return {
     delivered: ['null', { type: 'bytes', [ENCRYPTION_ATTRIBUTE]: annotation }],
-    node: { kind: 'personal', category: entry.category, encode: plaintextEncoder(plaintext, sourceType) },
+    node: { kind: 'personal', category: entry.category, withoutKey: 'null', encode: plaintextEncoder(plaintext, sourceType) },
   };
 }
 

@@ -105,12 +105,62 @@ describe('RecordEncryptor + RecordDecryptor', () => {
     const { out } = await encryptAll(keys, [event('alice'), event('bob'), event('carol')]);
     const [alice, bob, carol] = out.map((o) => o.record as Record<string, unknown>);
     expect(Buffer.isBuffer(alice!.email)).toBe(true);
-    expect(bob).toMatchObject({ email: null, name: null, ip: null, born: null, segment: null, notes: { first: null }, devices: [null] });
+    expect(bob).toMatchObject({ email: null, name: null, ip: null, born: null, segment: null, notes: { first: null } });
+    expect(bob!.devices).toEqual([Buffer.alloc(0)]); // an array item: empty bytes, never null
     expect(out[1]!.stats).toEqual({ encryptedFields: 0, nulledFields: 10 });
     // carol opted out of `contact`: email, name and contacts' emails are gone; the rest is encrypted.
     expect(carol).toMatchObject({ email: null, name: null, contacts: [{ email: null, label: 'home' }, { email: null, label: 'work' }] });
     expect(Buffer.isBuffer(carol!.ip)).toBe(true);
     expect(out[2]!.stats).toEqual({ encryptedFields: 6, nulledFields: 4 });
+  });
+
+  it('writes a keyless item of an array of personal values as empty bytes, never null, and reads it back as null', async () => {
+    const s: AvroSchemaJson = {
+      type: 'record',
+      name: 'Profile',
+      fields: [
+        { name: 'userId', type: ['null', 'string'], default: null, semanticType: 'userId' },
+        { name: 'email', type: 'string', semanticType: 'email' },
+        { name: 'phoneNumbers', type: { type: 'array', items: 'string' }, semanticType: 'phoneNumber' },
+      ],
+    };
+    const keys = new FakeKeySource();
+    keys.deletedUsers.add('bob');
+    const encryptor = new RecordEncryptor({ keys });
+    const values = [
+      { userId: 'alice', email: 'alice@example.com', phoneNumbers: ['+100', '+101'] },
+      { userId: 'bob', email: 'bob@example.com', phoneNumbers: ['+200', '+201'] },
+      { userId: null, email: 'x@example.com', phoneNumbers: ['+300'] },
+    ];
+    const out = await encryptor.encryptBatch('profiles', values.map((record) => ({ record, schema: s, fingerprint: 'fp' })));
+    const [, bob, nobody] = out.map((o) => o.record as Record<string, unknown>);
+    expect(bob).toEqual({ userId: 'bob', email: null, phoneNumbers: [Buffer.alloc(0), Buffer.alloc(0)] });
+    expect(nobody).toEqual({ userId: null, email: null, phoneNumbers: [Buffer.alloc(0)] });
+    expect(out.map((o) => o.stats)).toEqual([
+      { encryptedFields: 3, nulledFields: 0 },
+      { encryptedFields: 0, nulledFields: 3 },
+      { encryptedFields: 0, nulledFields: 2 },
+    ]);
+    const delivered = encryptor.deliveredSchema(s);
+    const deliveredType = avro.Type.forSchema(delivered as avro.Schema);
+    const payloads = out.map((o) => deliveredType.fromBuffer(deliveredType.toBuffer(o.record)));
+    const { records, stats } = await new RecordDecryptor({ keys }).decryptBatch('profiles', delivered, payloads);
+    expect(records).toEqual([values[0], { ...values[1], email: null, phoneNumbers: [null, null] }, { ...values[2], email: null, phoneNumbers: [null] }]);
+    expect(stats).toEqual({ decrypted: 3, unreadable: {} });
+  });
+
+  it('still reads partitions delivered with nullable array items (null items read as null)', async () => {
+    const keys = new FakeKeySource();
+    const { out, delivered } = await encryptAll(keys, [event('alice')]);
+    // The delivered schema as it was before array items became non-null bytes.
+    const oldDelivered = structuredClone(delivered);
+    const devices = (oldDelivered.fields as { name: string; type: { items: unknown } }[]).find((f) => f.name === 'devices')!;
+    devices.type.items = ['null', devices.type.items];
+    const oldType = avro.Type.forSchema(oldDelivered as avro.Schema);
+    const alice = out[0]!.record as Record<string, unknown>;
+    const payloads = [alice, { ...alice, devices: [null] }].map((r) => oldType.fromBuffer(oldType.toBuffer(r)));
+    const { records } = await new RecordDecryptor({ keys }).decryptBatch('signups', oldDelivered, payloads);
+    expect((records as Record<string, unknown>[]).map((r) => r.devices)).toEqual([[Buffer.from('device-alice')], [null]]);
   });
 
   it('nulls the personal fields of a record without a subject, never clear text', async () => {

@@ -4,7 +4,8 @@
  * the value's data category, bound to its event type and concrete field path
  * (lib/privacy/field-path.ts). One padlock multi-get per batch, with
  * create-if-absent; a value whose key is deleted (or whose record has no
- * subject) becomes `null` and is counted — never written in clear.
+ * subject) becomes `null` (an empty `bytes` as an array item: see
+ * delivered-schema.ts) and is counted — never written in clear.
  */
 import { isUserId } from '../user-id.ts';
 import { AppError, isAppError } from '../errors.ts';
@@ -37,7 +38,7 @@ export interface RecordToEncrypt {
 export interface EncryptionStats {
   /** Personal values encrypted. */
   encryptedFields: number;
-  /** Personal values written as null: key deleted (user or category), or no usable subject. */
+  /** Personal values written as null (empty bytes for an array item): key deleted (user or category), or no usable subject. */
   nulledFields: number;
 }
 
@@ -219,7 +220,7 @@ function encryptValue(node: PlanNode, value: unknown, path: string, ctx: Encrypt
       const key = ctx.subjectKeys?.get(node.category);
       if (key === undefined) {
         ctx.stats.nulledFields++;
-        return null;
+        return node.withoutKey === 'empty' ? Buffer.alloc(0) : null;
       }
       ctx.stats.encryptedFields++;
       return encrypt(key, node.encode(value), adOf(ctx.adCache, path));
