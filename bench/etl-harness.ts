@@ -8,18 +8,23 @@
  * the identity path), stager period lookup, flush, sort, dedup, id-set hash,
  * staged file build and the upload to a GCS emulator running in this process.
  *
- * CPU figures are this process's CPU time (`process.cpuUsage`), so they include
- * the in-process GCS emulator serving the uploads: they overstate the
- * worker's own cost, never understate it.
+ * CPU figures are this process's CPU time (`process.cpuUsage`). With the GCS
+ * emulator in process (the default) they include its serving of the uploads,
+ * which raises both paths' CPU alike and so narrows ratios between them;
+ * `BENCH_GCS=child` runs it in a child process so the figures are the
+ * worker's own.
  */
-import { EventEmitter } from 'node:events';
+import { spawn } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Message, PubSub } from '@google-cloud/pubsub';
 import type avro from 'avsc';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
 import { avroType } from '../lib/avro/long.ts';
 import { messageAttributes } from '../lib/events/contract.ts';
 import { createStorage } from '../lib/gcp/clients.ts';
-import type { GcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
@@ -162,6 +167,48 @@ class FakePubSub {
   async close(): Promise<void> {}
 }
 
+/** The staging store: a GCS emulator in this process, or in a child process with `BENCH_GCS=child`. */
+export interface StagingEmulator {
+  url: string;
+  where: 'in process' | 'child process';
+  close(): Promise<void>;
+}
+
+export async function startStagingEmulator(): Promise<StagingEmulator> {
+  if (process.env.BENCH_GCS !== 'child') {
+    const gcs = await startGcsEmulator();
+    return { url: gcs.url, where: 'in process', close: () => gcs.close() };
+  }
+  const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'gcs-emulator', 'main.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', main, '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('GCS emulator child did not start within 30 s')), 30_000);
+    child.stdout.on('data', (chunk: string) => {
+      out += chunk;
+      const m = /gcs: (http:\/\/\S+)/.exec(out);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`GCS emulator child exited with ${code}`));
+    });
+  });
+  return {
+    url,
+    where: 'child process',
+    close: async () => {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 export interface EtlHarness {
   /** Feeds `messages` (fresh event ids) to the pipeline and resolves once every one is acked, i.e. durable in staging. */
   run(messages: readonly Buffer[]): Promise<RunFigures>;
@@ -171,7 +218,7 @@ export interface EtlHarness {
 let typeCounter = 0;
 
 /** Starts the ETL workers for one new event type registered with `schema`, Pub/Sub faked, staging to `gcs`. */
-export async function startEtlHarness(gcs: GcsEmulator, schema: AvroSchemaJson, transform: RecordTransform): Promise<EtlHarness> {
+export async function startEtlHarness(gcs: StagingEmulator, schema: AvroSchemaJson, transform: RecordTransform): Promise<EtlHarness> {
   const eventType = `bench_${process.pid}_${typeCounter++}`;
   const bucket = (suffix: string): string => `${eventType.replace(/_/g, '-')}-${suffix}`;
   const storage = createStorage({ projectId: 'bench-project', apiEndpoint: gcs.url });
