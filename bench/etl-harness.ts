@@ -255,6 +255,7 @@ export async function startEtlHarness(gcs: StagingEmulator, schema: AvroSchemaJs
     // Messages built before timing: the client library's work, not the worker's.
     const fakes = messages.map((data, i) => ({ id: `${prefix}${i}`, data, attributes: { [messageAttributes.eventType]: eventType, [messageAttributes.schemaFingerprint]: fingerprint, [messageAttributes.eventId]: `${prefix}${i}`, [messageAttributes.receiveTime]: receiveTime } }));
     const deadBefore = pubsub.deadLettered;
+    const stagedBefore = workers.stats()[eventType]?.stagedRecords ?? 0;
     let nacked = 0;
     const figures = await measure(messages.length, () =>
       new Promise<void>((resolve) => {
@@ -291,6 +292,8 @@ export async function startEtlHarness(gcs: StagingEmulator, schema: AvroSchemaJs
       }),
     );
     if (nacked > 0 || pubsub.deadLettered !== deadBefore) throw new Error(`bench run not clean: ${nacked} nacked, ${pubsub.deadLettered - deadBefore} dead-lettered`);
+    const staged = (workers.stats()[eventType]?.stagedRecords ?? 0) - stagedBefore;
+    if (staged !== messages.length) throw new Error(`bench run staged ${staged} records, expected ${messages.length}`);
     return figures;
   };
 
