@@ -163,7 +163,7 @@ async function endToEnd(encryption: RecordTransform): Promise<void> {
     console.log(`\nmeasured: end to end, ETL workers pulling ${N} events from the Pub/Sub emulator, staging to the GCS emulator (best of 2 each)`);
     console.log(`encryption off (identity transform, same fields unannotated):  ${fmt(base)} events/s`);
     console.log(`encryption on:                                                  ${fmt(enc)} events/s`);
-    console.log(`ratio on / off:                                                 ${((100 * enc) / base).toFixed(1)} %  (target ≥ 75 %)`);
+    console.log(`ratio on / off:                                                 ${((100 * enc) / base).toFixed(1)} %  (the Pub/Sub emulator caps both paths here)`);
   } finally {
     await pubsub.close();
     await gcs.close();
