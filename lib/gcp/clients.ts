@@ -20,10 +20,15 @@ export function createPubSub(opts: GcpTarget & { emulatorHost?: string | undefin
   return new PubSub({ projectId: opts.projectId, apiEndpoint: opts.emulatorHost, emulatorMode: true });
 }
 
-/** `apiEndpoint` is a base URL such as `http://127.0.0.1:4443`; absent means Google. */
-export function createStorage(opts: GcpTarget & { apiEndpoint?: string | undefined }): Storage {
-  if (opts.apiEndpoint === undefined) return new Storage({ projectId: opts.projectId });
+/**
+ * `apiEndpoint` is a base URL such as `http://127.0.0.1:4443`; absent means Google.
+ * `maxRetries` overrides the client's default of 3 retries per request.
+ */
+export function createStorage(opts: GcpTarget & { apiEndpoint?: string | undefined; maxRetries?: number }): Storage {
+  const retryOptions = opts.maxRetries === undefined ? {} : { retryOptions: { maxRetries: opts.maxRetries } };
+  if (opts.apiEndpoint === undefined) return new Storage({ projectId: opts.projectId, ...retryOptions });
   return new Storage({
+    ...retryOptions,
     projectId: opts.projectId,
     apiEndpoint: opts.apiEndpoint.replace(/\/+$/, ''),
     // Emulators take any token; this keeps the client from looking for credentials.
