@@ -1,6 +1,7 @@
 /**
- * A typed client for the emulator's admin endpoint, for tests in other
- * processes (vitest workers) that reach the emulator only over HTTP:
+ * A typed client for the admin endpoint our emulators share (GCS and BigQuery,
+ * served by emulator-http.ts), for tests in other processes (vitest workers)
+ * that reach an emulator only over HTTP:
  *
  *   const id = await injectFault(url, { methods: ['POST', 'PUT'], path: '^/upload/', probability: 0.05, status: 503 });
  *   ...
@@ -15,7 +16,7 @@ async function call(url: string, method: string, path: string, body?: unknown): 
     method,
     ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
   });
-  if (!res.ok) throw new Error(`GCS emulator admin ${method} ${path} failed: ${res.status} ${await res.text()}`);
+  if (!res.ok) throw new Error(`emulator admin ${method} ${url} ${path} failed: ${res.status} ${await res.text()}`);
   return res;
 }
 
