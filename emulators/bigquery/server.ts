@@ -3,8 +3,8 @@
  * endpoint under `/_emulator/`, then the BigQuery v2 REST routes.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { answerAdmin, listen } from '../../lib/gcs-emulator/emulator-http.ts';
+import { answerAdmin } from '../../lib/gcs-emulator/emulator-http.ts';
+import { closeServer, listen } from '../../lib/http/index.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
 import { FaultInjector, type FaultController } from '../../lib/gcs-emulator/faults.ts';
 import { drain, sendJson } from '../../lib/gcs-emulator/http-util.ts';
@@ -52,7 +52,6 @@ export async function startBigQueryEmulator(options: BigQueryEmulatorOptions): P
   const jobs = new JobRunner(catalog, gcsSource(options.gcsEndpoint), { jobStepMs: options.jobStepMs ?? 0, maxLoadBytes: options.maxLoadBytes ?? 1024 ** 3 }, logger);
   jobs.resume();
   const faults = new FaultInjector();
-  const sockets = new Set<Socket>();
 
   const server = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 70_000 }, (req, res) => {
     void handle(req, res).catch((err: unknown) => {
@@ -60,10 +59,6 @@ export async function startBigQueryEmulator(options: BigQueryEmulatorOptions): P
       if (!res.headersSent && !res.destroyed) sendJson(res, 500, errorBody(500, 'Internal error in the BigQuery emulator.'));
       else res.destroy();
     });
-  });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -124,9 +119,8 @@ export async function startBigQueryEmulator(options: BigQueryEmulatorOptions): P
     faults,
     close() {
       closing ??= (async () => {
-        const closed = new Promise<void>((r) => server.close(() => r()));
-        for (const s of sockets) s.destroy();
-        await closed;
+        // Cut at once: a test stopping an emulator (or faking its crash) wants it gone.
+        await closeServer(server, 0);
         await jobs.close();
         await catalog.flush();
       })();

@@ -1,15 +1,16 @@
 /**
  * The event service's HTTP server: `POST /v1/events`, `GET /healthz`,
  * `GET /readyz`, `GET /metrics`; graceful close (stop accepting, finish
- * in-flight publishes, flush audit counts).
+ * in-flight publishes, flush audit counts). Bodies, error answers, health and
+ * shutdown come from the shared HTTP toolkit (lib/http).
  */
-import { isUtf8 } from 'node:buffer';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { PubSub } from '@google-cloud/pubsub';
-import { AppError, type ErrorCode } from '../../lib/errors.ts';
+import { AppError } from '../../lib/errors.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
 import { createPubSub, createStorage } from '../../lib/gcp/clients.ts';
+import { answerHealth, bodyOf, closeServer, JSON_MEDIA_TYPE, listen, parseJsonBody, requireMediaType, sendError, sendJson } from '../../lib/http/index.ts';
 import type { RegistryReader } from '../../lib/registry/types.ts';
 import { AuditCounter, GcsAuditSink, type AuditSink } from './audit.ts';
 import type { EventServiceConfig } from './config.ts';
@@ -18,16 +19,11 @@ import { ServiceMetrics } from './metrics.ts';
 import { PublisherPool } from './publishers.ts';
 import { RegistryCache } from './registry-cache.ts';
 
-export const JSON_MEDIA_TYPE = 'application/json';
+export { JSON_MEDIA_TYPE } from '../../lib/http/index.ts';
 export const AVRO_MEDIA_TYPE = 'application/vnd.apache.avro+binary';
 
-/**
- * After answering 413 with `Connection: close`, how long the rest of the body
- * is still read and discarded before the socket is destroyed: closing with
- * unread data makes the kernel reset the connection, and a client still
- * sending would lose our answer with it.
- */
-const LINGER_MS = 2_000;
+/** How long a closing service lets requests in flight finish before cutting their connections. */
+const CLOSE_GRACE_MS = 30_000;
 
 export interface EventServiceDeps {
   /** Where event types come from (the file store locally, the production store on GCP). */
@@ -65,18 +61,21 @@ export interface IngestResponse {
   failed: number;
 }
 
-/** Starts the event service; resolves once it listens (readiness follows the first registry load). */
-export async function startEventService(config: EventServiceConfig, deps: EventServiceDeps): Promise<RunningEventService> {
-  const logger = deps.logger ?? createLogger({ component: 'event-service', level: config.logLevel });
+/** What ingestion is made of: built from the config, with the dependencies given. */
+interface IngestionParts {
+  pubsub: PubSub;
+  ownPubSub: boolean;
+  metrics: ServiceMetrics;
+  cache: RegistryCache;
+  publishers: PublisherPool;
+  audit: AuditCounter;
+  ingestor: Ingestor;
+}
+
+function buildIngestion(config: EventServiceConfig, deps: EventServiceDeps, logger: Logger): IngestionParts {
   const ownPubSub = deps.pubsub === undefined;
   const pubsub = deps.pubsub ?? createPubSub({ projectId: config.projectId, emulatorHost: config.pubsubEmulatorHost });
-  let sink = deps.auditSink;
-  if (sink === undefined) {
-    if (config.stagingBucket === undefined) {
-      throw new AppError('CONFIG_INVALID', { message: 'Invalid configuration: a staging bucket (STAGING_BUCKET) or an audit sink is required' });
-    }
-    sink = new GcsAuditSink(createStorage({ projectId: config.projectId, apiEndpoint: config.gcsEndpoint }), config.stagingBucket);
-  }
+  const sink = deps.auditSink ?? gcsAuditSink(config);
   const metrics = new ServiceMetrics();
   const cache = new RegistryCache(deps.registry, { refreshMs: config.registryRefreshMs, logger });
   const publishers = new PublisherPool(pubsub, {
@@ -87,239 +86,183 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
   metrics.inFlightBytesGauge(() => publishers.all().map((p) => ({ eventType: p.eventType, value: p.bytesInFlight })));
   const audit = new AuditCounter({ instanceId: config.instanceId, sink, flushMs: config.auditFlushMs, logger });
   const ingestor = new Ingestor({ cache, publishers, metrics, audit, limits: config.limits, publishTimeoutMs: config.publishTimeoutMs, logger });
+  return { pubsub, ownPubSub, metrics, cache, publishers, audit, ingestor };
+}
 
-  let active = 0;
-  let bufferedBodyBytes = 0;
-  let shuttingDown = false;
-  let idle: (() => void) | undefined;
-  const retryAfter = String(config.retryAfterSeconds);
+function gcsAuditSink(config: EventServiceConfig): AuditSink {
+  if (config.stagingBucket === undefined) {
+    throw new AppError('CONFIG_INVALID', { message: 'Invalid configuration: a staging bucket (STAGING_BUCKET) or an audit sink is required' });
+  }
+  return new GcsAuditSink(createStorage({ projectId: config.projectId, apiEndpoint: config.gcsEndpoint }), config.stagingBucket);
+}
 
-  const sendJson = (res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void => {
-    const text = JSON.stringify(body);
-    const headers: Record<string, string | number> = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...extra };
-    if (status === 429 || status === 503) headers['Retry-After'] = retryAfter;
-    if (shuttingDown) headers.Connection = 'close';
-    res.writeHead(status, headers).end(text);
-  };
-  const sendError = (res: ServerResponse, code: ErrorCode, message?: string, details?: Record<string, unknown>, extra?: Record<string, string>): void => {
-    const err = new AppError(code, { ...(message === undefined ? {} : { message }), ...(details === undefined ? {} : { details }) });
-    metrics.response(err.status);
-    sendJson(res, err.status, err.toJSON(), extra);
-  };
+/** Starts the event service; resolves once it listens (readiness follows the first registry load). */
+export async function startEventService(config: EventServiceConfig, deps: EventServiceDeps): Promise<RunningEventService> {
+  const logger = deps.logger ?? createLogger({ component: 'event-service', level: config.logLevel });
+  const parts = buildIngestion(config, deps, logger);
+  const routes = new EventRoutes(config, parts);
+  const server = http.createServer((req, res) => routes.handle(req, res, logger));
+  server.on('clientError', answerMalformedRequest);
+  server.keepAliveTimeout = 65_000;
 
-  const handleEvents = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const receiveTime = new Date();
-    if (shuttingDown) return sendError(res, 'UNAVAILABLE', 'Service is shutting down, retry on another instance');
-    if (!cache.ready) return sendError(res, 'UNAVAILABLE', 'Event-type registry not loaded yet, retry later');
-    if (active > config.limits.maxConcurrentRequests) return sendError(res, 'OVERLOADED');
-    const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (mediaType !== JSON_MEDIA_TYPE && mediaType !== AVRO_MEDIA_TYPE) {
-      req.resume();
-      return sendError(res, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${JSON_MEDIA_TYPE} or ${AVRO_MEDIA_TYPE}`);
-    }
-    const declared = Number(req.headers['content-length']);
-    const reservation = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, config.limits.maxBodyBytes) : config.limits.maxBodyBytes;
-    if (bufferedBodyBytes > 0 && bufferedBodyBytes + reservation > config.limits.maxBufferedBodyBytes) {
-      req.resume();
-      return sendError(res, 'OVERLOADED');
-    }
-    bufferedBodyBytes += reservation;
+  await parts.cache.start();
+  parts.audit.start();
+  const { port, url } = await listen(server, config.host, config.port);
+  logger.info('event service listening', { port, instanceId: config.instanceId });
+
+  let intakeStopped: Promise<void> | undefined;
+  const stopIntake = (): Promise<void> => (intakeStopped ??= routes.stopIntake().then(() => parts.publishers.drain()));
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      const closed = closeServer(server, CLOSE_GRACE_MS);
+      await stopIntake();
+      await parts.audit.stop();
+      parts.cache.stop();
+      await closed;
+      if (parts.ownPubSub) await parts.pubsub.close().catch(() => undefined);
+      logger.info('event service stopped', { instanceId: config.instanceId });
+    })());
+
+  return { url, port, instanceId: config.instanceId, metrics: parts.metrics, audit: parts.audit, stopIntake, close };
+}
+
+/** A request node could not parse: 400 and close, never a crash. */
+function answerMalformedRequest(_err: Error, socket: Socket): void {
+  if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  else socket.destroy();
+}
+
+/** The routes, with admission control: requests in flight and bytes of bodies buffered. */
+class EventRoutes {
+  private active = 0;
+  private bufferedBodyBytes = 0;
+  private shuttingDown = false;
+  private idle: (() => void) | undefined;
+
+  constructor(
+    private readonly config: EventServiceConfig,
+    private readonly parts: IngestionParts,
+  ) {}
+
+  handle(req: IncomingMessage, res: ServerResponse, logger: Logger): void {
+    this.active++;
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    let work: Promise<void> | void;
     try {
-      await handleBody(req, res, mediaType, receiveTime);
-    } finally {
-      bufferedBodyBytes -= reservation;
-    }
-  };
-
-  const handleBody = async (req: IncomingMessage, res: ServerResponse, mediaType: string, receiveTime: Date): Promise<void> => {
-    const body = await readBody(req, config.limits.maxBodyBytes);
-    if (body === 'too-large') {
-      // Answer at once, then close politely: the rest of the body is discarded for a while, not reset (lingerOnClose).
-      lingerOnClose(req.socket);
-      const limit = config.limits.maxBodyBytes;
-      return sendError(res, 'PAYLOAD_TOO_LARGE', `Request body larger than ${limit} bytes`, { limitBytes: limit }, { Connection: 'close' });
-    }
-    if (body === 'aborted') return;
-    let results: EventResult[];
-    if (mediaType === AVRO_MEDIA_TYPE) {
-      results = await ingestor.ingestSingleObject(body, headerValue(req, 'x-event-type'), headerValue(req, 'x-event-id'), receiveTime);
-    } else {
-      // Decoding would silently turn invalid UTF-8 into U+FFFD: refuse it instead.
-      if (!isUtf8(body)) return sendError(res, 'BODY_INVALID', `body: not valid UTF-8 (first invalid byte at offset ${firstInvalidUtf8(body)})`);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch (err) {
-        return sendError(res, 'BODY_INVALID', `body: not valid JSON (${(err as Error).message.slice(0, 200)})`);
-      }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        return sendError(res, 'BODY_INVALID', 'body: expected an object {"events": [...]}');
-      }
-      const events = (parsed as Record<string, unknown>).events;
-      if (!Array.isArray(events)) return sendError(res, 'BODY_INVALID', 'events: expected an array of events');
-      if (events.length === 0) return sendError(res, 'BODY_INVALID', 'events: must hold at least one event');
-      if (events.length > config.limits.maxBatchEvents) {
-        return sendError(res, 'BATCH_TOO_LARGE', `events: ${events.length} events, limit ${config.limits.maxBatchEvents} per batch`, {
-          limitEvents: config.limits.maxBatchEvents,
-        });
-      }
-      results = await ingestor.ingestJson(events, receiveTime);
-    }
-    const response: IngestResponse = { results, accepted: 0, rejected: 0, failed: 0 };
-    for (const r of results) response[r.status]++;
-    const status = batchStatus(results);
-    metrics.response(status);
-    sendJson(res, status, response);
-  };
-
-  const server = http.createServer((req, res) => {
-    active++;
-    const finish = (): void => {
-      if (--active === 0 && idle !== undefined) idle();
-    };
-    const path = (req.url ?? '/').split('?')[0];
-    let work: Promise<void> | void = undefined;
-    try {
-      if (req.method === 'POST' && path === '/v1/events') work = handleEvents(req, res);
-      else if (req.method === 'GET' && path === '/healthz') sendJson(res, 200, { status: 'ok' });
-      else if (req.method === 'GET' && path === '/readyz') {
-        const ready = cache.ready && !shuttingDown;
-        sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : shuttingDown ? 'shutting down' : 'registry not loaded' });
-      } else if (req.method === 'GET' && path === '/metrics') {
-        const text = metrics.render();
-        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) }).end(text);
-      } else {
-        req.resume();
-        sendError(res, 'NOT_FOUND', `No route ${req.method ?? ''} ${path ?? ''}`);
-      }
+      work = this.route(req, res, path);
     } catch (err) {
       work = Promise.reject(err);
     }
     void Promise.resolve(work)
       .catch((err: unknown) => {
         logger.error('request failed', { error: err });
-        if (!res.headersSent) sendError(res, 'INTERNAL');
-        else res.destroy();
+        this.fail(req, res, new AppError('INTERNAL', { cause: err }));
       })
-      .finally(finish);
-  });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-  });
-  server.keepAliveTimeout = 65_000;
+      .finally(() => {
+        if (--this.active === 0 && this.idle !== undefined) this.idle();
+      });
+  }
 
-  await cache.start();
-  audit.start();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  logger.info('event service listening', { port, instanceId: config.instanceId });
+  /** Stops intake (503 from now on); resolves once the requests in flight are answered. */
+  async stopIntake(): Promise<void> {
+    this.shuttingDown = true;
+    if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+  }
 
-  let intakeStopped: Promise<void> | undefined;
-  const stopIntake = (): Promise<void> =>
-    (intakeStopped ??= (async () => {
-      shuttingDown = true;
-      if (active > 0) await new Promise<void>((resolve) => (idle = resolve));
-      await publishers.drain();
-    })());
+  private route(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> | void {
+    if (req.method === 'POST' && path === '/v1/events') return this.events(req, res);
+    if (answerHealth(req, res, path, () => this.notReady())) return;
+    if (req.method === 'GET' && path === '/metrics') {
+      const text = this.parts.metrics.render();
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) }).end(text);
+      return;
+    }
+    this.fail(req, res, new AppError('NOT_FOUND', { message: `No route ${req.method ?? ''} ${path}` }));
+  }
 
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> =>
-    (closing ??= (async () => {
-      shuttingDown = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      await stopIntake();
-      await audit.stop();
-      cache.stop();
-      server.closeAllConnections();
-      await closed;
-      if (ownPubSub) await pubsub.close().catch(() => undefined);
-      logger.info('event service stopped', { instanceId: config.instanceId });
-    })());
+  private notReady(): string | undefined {
+    if (this.shuttingDown) return 'shutting down';
+    return this.parts.cache.ready ? undefined : 'registry not loaded';
+  }
 
-  return { url: `http://${shownHost}:${port}`, port, instanceId: config.instanceId, metrics, audit, stopIntake, close };
+  /** `POST /v1/events`: admitted, its body reserved against the buffered-bytes bound, ingested. */
+  private async events(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const receiveTime = new Date();
+    const refused = this.admission();
+    if (refused !== undefined) return this.fail(req, res, refused);
+    let mediaType: string;
+    try {
+      mediaType = requireMediaType(req, [JSON_MEDIA_TYPE, AVRO_MEDIA_TYPE]);
+    } catch (err) {
+      return this.fail(req, res, err);
+    }
+    const { limits } = this.config;
+    const declared = Number(req.headers['content-length']);
+    const reservation = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, limits.maxBodyBytes) : limits.maxBodyBytes;
+    if (this.bufferedBodyBytes > 0 && this.bufferedBodyBytes + reservation > limits.maxBufferedBodyBytes) return this.fail(req, res, new AppError('OVERLOADED'));
+    this.bufferedBodyBytes += reservation;
+    try {
+      const body = await bodyOf(req, limits.maxBodyBytes);
+      if (body === undefined) return;
+      const results =
+        mediaType === AVRO_MEDIA_TYPE
+          ? await this.parts.ingestor.ingestSingleObject(body, headerValue(req, 'x-event-type'), headerValue(req, 'x-event-id'), receiveTime)
+          : await this.parts.ingestor.ingestJson(this.jsonBatch(body), receiveTime);
+      const response: IngestResponse = { results, accepted: 0, rejected: 0, failed: 0 };
+      for (const r of results) response[r.status]++;
+      const status = batchStatus(results);
+      this.parts.metrics.response(status);
+      this.send(res, status, response);
+    } catch (err) {
+      if (err instanceof AppError) return this.fail(req, res, err);
+      throw err;
+    } finally {
+      this.bufferedBodyBytes -= reservation;
+    }
+  }
+
+  /** Why a request is refused before its body is read, if it is. */
+  private admission(): AppError | undefined {
+    if (this.shuttingDown) return new AppError('UNAVAILABLE', { message: 'Service is shutting down, retry on another instance' });
+    if (!this.parts.cache.ready) return new AppError('UNAVAILABLE', { message: 'Event-type registry not loaded yet, retry later' });
+    if (this.active > this.config.limits.maxConcurrentRequests) return new AppError('OVERLOADED');
+    return undefined;
+  }
+
+  /** The `events` array of a JSON batch, within the batch limit. */
+  private jsonBatch(body: Buffer): unknown[] {
+    const parsed = parseJsonBody(body);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new AppError('BODY_INVALID', { message: 'body: expected an object {"events": [...]}' });
+    }
+    const events = (parsed as Record<string, unknown>).events;
+    if (!Array.isArray(events)) throw new AppError('BODY_INVALID', { message: 'events: expected an array of events' });
+    if (events.length === 0) throw new AppError('BODY_INVALID', { message: 'events: must hold at least one event' });
+    const limit = this.config.limits.maxBatchEvents;
+    if (events.length > limit) {
+      throw new AppError('BATCH_TOO_LARGE', { message: `events: ${events.length} events, limit ${limit} per batch`, details: { limitEvents: limit } });
+    }
+    return events;
+  }
+
+  private send(res: ServerResponse, status: number, body: unknown): void {
+    const headers: Record<string, string> = {};
+    if (status === 429 || status === 503) headers['retry-after'] = String(this.config.retryAfterSeconds);
+    if (this.shuttingDown) headers.connection = 'close';
+    sendJson(res, status, body, headers);
+  }
+
+  /** The error answer (lib/http's sendError), counted; `Connection: close` while shutting down. */
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const headers = this.shuttingDown ? { connection: 'close' } : {};
+    const error = sendError(req, res, err, { retryAfterSeconds: this.config.retryAfterSeconds, headers });
+    this.parts.metrics.response(error.status);
+  }
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/**
- * Reads a body up to `limit` bytes; 'too-large' as soon as it is known to be
- * over (declared or received). The rest of an oversize body keeps being read
- * and discarded (the caller answers 413 and closes with lingerOnClose).
- */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {
-  return new Promise((resolve) => {
-    const declared = Number(req.headers['content-length']);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = Number.isFinite(declared) && declared > limit;
-    if (tooLarge) resolve('too-large');
-    req.on('data', (chunk: Buffer) => {
-      if (tooLarge) return;
-      size += chunk.length;
-      if (size > limit) {
-        tooLarge = true;
-        chunks.length = 0;
-        resolve('too-large');
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(tooLarge ? 'too-large' : Buffer.concat(chunks, size)));
-    req.on('error', () => resolve(tooLarge ? 'too-large' : 'aborted'));
-    req.on('close', () => {
-      if (!req.complete) resolve(tooLarge ? 'too-large' : 'aborted');
-    });
-  });
-}
-
-/**
- * Node destroys a `Connection: close` socket as soon as the response is
- * written; with the client still sending its body, that resets the
- * connection and the client may never read the answer. Instead: half-close
- * (our FIN after the answer), keep reading and discarding, and destroy once
- * the client closes its side or after LINGER_MS.
- */
-function lingerOnClose(socket: Socket): void {
-  socket.destroySoon = function lingeringClose(this: Socket): void {
-    this.end();
-    const timer = setTimeout(() => this.destroy(), LINGER_MS);
-    timer.unref();
-    this.once('close', () => clearTimeout(timer));
-  };
-}
-
-/** Offset of the first byte that does not start a valid UTF-8 character (for the reason of a refused body). */
-function firstInvalidUtf8(buf: Buffer): number {
-  let i = 0;
-  while (i < buf.length) {
-    const b = buf[i]!;
-    if (b < 0x80) {
-      i++;
-      continue;
-    }
-    const extra = (b & 0xe0) === 0xc0 ? 1 : (b & 0xf0) === 0xe0 ? 2 : (b & 0xf8) === 0xf0 ? 3 : 0;
-    if (extra === 0 || i + extra >= buf.length) return i;
-    let cp = b & (0x3f >> extra);
-    for (let k = 1; k <= extra; k++) {
-      const c = buf[i + k]!;
-      if ((c & 0xc0) !== 0x80) return i;
-      cp = (cp << 6) | (c & 0x3f);
-    }
-    const min = extra === 1 ? 0x80 : extra === 2 ? 0x800 : 0x10000;
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-    i += extra + 1;
-  }
-  return i;
 }

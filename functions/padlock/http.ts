@@ -1,10 +1,24 @@
 /**
- * Padlock's HTTP/JSON API on node:http (a hot path: no framework). Every error
- * leaves as `{code, message, details}` with its catalogue status; bad input is a
- * 400 naming the field. Logs carry routes and counts, never user ids or keys.
+ * Padlock's HTTP/JSON API on node:http and the shared toolkit (lib/http; a hot
+ * path: no framework). Every error leaves as `{code, message, details}` with
+ * its catalogue status; bad input is a 400 naming the field. Logs carry routes
+ * and counts, never user ids or keys.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, isAppError } from '../../lib/errors.ts';
+import {
+  ABORTED,
+  answerHealth,
+  JSON_MEDIA_TYPE,
+  parseJsonBody,
+  readBody,
+  readJsonBody,
+  requireMediaType,
+  sendAsciiJson,
+  sendError,
+  sendJson,
+  type BodyOutcome,
+} from '../../lib/http/index.ts';
 import type { Logger } from '../../lib/logger.ts';
 import {
   KEYCHAINS_PATH,
@@ -24,7 +38,7 @@ import { parseLookupBody, type LookupBody } from './lookup-body.ts';
 import { assembleLookup, lookupJson, lookupPrefix } from './lookup-json.ts';
 import { authoriseContext, requireAdmin, type Caller, type ServiceRegistry } from './services.ts';
 
-export { lookupJson } from './lookup-json.ts';
+export { lookupJson, userJson } from './lookup-json.ts';
 
 export interface ApiOptions {
   keychains: KeychainService;
@@ -67,33 +81,14 @@ interface LookupCall {
   res: ServerResponse;
   caller: Caller;
   started: number;
-  /** The body: usually one chunk. */
-  first: Buffer | undefined;
-  rest: Buffer[] | undefined;
-  size: number;
-  /** An error answer has been sent: ignore the rest of the body. */
-  failed: boolean;
 }
 
-function onLookupData(this: LookupRequest, chunk: Buffer): void {
-  const call = this[LOOKUP];
-  if (call === undefined || call.failed) return;
-  call.size += chunk.length;
-  if (call.size > call.api.maxBodyBytes) {
-    call.failed = true;
-    this.pause();
-    call.api.fail(this, call.res, new AppError('PAYLOAD_TOO_LARGE', { details: { limit: call.api.maxBodyBytes } }));
-  } else if (call.first === undefined) call.first = chunk;
-  else (call.rest ??= []).push(chunk);
-}
-
-function onLookupEnd(this: LookupRequest): void {
-  const call = this[LOOKUP];
-  if (call === undefined || call.failed) return;
-  const { first, rest } = call;
-  const text = rest !== undefined && first !== undefined ? Buffer.concat([first, ...rest]).toString('utf8') : (first?.toString('utf8') ?? '');
-  call.first = call.rest = undefined;
-  call.api.answerLookup(this, call, text);
+/** How reading a lookup's body ended (lib/http's readBody): answer it, refuse it, or nothing (the client left). */
+function onLookupBody(req: LookupRequest, outcome: BodyOutcome): void {
+  const call = req[LOOKUP]!;
+  if (outcome === ABORTED) return;
+  if (outcome instanceof AppError) call.api.fail(req, call.res, outcome);
+  else call.api.answerLookup(req, call, outcome);
 }
 
 /** The routes, with what they share. */
@@ -117,34 +112,32 @@ class Api {
 
   /**
    * `POST /v1/keys/lookup`, the hot path: authenticated from the header (cached),
-   * body read with shared listeners, and answered synchronously, in one write,
-   * when every user is in the cache; otherwise through the store.
+   * body read with shared listeners (no closure per request), and answered
+   * synchronously, in one write, when every user is in the cache; otherwise
+   * through the store.
    */
   startLookup(req: LookupRequest, res: ServerResponse): void {
     const started = performance.now();
     let caller: Caller;
     try {
       caller = this.services.authenticate(req.headers.authorization);
-      checkJsonRequest(req, this.maxBodyBytes);
+      requireMediaType(req, JSON_ONLY);
     } catch (err) {
       this.fail(req, res, err);
       return;
     }
-    req[LOOKUP] = { api: this, res, caller, started, first: undefined, rest: undefined, size: 0, failed: false };
-    // No 'error' listener: an aborted request then ends without one (node emits
-    // it only to listeners), and there is nothing to answer or free.
-    req.on('data', onLookupData);
-    req.on('end', onLookupEnd);
+    req[LOOKUP] = { api: this, res, caller, started };
+    readBody(req, this.maxBodyBytes, onLookupBody);
   }
 
-  answerLookup(req: LookupRequest, call: LookupCall, text: string): void {
+  answerLookup(req: LookupRequest, call: LookupCall, body: Buffer): void {
     const { res } = call;
     let context: string;
     let users: LookupUser[];
     let createIfAbsent: boolean;
     let listed: 'users' | 'userIds';
     try {
-      const lookup = parseLookupBody(parseJson(text));
+      const lookup = parseLookupBody(parseJsonBody(body));
       listed = lookup.userIds === undefined ? 'users' : 'userIds';
       if ((lookup.userIds ?? lookup.users).length > this.maxUsersPerRequest) {
         throw new AppError('PAYLOAD_TOO_LARGE', { message: `${listed}: at most ${this.maxUsersPerRequest} users per request`, details: { field: listed } });
@@ -152,9 +145,9 @@ class Api {
       context = authoriseContext(call.caller, lookup.context);
       users = this.lookupUsers(lookup);
       createIfAbsent = lookup.createIfAbsent === true;
-      const cached = this.keychains.lookupCachedJson(context, users, createIfAbsent);
+      const cached = this.keychains.lookupRendered(context, users, createIfAbsent);
       if (cached !== undefined) {
-        sendAscii(res, 200, assembleLookup(this.prefix(context), cached));
+        sendAsciiJson(res, 200, assembleLookup(this.prefix(context), cached));
         this.done(req, res, call.started);
         return;
       }
@@ -164,7 +157,7 @@ class Api {
     }
     this.keychains.lookup(context, users, createIfAbsent).then(
       (results) => {
-        sendAscii(res, 200, lookupJson(context, results));
+        sendAsciiJson(res, 200, lookupJson(context, results));
         this.done(req, res, call.started);
       },
       (err: unknown) => this.fail(req, res, namingUser(err, listed)),
@@ -231,20 +224,16 @@ class Api {
     const pathname = query === -1 ? rawUrl : rawUrl.slice(0, query);
     const method = req.method ?? 'GET';
     const parts = pathname.split('/').filter(Boolean).map((p) => safeDecode(p));
-    if (method === 'GET' && pathname === '/healthz') return send(res, 200, { status: 'ok' });
-    if (method === 'GET' && pathname === '/readyz') {
-      await keychains.ready();
-      return send(res, 200, { status: 'ready' });
-    }
+    if (answerHealth(req, res, pathname, () => keychains.ready().then(() => undefined))) return;
     if (method === 'POST' && pathname === KEYSETS_PATH) return this.keysets(req, res);
     if (method === 'POST' && pathname === KEYCHAINS_PATH) {
       const caller = services.authenticate(req.headers.authorization);
-      const body = await readJson(req, this.maxBodyBytes);
+      const body = await readJsonBody(req, this.maxBodyBytes);
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AppError('BODY_INVALID', { message: '(body): expected an object {"userId": …}', details: { field: '(body)' } });
       const userId = checkedUserId((body as { userId?: unknown }).userId, 'userId');
       const result = await keychains.create(userId);
       logger.info('keychain create', { service: caller.name, created: result.created });
-      return send(res, result.created ? 201 : 200, { userId, status: result.created ? 'created' : 'exists', categories: Object.fromEntries(result.categories) });
+      return sendJson(res, result.created ? 201 : 200, { userId, status: result.created ? 'created' : 'exists', categories: Object.fromEntries(result.categories) });
     }
     // DELETE /v1/keychains/<userId>[/categories/<category>]
     if (method === 'DELETE' && parts[0] === 'v1' && parts[1] === 'keychains' && parts[2] !== undefined) {
@@ -254,14 +243,14 @@ class Api {
       if (parts.length === 3) {
         await keychains.deleteUser(userId);
         logger.info('keychain deleted', { service: caller.name, scope: 'user' });
-        return send(res, 200, { userId, status: 'deleted' });
+        return sendJson(res, 200, { userId, status: 'deleted' });
       }
       if (parts.length === 5 && parts[3] === 'categories' && parts[4] !== undefined) {
         const category = parts[4];
         if (!this.known.has(category)) this.unknownCategory(category, 'category');
         await keychains.deleteCategory(userId, category);
         logger.info('keychain category deleted', { service: caller.name, scope: 'category', category });
-        return send(res, 200, { userId, category, status: 'deleted' });
+        return sendJson(res, 200, { userId, category, status: 'deleted' });
       }
     }
     throw new AppError('NOT_FOUND', { message: `No route for ${method} ${pathname.split('/').slice(0, 3).join('/')}` });
@@ -275,7 +264,7 @@ class Api {
    */
   private async keysets(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const caller = this.services.authenticate(req.headers.authorization);
-    const body = parseLookupBody(await readJson(req, this.maxBodyBytes));
+    const body = parseLookupBody(await readJsonBody(req, this.maxBodyBytes));
     if (body.createIfAbsent !== undefined) {
       throw new AppError('BODY_INVALID', { message: 'createIfAbsent: keysets are served for existing keys only', details: { field: 'createIfAbsent' } });
     }
@@ -289,21 +278,18 @@ class Api {
       throw namingUser(err, listed);
     });
     this.logger.info('keysets served', { service: caller.name, users: users.length });
-    send(res, 200, toKeysetsWire(context, results));
+    sendJson(res, 200, toKeysetsWire(context, results));
   }
 
   done(req: IncomingMessage, res: ServerResponse, started: number): void {
     this.logger.debug('request', { method: req.method, status: res.statusCode, ms: Math.round(performance.now() - started) });
   }
 
-  /** The error answer: `{code, message, details}` with the catalogue status. */
+  /** The error answer (lib/http's sendError: `{code, message, details}` with the catalogue status), logged without user data. */
   fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const appError = isAppError(err) ? err : new AppError('INTERNAL', { cause: err });
+    const appError = sendError(req, res, err);
     if (appError.status >= 500) this.logger.error('request failed', { method: req.method, code: appError.code, err: isAppError(err) ? appError : err });
     else this.logger.info('request rejected', { method: req.method, code: appError.code });
-    if (res.headersSent) return void res.destroy();
-    if (appError.code === 'PAYLOAD_TOO_LARGE' || !req.complete) res.setHeader('connection', 'close');
-    send(res, appError.status, appError.toJSON());
   }
 }
 
@@ -370,54 +356,4 @@ export function toKeysetsWire(context: string, results: readonly UserResult[]): 
   };
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** `text` is ASCII: its length is its byte count, and latin1 writes it as a plain copy (node sends the header and body as one string). */
-function sendAscii(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(text.length)]);
-  res.end(text, 'latin1');
-}
-
-/** 415 if the request is not JSON, 413 if it declares more than `limit` bytes. */
-function checkJsonRequest(req: IncomingMessage, limit: number): void {
-  const type = req.headers['content-type'] ?? '';
-  if (!JSON_TYPE.test(type)) {
-    throw new AppError('UNSUPPORTED_MEDIA_TYPE', { message: 'Expected content-type: application/json' });
-  }
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new AppError('PAYLOAD_TOO_LARGE', { details: { limit } });
-}
-
-const JSON_TYPE = /^application\/json\b/i;
-
-/** The request body as JSON: 415 if not JSON, 413 beyond `limit`, 400 if unparsable. */
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  checkJsonRequest(req, limit);
-  const text = await new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.pause();
-        reject(new AppError('PAYLOAD_TOO_LARGE', { details: { limit } }));
-      } else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-  return parseJson(text);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new AppError('BODY_INVALID', { message: 'Request body is not valid JSON' });
-  }
-}
-
+const JSON_ONLY = [JSON_MEDIA_TYPE];

@@ -9,7 +9,6 @@ import { AppError, isAppError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { TtlCache, type Clock } from '../../lib/padlock-client/ttl-cache.ts';
 import { deriveKey, type DerivedKey } from './derive.ts';
-import { userJson } from './lookup-json.ts';
 import { wrapAad, type Kek } from './kek.ts';
 import type { KeyStore, StoredKeychain } from './store.ts';
 
@@ -25,14 +24,21 @@ export interface KeychainServiceOptions {
   /** Deadline of every store call; beyond it the request fails with KEY_STORE_UNAVAILABLE. */
   storeDeadlineMs: number;
   logger: Logger;
+  /**
+   * How the HTTP layer writes one user's element of a lookup answer. The
+   * service keeps each rendered element with the cached keychain (the hot path
+   * then splices cached elements instead of serializing), but never looks inside.
+   */
+  renderUser: RenderUser;
   clock?: Clock;
 }
 
-/** A derived key with its wire form computed once. */
+/** Renders one user's lookup result for the wire. */
+export type RenderUser = (result: UserResult) => string;
+
+/** A derived key with its base64 form computed once. */
 export interface ServedKey extends DerivedKey {
   keyBase64: string;
-  /** `{"status":"found","keyId":…,"key":"…"}`: the hot path splices it into responses. */
-  json: string;
 }
 
 /** A user of a lookup, with the categories to look up. */
@@ -72,7 +78,7 @@ interface ActiveKeychain extends Refresh {
   state: 'active';
   categories: Map<string, CachedCategory>;
   /**
-   * This user's element of lookup responses, by context and categories asked.
+   * This user's rendered element of lookup responses (`renderUser`), by context and categories asked.
    * It hangs on the cached keychain, so it lives and dies with it: same TTL,
    * same LRU bound, gone with the entry on every delete.
    */
@@ -271,14 +277,15 @@ export class KeychainService {
   }
 
   /**
-   * The hot path: each user's element of the response JSON, computed
-   * synchronously when every user is cached with the needed root keys unwrapped
-   * (or their keys already derived); undefined otherwise (then `lookup`). With
-   * `createIfAbsent`, an absent or incomplete keychain also means undefined.
-   * An element is served from the cached keychain when it was built before, else
-   * built and kept there. Users sharing one categories array share its key.
+   * The hot path: each user's rendered element of the answer (`renderUser`),
+   * computed synchronously when every user is cached with the needed root keys
+   * unwrapped (or their keys already derived); undefined otherwise (then
+   * `lookup`). With `createIfAbsent`, an absent or incomplete keychain also
+   * means undefined. An element is served from the cached keychain when it was
+   * rendered before, else rendered and kept there. Users sharing one categories
+   * array share its key.
    */
-  lookupCachedJson(context: string, users: readonly LookupUser[], createIfAbsent: boolean): string[] | undefined {
+  lookupRendered(context: string, users: readonly LookupUser[], createIfAbsent: boolean): string[] | undefined {
     const now = this.clock();
     const due: string[] = [];
     try {
@@ -288,7 +295,7 @@ export class KeychainService {
     }
   }
 
-  /** `lookupCachedJson`'s work; users whose entry is due for a refresh go to `due`. */
+  /** `lookupRendered`'s work; users whose entry is due for a refresh go to `due`. */
   private cachedElements(
     context: string,
     users: readonly LookupUser[],
@@ -309,18 +316,18 @@ export class KeychainService {
       }
       if (createIfAbsent && this.missing(keychain).length > 0) return undefined;
       if (keychain.state !== 'active') {
-        out[i] = userJson({ userId: user.userId, status: keychain.state });
+        out[i] = this.opts.renderUser({ userId: user.userId, status: keychain.state });
         continue;
       }
       if (user.categories !== keyOf) key = responseKey(context, (keyOf = user.categories));
-      let json = keychain.responses?.get(key);
-      if (json === undefined) {
+      let element = keychain.responses?.get(key);
+      if (element === undefined) {
         if (!derivable(context, user.categories, keychain)) return undefined;
-        json = userJson(this.deriveNow(context, user.userId, user.categories, keychain));
+        element = this.opts.renderUser(this.deriveNow(context, user.userId, user.categories, keychain));
         const responses = (keychain.responses ??= new Map());
-        if (responses.size < RESPONSES_PER_USER_MAX) responses.set(key, json);
+        if (responses.size < RESPONSES_PER_USER_MAX) responses.set(key, element);
       }
-      out[i] = json;
+      out[i] = element;
     }
     return out;
   }
@@ -352,8 +359,7 @@ export class KeychainService {
         let served = entry.derived.get(context);
         if (served === undefined) {
           const derived = deriveKey(entry.rootKey!, { context, category, userId });
-          const keyBase64 = derived.key.toString('base64');
-          served = { ...derived, keyBase64, json: `{"status":"found","keyId":${derived.keyId},"key":"${keyBase64}"}` };
+          served = { ...derived, keyBase64: derived.key.toString('base64') };
           entry.derived.set(context, served);
         }
         results.set(category, { status: 'found', key: served });

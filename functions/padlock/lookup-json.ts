@@ -1,6 +1,7 @@
 /**
- * The `LookupResponse` JSON, spliced from each key's precomputed JSON: on the hot
- * path this replaces a JSON.stringify of the whole response. It is pure ASCII
+ * The `LookupResponse` JSON, spliced from each user's element (which the key
+ * service keeps with its cached keychain: see `renderUser`): on the hot path
+ * this replaces a JSON.stringify of the whole response. It is pure ASCII
  * (characters beyond it are \u-escaped), so its length is its byte count and it
  * is written to the socket as latin1, a plain copy.
  */
@@ -13,7 +14,7 @@ export function userJson(r: UserResult): string {
     out += ',"categories":{';
     let first = true;
     for (const [name, c] of r.categories) {
-      out += `${first ? '' : ','}${asciiJson(name)}:${c.status === 'found' ? c.key.json : `{"status":"${c.status}"}`}`;
+      out += `${first ? '' : ','}${asciiJson(name)}:${c.status === 'found' ? `{"status":"found","keyId":${c.key.keyId},"key":"${c.key.keyBase64}"}` : `{"status":"${c.status}"}`}`;
       first = false;
     }
     out += '}';

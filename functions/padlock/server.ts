@@ -3,17 +3,21 @@
  * validated config, and listens. `close()` stops listening and closes the store.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createKms } from '../../lib/gcp/clients.ts';
+import { closeServer, listen } from '../../lib/http/index.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
 import type { Clock } from '../../lib/padlock-client/ttl-cache.ts';
 import type { PadlockConfig } from './config.ts';
 import { createApi } from './http.ts';
 import { createKmsKek, createLocalKek, kmsCallsOf, loadOrCreateKekFile, type Kek, type KmsCalls } from './kek.ts';
 import { KeychainService } from './keychains.ts';
+import { userJson } from './lookup-json.ts';
 import { openServingStore } from './open-store.ts';
 import { ServiceRegistry } from './services.ts';
 import type { KeyStore } from './store.ts';
+
+/** How long a closing padlock lets requests in flight finish before cutting their connections. */
+const CLOSE_GRACE_MS = 10_000;
 
 export interface PadlockDeps {
   logger?: Logger;
@@ -42,6 +46,7 @@ export async function startPadlock(config: PadlockConfig, deps: PadlockDeps = {}
     cacheMaxUsers: config.cacheMaxUsers,
     storeDeadlineMs: config.storeDeadlineMs,
     logger,
+    renderUser: userJson,
     ...(deps.clock ? { clock: deps.clock } : {}),
   });
   const server = http.createServer(
@@ -49,13 +54,7 @@ export async function startPadlock(config: PadlockConfig, deps: PadlockDeps = {}
   );
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const url = `http://${host}:${port}`;
+  const { url } = await listen(server, config.host, config.port);
   logger.info('padlock listening', { url, mode: config.mode, store: store.kind, kek: kek.kind, services: config.services.length });
 
   let closing: Promise<void> | undefined;
@@ -63,10 +62,7 @@ export async function startPadlock(config: PadlockConfig, deps: PadlockDeps = {}
     url,
     close: () =>
       (closing ??= (async () => {
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        });
+        await closeServer(server, CLOSE_GRACE_MS);
         await store.close();
         logger.info('padlock stopped');
       })()),

@@ -1,10 +1,9 @@
 /**
  * What every emulator of ours serves the same way: the admin API
- * (`/_emulator/health`, run-time fault rules under `/_emulator/faults`) and
- * listening on a host and port (0 picks one) with the URL clients should use.
+ * (`/_emulator/health`, run-time fault rules under `/_emulator/faults`).
+ * Listening and shutdown come from the shared HTTP toolkit (lib/http).
  */
-import type { Server, IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validateFaultRule, type FaultController } from './faults.ts';
 import { readJson, sendEmpty, sendJson } from './http-util.ts';
 
@@ -34,18 +33,4 @@ export async function answerAdmin(
     return sendEmpty(res, 204);
   }
   throw invalid(`Unknown admin request: ${req.method ?? ''} ${path}`);
-}
-
-/** Listens on `host` (127.0.0.1 by default) and `port` (0: a free one); resolves the port and the URL to give clients. */
-export async function listen(server: Server, host = '127.0.0.1', port = 0): Promise<{ port: number; url: string }> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = (server.address() as AddressInfo).port;
-  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  return { port: bound, url: `http://${urlHost}:${bound}` };
 }

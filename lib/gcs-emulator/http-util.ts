@@ -1,35 +1,23 @@
-/** Small helpers over node:http for the emulator's handlers. */
+/** Small helpers for the emulator's handlers, over the shared HTTP toolkit (lib/http). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { collectBody, sendJson as sendJsonWith } from '../http/index.ts';
 import { errors } from './gcs-errors.ts';
+
+export { sendEmpty } from '../http/index.ts';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** JSON as Cloud Storage and BigQuery send it (`charset=utf-8`). */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const data = Buffer.from(JSON.stringify(body));
-  res.writeHead(status, { ...headers, 'Content-Type': JSON_TYPE, 'Content-Length': data.length });
-  res.end(data);
+  sendJsonWith(res, status, body, { ...headers, 'content-type': JSON_TYPE });
 }
 
-export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { ...headers, 'Content-Length': 0 });
-  res.end();
-}
+/** Largest JSON request body (metadata, not object data). */
+const JSON_BODY_LIMIT = 8 * 1024 * 1024;
 
-/** Reads a small body whole (JSON requests); refuses more than `limit` bytes. */
-export async function readSmallBody(body: AsyncIterable<Buffer>, limit = 8 * 1024 * 1024): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body) {
-    n += c.length;
-    if (n > limit) throw errors.invalid('Request body too large.');
-    chunks.push(c);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-}
-
-/** Parses a JSON body; an empty body is `{}`. */
+/** Parses a JSON body (413 past JSON_BODY_LIMIT); an empty body is `{}`. */
 export async function readJson(body: AsyncIterable<Buffer>): Promise<Record<string, unknown>> {
-  const buf = await readSmallBody(body);
+  const buf = await collectBody(body, JSON_BODY_LIMIT);
   if (buf.length === 0) return {};
   try {
     const v: unknown = JSON.parse(buf.toString('utf8'));

@@ -3,8 +3,8 @@
  * endpoint under `/_emulator/`, then the JSON API routes.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { answerAdmin, listen } from './emulator-http.ts';
+import { answerAdmin } from './emulator-http.ts';
+import { closeServer, listen } from '../http/index.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { createDirectoryBackend } from './directory-backend.ts';
 import { errorBody, errors, toErrorResponse } from './gcs-errors.ts';
@@ -46,7 +46,6 @@ export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promis
   const store = await Store.open(options.dir === undefined ? createMemoryBackend() : createDirectoryBackend(options.dir));
   const sessions = new UploadSessions();
   const faults = new FaultInjector();
-  const sockets = new Set<Socket>();
 
   const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 70_000 }, (req, res) => {
     void handle(req, res).catch((err: unknown) => {
@@ -54,10 +53,6 @@ export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promis
       if (!res.headersSent && !res.destroyed) sendJson(res, 500, errorBody(500, 'Internal error in the storage emulator.'));
       else res.destroy();
     });
-  });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -121,9 +116,8 @@ export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promis
     faults,
     close() {
       closing ??= (async () => {
-        const closed = new Promise<void>((r) => server.close(() => r()));
-        for (const s of sockets) s.destroy();
-        await closed;
+        // Cut at once: a test stopping an emulator (or faking its crash) wants it gone.
+        await closeServer(server, 0);
         await sessions.close();
         await store.close();
       })();

@@ -7,6 +7,7 @@ import { silentLogger } from '../../../lib/logger.ts';
 import { createEmbeddedStore } from '../embedded-store.ts';
 import { createLocalKek } from '../kek.ts';
 import { KeychainService } from '../keychains.ts';
+import { userJson } from '../lookup-json.ts';
 import type { KeyStore } from '../store.ts';
 
 /** The embedded store, counting reads; `hold()` makes the next reads wait until released. */
@@ -49,6 +50,7 @@ describe('KeychainService cache', () => {
       cacheMaxUsers: 100,
       storeDeadlineMs: 1_000,
       logger: silentLogger,
+      renderUser: userJson,
       clock: () => now,
     });
     return { ...watched, service, advance: (ms: number) => (now += ms) };
@@ -58,17 +60,17 @@ describe('KeychainService cache', () => {
   it('reads a hot keychain again in the background halfway through its TTL: lookups never wait for the store', async () => {
     const { service, reads, hold, advance } = setup();
     await service.lookup('etl', users, true);
-    const first = service.lookupCachedJson('etl', users, false);
+    const first = service.lookupRendered('etl', users, false);
     expect(first).toBeDefined();
     const readsBefore = reads();
 
     advance(TTL / 2);
     const release = hold();
     // Due: answered from the cache while the store read waits.
-    expect(service.lookupCachedJson('etl', users, false)).toEqual(first);
+    expect(service.lookupRendered('etl', users, false)).toEqual(first);
     expect(reads()).toBe(readsBefore + 1);
     // One refresh per entry, however many lookups see it due.
-    expect(service.lookupCachedJson('etl', users, false)).toEqual(first);
+    expect(service.lookupRendered('etl', users, false)).toEqual(first);
     expect(reads()).toBe(readsBefore + 1);
     release();
     await settle();
@@ -76,7 +78,7 @@ describe('KeychainService cache', () => {
     // At the first entry's expiry: still cached, since the refresh read restarted its TTL
     // (and due again: a second refresh).
     advance(TTL / 2);
-    const later = service.lookupCachedJson('etl', users, false);
+    const later = service.lookupRendered('etl', users, false);
     // Unchanged in the store: the same cached element, not derived again.
     expect(later?.[0]).toBe(first?.[0]);
     expect(reads()).toBe(readsBefore + 2);
@@ -88,16 +90,16 @@ describe('KeychainService cache', () => {
     advance(TTL / 2);
     // Another instance deletes a category; this one's refresh sees it.
     await store.deleteCategory('hot-user', 'location');
-    expect(service.lookupCachedJson('etl', users, false)?.[0]).toContain('"location":{"status":"found"');
+    expect(service.lookupRendered('etl', users, false)?.[0]).toContain('"location":{"status":"found"');
     await settle();
-    expect(service.lookupCachedJson('etl', users, false)?.[0]).toContain('"location":{"status":"deleted"}');
+    expect(service.lookupRendered('etl', users, false)?.[0]).toContain('"location":{"status":"deleted"}');
 
     // A refresh that never completes does not extend the entry: it expires TTL after the last read.
     advance(TTL / 2);
     const release = hold();
-    expect(service.lookupCachedJson('etl', users, false)).toBeDefined();
+    expect(service.lookupRendered('etl', users, false)).toBeDefined();
     advance(TTL / 2);
-    expect(service.lookupCachedJson('etl', users, false)).toBeUndefined();
+    expect(service.lookupRendered('etl', users, false)).toBeUndefined();
     release();
   });
 });
