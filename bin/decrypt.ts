@@ -12,7 +12,8 @@ import { googleIdTokens } from '../lib/padlock-client/google-id-token.ts';
 import { createPadlockClient } from '../lib/padlock-client/index.ts';
 import { decryptPartition, jsonLine } from '../lib/privacy/consumer.ts';
 import { RecordDecryptor } from '../lib/privacy/decryptor.ts';
-import { decryptUsage, parseDecryptOptions, type DecryptOptions } from '../lib/privacy/decrypt-options.ts';
+import { readCommandLine } from '../lib/command-line.ts';
+import { decryptCommand, parseDecryptOptions, type DecryptOptions } from '../lib/privacy/decrypt-options.ts';
 import { gcsPartitionSource, localPartitionSource } from '../lib/privacy/partition-reader.ts';
 
 async function main(options: DecryptOptions): Promise<void> {
@@ -36,13 +37,16 @@ async function main(options: DecryptOptions): Promise<void> {
   );
 }
 
-let options: DecryptOptions;
-try {
-  options = parseDecryptOptions(process.argv.slice(2), process.env);
-} catch (err) {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${decryptUsage}\n`);
+const optionsLine = readCommandLine(process.argv.slice(2), decryptCommand, (argv) => parseDecryptOptions(argv, process.env));
+if (optionsLine.kind === 'help') {
+  process.stdout.write(`${optionsLine.text}\n`);
+  process.exit(0);
+}
+if (optionsLine.kind === 'invalid') {
+  process.stderr.write(`${optionsLine.message}\n`);
   process.exit(1);
 }
+const options: DecryptOptions = optionsLine.options;
 
 main(options).then(
   () => process.exit(0),

@@ -10,7 +10,8 @@
  */
 import { createBigQuery, createStorage } from '../lib/gcp/clients.ts';
 import { subjectsOf, syncKeysTable } from '../lib/keys-table/index.ts';
-import { keysTableUsage, parseKeysTableOptions, type KeysTableOptions } from '../lib/keys-table/options.ts';
+import { readCommandLine } from '../lib/command-line.ts';
+import { keysTableCommand, parseKeysTableOptions, type KeysTableOptions } from '../lib/keys-table/options.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createPadlockClient } from '../lib/padlock-client/index.ts';
 
@@ -36,13 +37,16 @@ function failed(err: unknown): string {
   return `keys-table sync failed${typeof code === 'string' ? ` (${code})` : ''}: ${err instanceof Error ? err.message : String(err)}`;
 }
 
-let options: KeysTableOptions;
-try {
-  options = parseKeysTableOptions(process.argv.slice(2), process.env);
-} catch (err) {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${keysTableUsage}\n`);
+const optionsLine = readCommandLine(process.argv.slice(2), keysTableCommand, (argv) => parseKeysTableOptions(argv, process.env));
+if (optionsLine.kind === 'help') {
+  process.stdout.write(`${optionsLine.text}\n`);
+  process.exit(0);
+}
+if (optionsLine.kind === 'invalid') {
+  process.stderr.write(`${optionsLine.message}\n`);
   process.exit(1);
 }
+const options: KeysTableOptions = optionsLine.options;
 
 // Against emulators, do not probe for a GCE metadata server (the clients' warning about it is noise).
 if (options.bigqueryEndpoint !== undefined) process.env.METADATA_SERVER_DETECTION = 'none';

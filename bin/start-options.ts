@@ -4,7 +4,8 @@
  * flags winning; defaults are stable so docs and scripts can rely on them.
  */
 import { z } from 'zod';
-import { flagsToEnv, parseEnv, portVar, type Env } from '../lib/config.ts';
+import { parseEnv, portVar, type Env } from '../lib/config.ts';
+import { optionsAsEnv, parseCommandLine, type CommandSpec } from '../lib/command-line.ts';
 
 /** Default local ports (documented in README.md). */
 export const defaultPorts = {
@@ -32,8 +33,31 @@ export interface StartOptions {
   drainTimeoutMs: number;
 }
 
+const port = (name: string, variable: keyof typeof defaultPorts): { type: 'string'; value: string; description: string } => ({
+  type: 'string',
+  value: '<port>',
+  description: `${name} port (env ${variable}, default ${defaultPorts[variable]}; 0 picks a free one)`,
+});
+
+/** `npm start`'s command line (each flag also an environment variable; flags win). */
+export const startCommand: CommandSpec = {
+  usage: 'npm start -- [options]',
+  summary: 'Runs the whole platform on loopback (emulators, padlock, composer, event service, ETL); Ctrl-C stops it gracefully.',
+  options: {
+    'pubsub-port': port("the Pub/Sub emulator's", 'PUBSUB_PORT'),
+    'gcs-port': port("the GCS emulator's", 'GCS_PORT'),
+    'bigquery-port': port("the BigQuery emulator's", 'BIGQUERY_PORT'),
+    'padlock-port': port("padlock's", 'PADLOCK_PORT'),
+    'composer-port': port("the composer REST API's", 'COMPOSER_PORT'),
+    'event-service-port': port("the event service's", 'EVENT_SERVICE_PORT'),
+    'data-dir': { type: 'string', value: '<folder>', description: 'where everything is kept (env DATA_DIR, default .data)' },
+    'gcp-project': { type: 'string', value: '<id>', description: 'project id (env GCP_PROJECT, default local-project)' },
+    'drain-timeout-seconds': { type: 'string', value: '<n>', description: `bound on a graceful stop's drain (env DRAIN_TIMEOUT_SECONDS, default ${defaultDrainTimeoutSeconds})` },
+  },
+};
+
 export function parseStartOptions(argv: readonly string[], env: Env): StartOptions {
-  const merged = flagsToEnv(argv, env);
+  const merged = { ...env, ...optionsAsEnv(parseCommandLine(argv, startCommand)) };
   const c = parseEnv(
     {
       PUBSUB_PORT: portVar.default(Number(defaultPorts.PUBSUB_PORT)),

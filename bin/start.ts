@@ -14,7 +14,8 @@
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseStartOptions, type StartOptions } from './start-options.ts';
+import { readCommandLine } from '../lib/command-line.ts';
+import { parseStartOptions, startCommand, type StartOptions } from './start-options.ts';
 import { loadOrCreateLocalCredentials, localCredentialsFile } from './local-credentials.ts';
 import { startPubSubEmulator } from '../lib/emulators/google.ts';
 import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
@@ -174,13 +175,16 @@ async function stopAll(running: Running[]): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  let opts: StartOptions;
-  try {
-    opts = parseStartOptions(process.argv.slice(2), process.env);
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  const line = readCommandLine(process.argv.slice(2), startCommand, (argv) => parseStartOptions(argv, process.env));
+  if (line.kind === 'help') {
+    process.stdout.write(`${line.text}\n`);
+    process.exit(0);
+  }
+  if (line.kind === 'invalid') {
+    process.stderr.write(`${line.message}\n`);
     process.exit(1);
   }
+  const opts: StartOptions = line.options;
   process.env.METADATA_SERVER_DETECTION = 'none';
   const running: Running[] = [];
   const intake: Intake = {};

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { flagsToEnv, parseEnv, portVar, urlVar, hostPortVar } from './config.ts';
+import { parseEnv, portVar, urlVar, hostPortVar } from './config.ts';
 import { AppError } from './errors.ts';
 
 describe('parseEnv', () => {
@@ -28,20 +28,5 @@ describe('parseEnv', () => {
     expect(caught).toBeInstanceOf(AppError);
     expect((caught as AppError).code).toBe('CONFIG_INVALID');
     expect((caught as AppError).message).toContain(`${variable}:`);
-  });
-});
-
-describe('flagsToEnv', () => {
-  it('maps --kebab-case flags onto SCREAMING_CASE variables, flags winning', () => {
-    expect(flagsToEnv(['--pubsub-port', '1', '--data-dir=/x'], { PUBSUB_PORT: '2', OTHER: 'y' })).toEqual({
-      PUBSUB_PORT: '1',
-      DATA_DIR: '/x',
-      OTHER: 'y',
-    });
-  });
-
-  it('rejects stray arguments and flags without values', () => {
-    expect(() => flagsToEnv(['stray'], {})).toThrow(/unexpected argument 'stray'/);
-    expect(() => flagsToEnv(['--port'], {})).toThrow(/--port needs a value/);
   });
 });

@@ -70,30 +70,3 @@ export function parseEnv<S extends z.ZodRawShape>(shape: S, env: Env): z.infer<z
     details: { variables: result.error.issues.map((i) => i.path.join('.')) },
   });
 }
-
-/**
- * Turns `--some-flag value` / `--some-flag=value` arguments into `SOME_FLAG=value`
- * entries, so flags and environment share one schema (flags win).
- */
-export function flagsToEnv(argv: readonly string[], env: Env): Env {
-  const out: Env = { ...env };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === undefined || !arg.startsWith('--')) {
-      throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: unexpected argument '${arg}'` });
-    }
-    const eq = arg.indexOf('=');
-    const name = (eq === -1 ? arg.slice(2) : arg.slice(2, eq)).replace(/-/g, '_').toUpperCase();
-    let value: string | undefined;
-    if (eq !== -1) value = arg.slice(eq + 1);
-    else {
-      value = argv[i + 1];
-      i++;
-    }
-    if (value === undefined) {
-      throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: flag ${arg} needs a value` });
-    }
-    out[name] = value;
-  }
-  return out;
-}

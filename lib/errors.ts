@@ -8,6 +8,7 @@ export const errorCatalogue = {
   INTERNAL: { status: 500, retryable: true, message: 'Internal error' },
   CONFIG_INVALID: { status: 500, retryable: false, message: 'Invalid configuration' },
   BAD_REQUEST: { status: 400, retryable: false, message: 'Bad request' },
+  USAGE_INVALID: { status: 400, retryable: false, message: 'Invalid command line' },
   BODY_INVALID: { status: 400, retryable: false, message: 'Request body is not valid' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, message: 'Unsupported content type' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, message: 'Request body too large' },

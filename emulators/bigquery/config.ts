@@ -4,8 +4,8 @@
  * BIGQUERY_EMULATOR_GCS_ENDPOINT, BIGQUERY_EMULATOR_DIR, BIGQUERY_EMULATOR_HOST.
  */
 import { z } from 'zod';
-import { flagsToEnv, parseEnv, portVar, urlVar, type Env } from '../../lib/config.ts';
-import { AppError } from '../../lib/errors.ts';
+import { parseCommandLine, type CommandSpec } from '../../lib/command-line.ts';
+import { parseEnv, portVar, urlVar, type Env } from '../../lib/config.ts';
 
 export interface BigQueryEmulatorConfig {
   port: number;
@@ -19,21 +19,31 @@ export interface BigQueryEmulatorConfig {
 /** Default port, as other BigQuery emulators use. */
 export const DEFAULT_PORT = 9050;
 
+/** Each flag and the variable it falls back to. */
 const FLAGS = new Map([
-  ['PORT', 'BIGQUERY_EMULATOR_PORT'],
-  ['GCS_ENDPOINT', 'BIGQUERY_EMULATOR_GCS_ENDPOINT'],
-  ['DIR', 'BIGQUERY_EMULATOR_DIR'],
-  ['HOST', 'BIGQUERY_EMULATOR_HOST_ADDRESS'],
+  ['port', 'BIGQUERY_EMULATOR_PORT'],
+  ['gcs-endpoint', 'BIGQUERY_EMULATOR_GCS_ENDPOINT'],
+  ['dir', 'BIGQUERY_EMULATOR_DIR'],
+  ['host', 'BIGQUERY_EMULATOR_HOST_ADDRESS'],
 ]);
 
+export const bigQueryEmulatorCommand: CommandSpec = {
+  usage: 'npm run emulator:bigquery -- --gcs-endpoint <url> [--port <port>] [--dir <folder>] [--host <addr>]',
+  summary: 'Runs the BigQuery emulator (v2 REST API; load jobs read gs:// URIs from a GCS emulator) until SIGINT/SIGTERM; prints `bigquery: <url>` once it accepts requests.',
+  options: {
+    port: { type: 'string', value: '<port>', description: `port (env BIGQUERY_EMULATOR_PORT, default ${DEFAULT_PORT}; 0 picks a free one)` },
+    'gcs-endpoint': { type: 'string', value: '<url>', description: 'the GCS emulator load jobs read from (env BIGQUERY_EMULATOR_GCS_ENDPOINT; required)' },
+    dir: { type: 'string', value: '<folder>', description: 'keep data in this folder across restarts (env BIGQUERY_EMULATOR_DIR; in memory if absent)' },
+    host: { type: 'string', value: '<addr>', description: 'address to listen on (env BIGQUERY_EMULATOR_HOST_ADDRESS, default 127.0.0.1)' },
+  },
+};
+
 export function loadConfig(argv: readonly string[], env: Env = process.env): BigQueryEmulatorConfig {
-  const flags = flagsToEnv(argv, {});
-  for (const k of Object.keys(flags)) {
-    if (!FLAGS.has(k)) {
-      throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: unknown flag --${k.toLowerCase().replace(/_/g, '-')} (expected --port, --gcs-endpoint, --dir, --host)` });
-    }
-  }
-  const pick = (flag: string): string | undefined => flags[flag] ?? env[FLAGS.get(flag)!];
+  const flags = parseCommandLine(argv, bigQueryEmulatorCommand).values;
+  const pick = (flag: string): string | undefined => {
+    const v = flags.get(flag);
+    return typeof v === 'string' ? v : env[FLAGS.get(flag)!];
+  };
   const parsed = parseEnv(
     {
       BIGQUERY_EMULATOR_PORT: portVar.optional(),
@@ -42,10 +52,10 @@ export function loadConfig(argv: readonly string[], env: Env = process.env): Big
       BIGQUERY_EMULATOR_HOST_ADDRESS: z.string().trim().min(1, 'expected a host address').optional(),
     },
     {
-      BIGQUERY_EMULATOR_PORT: pick('PORT'),
-      BIGQUERY_EMULATOR_GCS_ENDPOINT: pick('GCS_ENDPOINT'),
-      BIGQUERY_EMULATOR_DIR: pick('DIR'),
-      BIGQUERY_EMULATOR_HOST_ADDRESS: pick('HOST'),
+      BIGQUERY_EMULATOR_PORT: pick('port'),
+      BIGQUERY_EMULATOR_GCS_ENDPOINT: pick('gcs-endpoint'),
+      BIGQUERY_EMULATOR_DIR: pick('dir'),
+      BIGQUERY_EMULATOR_HOST_ADDRESS: pick('host'),
     },
   );
   return {

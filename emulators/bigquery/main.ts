@@ -4,19 +4,23 @@
  * once it accepts requests. Exits 1 on bad configuration.
  */
 import { createLogger } from '../../lib/logger.ts';
-import { loadConfig } from './config.ts';
+import { readCommandLine } from '../../lib/command-line.ts';
+import { bigQueryEmulatorCommand, loadConfig } from './config.ts';
 import { startBigQueryEmulator } from './server.ts';
 
 const logger = createLogger({ component: 'bigquery-emulator', level: 'WARNING' });
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  const line = readCommandLine(process.argv.slice(2), bigQueryEmulatorCommand, (argv) => loadConfig(argv));
+  if (line.kind === 'help') {
+    process.stdout.write(`${line.text}\n`);
+    process.exit(0);
+  }
+  if (line.kind === 'invalid') {
+    process.stderr.write(`${line.message}\n`);
     process.exit(1);
   }
+  const config = line.options;
   const emulator = await startBigQueryEmulator({ port: config.port, host: config.host, dir: config.dir, gcsEndpoint: config.gcsEndpoint, logger });
   process.stdout.write(`bigquery: ${emulator.url}\n`);
   const stop = (): void => {

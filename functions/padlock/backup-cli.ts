@@ -5,20 +5,24 @@
  */
 import { createLogger } from '../../lib/logger.ts';
 import { dumpKeychains, restoreDump } from './backup.ts';
-import { backupUsage, parseBackupOptions, type BackupOptions } from './backup-options.ts';
+import { readCommandLine } from '../../lib/command-line.ts';
+import { backupCommand, parseBackupOptions, type BackupOptions } from './backup-options.ts';
 import { openStore } from './open-store.ts';
 import { isScannable, type KeyStore, type ScannableKeyStore } from './store.ts';
 
 const logger = createLogger({ component: 'padlock-backup' });
 
 export async function runBackup(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let options: BackupOptions;
-  try {
-    options = parseBackupOptions(argv, env);
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${backupUsage}\n`);
+  const line = readCommandLine(argv, backupCommand, (args) => parseBackupOptions(args, env));
+  if (line.kind === 'help') {
+    process.stdout.write(`${line.text}\n`);
+    return 0;
+  }
+  if (line.kind === 'invalid') {
+    process.stderr.write(`${line.message}\n`);
     return 1;
   }
+  const options: BackupOptions = line.options;
   const opened: KeyStore[] = [];
   const scannable = async (config: Parameters<typeof openStore>[0]): Promise<ScannableKeyStore> => {
     const store = await openStore(config, options.deadlineMs, logger);

@@ -4,15 +4,30 @@
  * (`loadStoreConfig`), so `--to` and `--deletions-from` of one kind are the same store.
  */
 import { z } from 'zod';
-import { flagsToEnv, parseEnv, positiveIntVar, type Env } from '../../lib/config.ts';
-import { AppError } from '../../lib/errors.ts';
+import { optionsAsEnv, parseCommandLine, usageError, type CommandSpec } from '../../lib/command-line.ts';
+import { parseEnv, positiveIntVar, type Env } from '../../lib/config.ts';
 import { MAX_DUMP_RETENTION_DAYS } from './backup.ts';
 import { loadStoreConfig, type StoreConfig } from './config.ts';
 import { storeKinds } from './store.ts';
 
-export const backupUsage =
-  'usage: npm run padlock -- backup dump --from embedded|bigtable|postgres --out <file> [--expires-in-days 30] [--page-size 500] [--deadline-ms 10000]\n' +
-  '       npm run padlock -- backup restore --from <file> --to embedded|bigtable|postgres --deletions-from embedded|bigtable|postgres [--page-size 500] [--deadline-ms 10000]';
+const stores = storeKinds.join('|');
+
+export const backupCommand: CommandSpec = {
+  usage:
+    `npm run padlock -- backup dump --from ${stores} --out <file> [--expires-in-days ${MAX_DUMP_RETENTION_DAYS}] [options]\n` +
+    `       npm run padlock -- backup restore --from <file> --to ${stores} --deletions-from ${stores} [options]`,
+  summary: "Dumps the key store to a file that expires within the deletion bound, or restores one without bringing a deleted key back.",
+  maxPositionals: 2,
+  options: {
+    from: { type: 'string', value: '<store|file>', description: 'dump: the store to read; restore: the dump file (required)' },
+    out: { type: 'string', value: '<file>', description: 'dump: the file to write (required)' },
+    to: { type: 'string', value: `<${stores}>`, description: 'restore: the store to write (required)' },
+    'deletions-from': { type: 'string', value: `<${stores}>`, description: 'restore: the store whose deletions win (required)' },
+    'expires-in-days': { type: 'string', value: '<n>', description: `dump: days until the dump expires (at most and default ${MAX_DUMP_RETENTION_DAYS})` },
+    'page-size': { type: 'string', value: '<n>', description: 'users per page, at most 1000 (default 500)' },
+    'deadline-ms': { type: 'string', value: '<n>', description: 'deadline of each store call (default 10000)' },
+  },
+};
 
 export type BackupOptions =
   | { job: 'dump'; from: StoreConfig; out: string; expiresInDays: number; pageSize: number; deadlineMs: number }
@@ -34,11 +49,10 @@ const dumpShape = {
 const restoreShape = { ...common, FROM: file, TO: z.enum(storeKinds), DELETIONS_FROM: z.enum(storeKinds) };
 
 export function parseBackupOptions(argv: readonly string[], env: Env): BackupOptions {
-  const [command, job, ...flags] = argv;
-  if (command !== 'backup' || (job !== 'dump' && job !== 'restore')) {
-    throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: expected 'backup dump|restore'. ${backupUsage}` });
-  }
-  const flagEnv = flagsToEnv(flags, {});
+  const line = parseCommandLine(argv, backupCommand);
+  const [command, job] = line.positionals;
+  if (command !== 'backup' || (job !== 'dump' && job !== 'restore')) throw usageError(`expected 'backup dump|restore'`);
+  const flagEnv = optionsAsEnv(line);
   if (job === 'dump') {
     const o = parseEnv(dumpShape, flagEnv);
     return { job, from: loadStoreConfig(o.FROM, env), out: o.OUT, expiresInDays: o.EXPIRES_IN_DAYS, pageSize: o.PAGE_SIZE, deadlineMs: o.DEADLINE_MS };

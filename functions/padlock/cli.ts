@@ -11,7 +11,8 @@
 import { createLogger } from '../../lib/logger.ts';
 import { runBackup } from './backup-cli.ts';
 import { differenceCount, runJob, type JobStats } from './migrate-jobs.ts';
-import { migrateUsage, parseMigrateOptions, type MigrateOptions } from './migrate-options.ts';
+import { readCommandLine } from '../../lib/command-line.ts';
+import { migrateCommand, parseMigrateOptions, type MigrateOptions } from './migrate-options.ts';
 import { openStore } from './open-store.ts';
 import { isScannable, type KeyStore } from './store.ts';
 
@@ -19,13 +20,16 @@ if (process.argv[2] === 'backup') process.exit(await runBackup(process.argv.slic
 
 const logger = createLogger({ component: 'padlock-migrate' });
 
-let options: MigrateOptions;
-try {
-  options = parseMigrateOptions(process.argv.slice(2), process.env);
-} catch (err) {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${migrateUsage}\n`);
+const optionsLine = readCommandLine(process.argv.slice(2), migrateCommand, (argv) => parseMigrateOptions(argv, process.env));
+if (optionsLine.kind === 'help') {
+  process.stdout.write(`${optionsLine.text}\n`);
+  process.exit(0);
+}
+if (optionsLine.kind === 'invalid') {
+  process.stderr.write(`${optionsLine.message}\n`);
   process.exit(1);
 }
+const options: MigrateOptions = optionsLine.options;
 
 const opened: KeyStore[] = [];
 try {

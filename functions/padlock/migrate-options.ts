@@ -5,14 +5,28 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { flagsToEnv, parseEnv, positiveIntVar, type Env } from '../../lib/config.ts';
+import { optionsAsEnv, parseCommandLine, usageError, type CommandSpec } from '../../lib/command-line.ts';
+import { parseEnv, positiveIntVar, type Env } from '../../lib/config.ts';
 import { AppError } from '../../lib/errors.ts';
 import { loadStoreConfig, type StoreConfig } from './config.ts';
 import type { JobName } from './migrate-jobs.ts';
 import { storeKinds } from './store.ts';
 
-export const migrateUsage =
-  'usage: npm run padlock -- migrate backfill|verify|repair --from embedded|bigtable|postgres --to embedded|bigtable|postgres [--page-size 500] [--checkpoint <file>] [--deadline-ms 10000]';
+const stores = storeKinds.join('|');
+
+export const migrateCommand: CommandSpec = {
+  usage: `npm run padlock -- migrate backfill|verify|repair --from ${stores} --to ${stores} [options]`,
+  summary: "Moves padlock's keys between stores on a running system: backfill copies, verify compares, repair fixes differences (resumable from a checkpoint).",
+  maxPositionals: 2,
+  options: {
+    from: { type: 'string', value: `<${stores}>`, description: 'store to read (its connection from the usual padlock variables; required)' },
+    to: { type: 'string', value: `<${stores}>`, description: 'store to write or compare with (required)' },
+    'page-size': { type: 'string', value: '<n>', description: 'users per page, at most 1000 (default 500)' },
+    checkpoint: { type: 'string', value: '<file>', description: 'checkpoint file (default under PADLOCK_DATA_DIR)' },
+    'deadline-ms': { type: 'string', value: '<n>', description: 'deadline of each store call (default 10000)' },
+  },
+  epilog: 'exit codes: 0 done (verify: no differences), 2 differences left, 1 bad options or a failure (rerun to resume)',
+};
 
 export interface MigrateOptions {
   job: JobName;
@@ -32,11 +46,12 @@ const shape = {
 };
 
 export function parseMigrateOptions(argv: readonly string[], env: Env): MigrateOptions {
-  const [command, job, ...flags] = argv;
+  const line = parseCommandLine(argv, migrateCommand);
+  const [command, job] = line.positionals;
   if (command !== 'migrate' || (job !== 'backfill' && job !== 'verify' && job !== 'repair')) {
-    throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: expected 'migrate backfill|verify|repair'. ${migrateUsage}` });
+    throw usageError(`expected 'migrate backfill|verify|repair'`);
   }
-  const flagEnv = flagsToEnv(flags, {});
+  const flagEnv = optionsAsEnv(line);
   const o = parseEnv(shape, flagEnv);
   if (o.FROM === o.TO) throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: --from and --to are both ${o.FROM}` });
   const dataDir = env.PADLOCK_DATA_DIR ?? '.data/padlock';

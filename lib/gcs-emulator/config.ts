@@ -3,8 +3,8 @@
  * flags, falling back to GCS_EMULATOR_PORT / GCS_EMULATOR_DIR / GCS_EMULATOR_HOST.
  */
 import { z } from 'zod';
-import { flagsToEnv, parseEnv, portVar, type Env } from '../config.ts';
-import { AppError } from '../errors.ts';
+import { parseCommandLine, type CommandSpec } from '../command-line.ts';
+import { parseEnv, portVar, type Env } from '../config.ts';
 
 export interface GcsEmulatorConfig {
   port: number;
@@ -16,13 +16,22 @@ export interface GcsEmulatorConfig {
 /** Default port, as fake-gcs-server and the Cloud SDK docs use. */
 export const DEFAULT_PORT = 4443;
 
+export const gcsEmulatorCommand: CommandSpec = {
+  usage: 'npm run emulator:gcs -- [--port <port>] [--dir <folder>] [--host <addr>]',
+  summary: 'Runs the GCS emulator (Cloud Storage JSON API) until SIGINT/SIGTERM; prints `gcs: <url>` once it accepts requests.',
+  options: {
+    port: { type: 'string', value: '<port>', description: `port (env GCS_EMULATOR_PORT, default ${DEFAULT_PORT}; 0 picks a free one)` },
+    dir: { type: 'string', value: '<folder>', description: 'keep data in this folder across restarts (env GCS_EMULATOR_DIR; in memory if absent)' },
+    host: { type: 'string', value: '<addr>', description: 'address to listen on (env GCS_EMULATOR_HOST, default 127.0.0.1)' },
+  },
+};
+
 export function loadConfig(argv: readonly string[], env: Env = process.env): GcsEmulatorConfig {
-  const flags = flagsToEnv(argv, {});
-  for (const k of Object.keys(flags)) {
-    if (!['PORT', 'DIR', 'HOST'].includes(k)) {
-      throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: unknown flag --${k.toLowerCase()} (expected --port, --dir, --host)` });
-    }
-  }
+  const flags = parseCommandLine(argv, gcsEmulatorCommand).values;
+  const flag = (name: string): string | undefined => {
+    const v = flags.get(name);
+    return typeof v === 'string' ? v : undefined;
+  };
   const parsed = parseEnv(
     {
       GCS_EMULATOR_PORT: portVar.optional(),
@@ -30,9 +39,9 @@ export function loadConfig(argv: readonly string[], env: Env = process.env): Gcs
       GCS_EMULATOR_HOST: z.string().trim().min(1, 'expected a host address').optional(),
     },
     {
-      GCS_EMULATOR_PORT: flags.PORT ?? env.GCS_EMULATOR_PORT,
-      GCS_EMULATOR_DIR: flags.DIR ?? env.GCS_EMULATOR_DIR,
-      GCS_EMULATOR_HOST: flags.HOST ?? env.GCS_EMULATOR_HOST,
+      GCS_EMULATOR_PORT: flag('port') ?? env.GCS_EMULATOR_PORT,
+      GCS_EMULATOR_DIR: flag('dir') ?? env.GCS_EMULATOR_DIR,
+      GCS_EMULATOR_HOST: flag('host') ?? env.GCS_EMULATOR_HOST,
     },
   );
   return {

@@ -4,19 +4,23 @@
  * once it accepts requests. Exits 1 on bad configuration.
  */
 import { createLogger } from '../logger.ts';
-import { loadConfig } from './config.ts';
+import { readCommandLine } from '../command-line.ts';
+import { gcsEmulatorCommand, loadConfig } from './config.ts';
 import { startGcsEmulator } from './server.ts';
 
 const logger = createLogger({ component: 'gcs-emulator', level: 'WARNING' });
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  const line = readCommandLine(process.argv.slice(2), gcsEmulatorCommand, (argv) => loadConfig(argv));
+  if (line.kind === 'help') {
+    process.stdout.write(`${line.text}\n`);
+    process.exit(0);
+  }
+  if (line.kind === 'invalid') {
+    process.stderr.write(`${line.message}\n`);
     process.exit(1);
   }
+  const config = line.options;
   const emulator = await startGcsEmulator({ port: config.port, host: config.host, dir: config.dir, logger });
   process.stdout.write(`gcs: ${emulator.url}\n`);
   const stop = (): void => {

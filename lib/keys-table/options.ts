@@ -4,13 +4,31 @@
  * `--secret-env`, so it never appears in a process listing.
  */
 import { z } from 'zod';
-import { flagsToEnv, parseEnv, positiveIntVar, urlListVar, urlVar, type Env } from '../config.ts';
+import { optionsAsEnv, parseCommandLine, type CommandSpec } from '../command-line.ts';
+import { parseEnv, positiveIntVar, urlListVar, urlVar, type Env } from '../config.ts';
 import { AppError } from '../errors.ts';
 
-export const keysTableUsage =
-  'usage: npm run keys-table -- --padlock <url[,url…]> --service <name> --secret-env <VAR> --dataset <dataset> --staging-bucket <bucket> ' +
-  '[--table keysets] [--users-from <dataset>.<table>[$partition]] [--user-column payload.userId] [--categories a,b] [--context <key context>] ' +
-  '[--every-seconds <n>] [--bigquery-endpoint <url>] [--storage-endpoint <url>] [--project <id>] [--location <loc>]';
+export const keysTableCommand: CommandSpec = {
+  usage: 'npm run keys-table -- --padlock <url[,url…]> --service <name> --secret-env <VAR> --dataset <dataset> --staging-bucket <bucket> [options]',
+  summary: "Syncs a consumer's BigQuery keys table from padlock (Tink keysets for AEAD.DECRYPT_BYTES; shredded users are dropped).",
+  options: {
+    padlock: { type: 'string', value: '<url[,url…]>', description: "padlock's deployment groups, primary first (required)" },
+    service: { type: 'string', value: '<name>', description: 'the consumer service padlock knows (required)' },
+    'secret-env': { type: 'string', value: '<VAR>', description: "environment variable holding the service's secret (required)" },
+    dataset: { type: 'string', value: '<dataset>', description: 'dataset of the keys table (required)' },
+    'staging-bucket': { type: 'string', value: '<bucket>', description: 'bucket the load files are staged in (required)' },
+    table: { type: 'string', value: '<table>', description: 'keys table (default keysets)' },
+    'users-from': { type: 'string', value: '<dataset>.<table>[$partition]', description: 'an events table (or partition) whose subjects to start tracking' },
+    'user-column': { type: 'string', value: '<path>', description: 'column of the subject in --users-from (default payload.userId)' },
+    categories: { type: 'string', value: '<a,b>', description: 'data categories to sync (default all)' },
+    context: { type: 'string', value: '<key context>', description: "key context (default the service's first)" },
+    'every-seconds': { type: 'string', value: '<n>', description: 'sync again every n seconds (default once)' },
+    'bigquery-endpoint': { type: 'string', value: '<url>', description: 'BigQuery endpoint (the emulator locally)' },
+    'storage-endpoint': { type: 'string', value: '<url>', description: 'Cloud Storage endpoint (the emulator locally)' },
+    project: { type: 'string', value: '<id>', description: 'project id (default local-project)' },
+    location: { type: 'string', value: '<loc>', description: 'BigQuery location' },
+  },
+};
 
 export interface KeysTableOptions {
   padlockUrls: string[];
@@ -53,7 +71,7 @@ const shape = {
 
 /** Parses argv (flags only) with `env` holding the secret. */
 export function parseKeysTableOptions(argv: readonly string[], env: Env): KeysTableOptions {
-  const e = parseEnv(shape, flagsToEnv(argv, {}));
+  const e = parseEnv(shape, optionsAsEnv(parseCommandLine(argv, keysTableCommand)));
   const secret = env[e.SECRET_ENV];
   if (secret === undefined || secret === '') {
     throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: ${e.SECRET_ENV} (from --secret-env) is not set`, details: { variables: [e.SECRET_ENV] } });

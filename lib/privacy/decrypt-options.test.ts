@@ -12,12 +12,12 @@ describe('parseDecryptOptions', () => {
 
   it('takes every padlock deployment group, and identity tokens on request', () => {
     expect(parseDecryptOptions(['p', ...flags], { S: 'x' })).toMatchObject({ padlockUrls: ['http://127.0.0.1:8090'], idToken: false });
-    const groups = ['p', '--padlock', 'https://padlock.example,https://padlock-mirror.example', '--service', 'a', '--secret-env', 'S', '--id-token', 'true'];
+    const groups = ['p', '--padlock', 'https://padlock.example,https://padlock-mirror.example', '--service', 'a', '--secret-env', 'S', '--id-token'];
     expect(parseDecryptOptions(groups, { S: 'x' })).toMatchObject({ padlockUrls: ['https://padlock.example', 'https://padlock-mirror.example'], idToken: true });
   });
 
   it('names what is wrong', () => {
-    expect(() => parseDecryptOptions(flags, { S: 'x' })).toThrow(/one partition path/);
+    expect(() => parseDecryptOptions(flags, { S: 'x' })).toThrow(/expected one partition/);
     expect(() => parseDecryptOptions(['p', ...flags], {})).toThrow(/S \(from --secret-env\) is not set/);
     expect(() => parseDecryptOptions(['p', '--padlock', 'nope', '--service', 'a', '--secret-env', 'S'], { S: 'x' })).toThrow(/PADLOCK/);
   });

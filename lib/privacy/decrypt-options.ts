@@ -2,12 +2,13 @@
  * Options of the decrypt CLI (`npm run decrypt -- <partition> --padlock <url[,url…]>
  * --service <name> --secret-env <VAR> [--storage-endpoint <url>]
  * [--context <key context>] [--project <id>] [--padlock-cache-ttl-ms <n>]
- * [--id-token true]`),
+ * [--id-token]`),
  * validated once; the secret is read from the named environment variable so
  * it never appears in a process listing.
  */
 import { z } from 'zod';
-import { booleanVar, flagsToEnv, parseEnv, positiveIntVar, urlListVar, urlVar, type Env } from '../config.ts';
+import { optionsAsEnv, parseCommandLine, usageError, type CommandSpec } from '../command-line.ts';
+import { booleanVar, parseEnv, positiveIntVar, urlListVar, urlVar, type Env } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { parsePartitionLocation, type PartitionLocation } from './partition-reader.ts';
 
@@ -26,8 +27,21 @@ export interface DecryptOptions {
   cacheTtlMs: number | undefined;
 }
 
-export const decryptUsage =
-  'usage: npm run decrypt -- <gs://bucket/<type>/dt=YYYY-MM-DD/hour=HH | local folder> --padlock <url[,url…]> --service <name> --secret-env <VAR> [--storage-endpoint <url>] [--context <key context>] [--project <id>] [--id-token true]';
+export const decryptCommand: CommandSpec = {
+  usage: 'npm run decrypt -- <gs://bucket/<type>/dt=YYYY-MM-DD/hour=HH | local folder> --padlock <url[,url…]> --service <name> --secret-env <VAR> [options]',
+  summary: 'Decrypts a closed partition as a consumer: one JSON line per event on stdout, a summary on stderr.',
+  maxPositionals: 1,
+  options: {
+    padlock: { type: 'string', value: '<url[,url…]>', description: "padlock's deployment groups, primary first (required)" },
+    service: { type: 'string', value: '<name>', description: 'the consumer service padlock knows (required)' },
+    'secret-env': { type: 'string', value: '<VAR>', description: "environment variable holding the service's secret (required)" },
+    'storage-endpoint': { type: 'string', value: '<url>', description: 'Cloud Storage endpoint (the GCS emulator locally)' },
+    context: { type: 'string', value: '<key context>', description: 'overrides the key context recorded in the delivered schema' },
+    project: { type: 'string', value: '<id>', description: 'project id (default local-project)' },
+    'padlock-cache-ttl-ms': { type: 'string', value: '<n>', description: "how long the padlock client caches keys" },
+    'id-token': { type: 'boolean', description: 'send identity tokens of the runtime service account (padlock on Cloud Run with IAM)' },
+  },
+};
 
 const shape = {
   PADLOCK: urlListVar,
@@ -42,18 +56,16 @@ const shape = {
 
 /** Parses argv (after the script name) with `env` holding the secret. */
 export function parseDecryptOptions(argv: readonly string[], env: Env): DecryptOptions {
-  const positional = argv.filter((a, i) => !a.startsWith('--') && (i === 0 || !argv[i - 1]!.startsWith('--') || argv[i - 1]!.includes('=')));
-  if (positional.length !== 1) {
-    throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: expected one partition path\n${decryptUsage}` });
-  }
-  const flags = argv.filter((a) => a !== positional[0]);
-  const e = parseEnv(shape, flagsToEnv(flags, {}));
+  const line = parseCommandLine(argv, decryptCommand);
+  const partition = line.positionals[0];
+  if (partition === undefined) throw usageError('expected one partition (gs://… or a local folder)');
+  const e = parseEnv(shape, optionsAsEnv(line));
   const secret = env[e.SECRET_ENV];
   if (secret === undefined || secret === '') {
     throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: ${e.SECRET_ENV} (from --secret-env) is not set`, details: { variables: [e.SECRET_ENV] } });
   }
   return {
-    partition: parsePartitionLocation(positional[0]!),
+    partition: parsePartitionLocation(partition),
     padlockUrls: e.PADLOCK,
     idToken: e.ID_TOKEN,
     service: e.SERVICE,
