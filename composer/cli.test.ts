@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { parseArgs, runCli } from './cli.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { commands, runCli } from './cli.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cli-compat-'));
 const write = (name: string, schema: unknown): string => {
@@ -22,6 +22,11 @@ async function cli(...argv: string[]) {
 }
 
 describe('composer CLI', () => {
+  // Commands load on first use; load them once here, not inside the first test's time budget.
+  beforeAll(async () => {
+    for (const load of commands.values()) await load();
+  }, 60_000);
+
   it('compat: exit 0 and "compatible" when the reader reads the writer', async () => {
     expect(await cli('compat', v1, v1)).toMatchObject({ code: 0, out: 'compatible' });
   });
@@ -47,8 +52,31 @@ describe('composer CLI', () => {
     expect((await cli('list', '--colour', 'red')).code).toBe(2);
   });
 
-  it('parses flags in both forms', () => {
-    expect(parseArgs(['apply', '-f', 'specs', '--force', '--registry-dir=/tmp/r'])).toEqual({ command: 'apply', positional: [], flags: { f: 'specs', force: true, 'registry-dir': '/tmp/r' } });
-    expect(parseArgs(['--', 'export', 'terraform', '--out', 'x'])).toEqual({ command: 'export', positional: ['terraform'], flags: { out: 'x' } });
+  it('names an unknown option, a missing value and a value given to a flag (exit 2, with the command help)', async () => {
+    const colour = await cli('list', '--colour', 'red');
+    expect(colour.code).toBe(2);
+    expect(colour.err).toMatch(/^error: unknown option --colour \(known: --json, --registry-dir, --help\)\n\nusage: npm run composer -- list/);
+    expect((await cli('apply', '-f')).err).toMatch(/^error: option --file needs a value/);
+    expect((await cli('apply', '-f', 'x', '--force=yes')).err).toMatch(/^error: option --force is a flag and takes no value/);
+    expect((await cli('--registry-dir', 'x', 'list')).err).toMatch(/^error: the command comes first, before --registry-dir/);
+  });
+
+  it('prints help for the CLI and for every command, naming each option', async () => {
+    const top = await cli('--help');
+    expect(top.code).toBe(0);
+    for (const name of commands.keys()) expect(top.out).toContain(`\n  ${name} `);
+    for (const name of commands.keys()) {
+      const r = await cli(name, '--help');
+      expect(r.code, name).toBe(0);
+      expect(r.out, name).toMatch(new RegExp(`^usage: npm run composer -- ${name}`));
+      const { help } = await commands.get(name)!();
+      for (const option of Object.keys(help.options)) expect(r.out, name).toContain(`--${option}`);
+    }
+  });
+
+  it('reads flags in both forms and -f as --file', async () => {
+    expect((await cli('--', 'compat', v1, v1, '--mode=FULL')).code).toBe(0);
+    const missing = path.join(dir, 'missing');
+    expect(await cli('plan', `--file=${missing}`)).toEqual({ code: 1, out: '', err: `${missing}: (file): no such file or folder: ${missing} [file-missing]` });
   });
 });

@@ -19,7 +19,7 @@ const env = { ...process.env, PUBSUB_EMULATOR_HOST: inject('pubsubHost'), GCP_PR
 /** The CLI as a real process (exit codes, `npm run composer` entry). */
 function composerProcess(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'composer/cli.ts', ...args], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', 'composer/main.ts', ...args], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, out: stdout, err: stderr });
     });
   });
