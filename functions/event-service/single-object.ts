@@ -18,6 +18,7 @@ import { isUtf8 } from 'node:buffer';
 import avro from 'avsc';
 import { AvroBinaryError, readLength, readLong, SINGLE_OBJECT_MAGIC, type AvroBinaryProblem } from '../../lib/avro/binary.ts';
 import type { AvroLong } from '../../lib/avro/long.ts';
+import { AppError } from '../../lib/errors.ts';
 import { INT_MAX, INT_MIN, MAX_NESTING_DEPTH, PROTO_KEY } from './datum-limits.ts';
 
 export { parseSingleObject } from '../../lib/avro/binary.ts';
@@ -27,7 +28,13 @@ export function toSingleObject(fingerprintBytes: Buffer, datum: Buffer): Buffer 
   return Buffer.concat([SINGLE_OBJECT_MAGIC, fingerprintBytes, datum]);
 }
 
-class Refusal extends Error {}
+/** A datum the walk refuses (EVENT_INVALID); its message is the problem, the walk adds the field. */
+class Refusal extends AppError {
+  constructor(problem: string) {
+    super('EVENT_INVALID', { message: problem });
+    this.name = 'Refusal';
+  }
+}
 
 /** Most items one datum may hold in all its arrays and maps together, whatever their width. */
 const MAX_ITEMS = 1_000_000;

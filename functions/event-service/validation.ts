@@ -34,16 +34,19 @@
  */
 import avro from 'avsc';
 import { avroType, parseLongString } from '../../lib/avro/long.ts';
+import { AppError } from '../../lib/errors.ts';
 import { fitsFloat, INT_MAX, INT_MIN, MAX_NESTING_DEPTH, PROTO_KEY } from './datum-limits.ts';
 
-/** A payload that does not match its schema; `path` starts with `payload`. */
-export class PayloadMismatch extends Error {
-  constructor(
-    readonly path: string,
-    readonly problem: string,
-  ) {
-    super(`${path}: ${problem}`);
+/** A payload that does not match its schema (EVENT_INVALID); `path` starts with `payload`. */
+export class PayloadMismatch extends AppError {
+  readonly path: string;
+  readonly problem: string;
+
+  constructor(path: string, problem: string) {
+    super('EVENT_INVALID', { message: `${path}: ${problem}`, details: { field: path } });
     this.name = 'PayloadMismatch';
+    this.path = path;
+    this.problem = problem;
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import { fingerprintFromSingleObjectBytes, fingerprintToSingleObjectBytes } from './fingerprint.ts';
 import { normalizeLong, type AvroLong } from './long.ts';
+import { AppError } from '../errors.ts';
 
 /** A zig-zag varint of a 64-bit value takes at most this many bytes. */
 export const MAX_LONG_BYTES = 10;
@@ -14,14 +15,14 @@ export const MAX_LONG_BYTES = 10;
 /** What is wrong with malformed binary input, for callers that word their own refusal. */
 export type AvroBinaryProblem = 'truncated' | 'longer than 10 bytes' | 'wider than 64 bits' | 'invalid length';
 
-/** Malformed binary input: truncated, a varint beyond 64 bits, or a length that is negative or beyond what a buffer holds. */
-export class AvroBinaryError extends Error {
-  override name = 'AvroBinaryError';
-  constructor(
-    message: string,
-    readonly problem: AvroBinaryProblem,
-  ) {
-    super(message);
+/** Malformed binary input (DECODE_FAILED): truncated, a varint beyond 64 bits, or a length that is negative or beyond what a buffer holds. */
+export class AvroBinaryError extends AppError {
+  readonly problem: AvroBinaryProblem;
+
+  constructor(message: string, problem: AvroBinaryProblem) {
+    super('DECODE_FAILED', { message, details: { problem } });
+    this.name = 'AvroBinaryError';
+    this.problem = problem;
   }
 }
 

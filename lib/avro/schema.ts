@@ -12,6 +12,7 @@
  * delivered schema, the personal-field guard) reads this tree instead of
  * walking JSON and resolving names itself.
  */
+import { AppError } from '../errors.ts';
 
 export type AvroPrimitive = 'null' | 'boolean' | 'int' | 'long' | 'float' | 'double' | 'bytes' | 'string';
 
@@ -111,14 +112,14 @@ export interface AvroSchema {
   named: ReadonlyMap<string, NamedNode>;
 }
 
-/** Schema JSON that is not valid Avro; `path` locates the problem (`fields[1].type`, `(root)`). */
-export class SchemaError extends Error {
-  constructor(
-    message: string,
-    readonly path: string,
-  ) {
-    super(path === '' ? message : `${path}: ${message}`);
+/** Schema JSON that is not valid Avro (SCHEMA_INVALID); `path` locates the problem (`fields[1].type`, `(root)`). */
+export class SchemaError extends AppError {
+  readonly path: string;
+
+  constructor(message: string, path: string) {
+    super('SCHEMA_INVALID', { message: path === '' ? message : `${path}: ${message}`, details: { path } });
     this.name = 'SchemaError';
+    this.path = path;
   }
 }
 

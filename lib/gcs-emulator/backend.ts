@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { BucketRecord, ObjectRecord } from './model.ts';
+import { AppError } from '../errors.ts';
 
 /** The bytes of one object being written. Not visible to readers until committed by the store. */
 export interface BlobWriter {
@@ -19,10 +20,10 @@ export interface BlobWriter {
   abort(): Promise<void>;
 }
 
-/** Raised by `readBlob` when the blob is gone (replaced meanwhile). */
-export class BlobGoneError extends Error {
+/** Raised by `readBlob` when the blob is gone (replaced meanwhile): NOT_FOUND if it ever reaches a client. */
+export class BlobGoneError extends AppError {
   constructor(blob: string) {
-    super(`blob ${blob} is gone`);
+    super('NOT_FOUND', { message: `blob ${blob} is gone` });
     this.name = 'BlobGoneError';
   }
 }

@@ -5,6 +5,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { answerAdmin } from './emulator-http.ts';
 import { closeServer, listen } from '../http/index.ts';
+import { AppError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { createDirectoryBackend } from './directory-backend.ts';
 import { errorBody, errors, toErrorResponse } from './gcs-errors.ts';
@@ -141,10 +142,10 @@ async function answerError(req: IncomingMessage, res: ServerResponse, err: unkno
   if (!res.destroyed) sendJson(res, status, body);
 }
 
-/** Raised into a handler whose request connection an injected fault cut. */
-class FaultCut extends Error {
+/** Raised into a handler whose request connection an injected fault cut (there is no one left to answer; UNAVAILABLE in logs). */
+class FaultCut extends AppError {
   constructor() {
-    super('connection cut by an injected fault');
+    super('UNAVAILABLE', { message: 'connection cut by an injected fault' });
     this.name = 'FaultCut';
   }
 }
