@@ -3,11 +3,11 @@
  * endpoint under `/_emulator/`, then the BigQuery v2 REST routes.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { answerAdmin } from '../../lib/gcs-emulator/emulator-http.ts';
+import { answerAdmin } from '../gcs/emulator-http.ts';
 import { closeServer, listen } from '../../lib/http/index.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
-import { FaultInjector, type FaultController } from '../../lib/gcs-emulator/faults.ts';
-import { drain, sendJson } from '../../lib/gcs-emulator/http-util.ts';
+import { FaultInjector, type FaultController } from '../gcs/faults.ts';
+import { drain, sendJson } from '../gcs/http-util.ts';
 import { Catalog } from './catalog.ts';
 import { errorBody, errors, toErrorResponse } from './errors.ts';
 import { gcsSource } from './gcs-source.ts';
