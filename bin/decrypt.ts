@@ -37,16 +37,12 @@ async function main(options: DecryptOptions): Promise<void> {
   );
 }
 
-const optionsLine = readCommandLine(process.argv.slice(2), decryptCommand, (argv) => parseDecryptOptions(argv, process.env));
-if (optionsLine.kind === 'help') {
-  process.stdout.write(`${optionsLine.text}\n`);
-  process.exit(0);
+const commandLine = readCommandLine(process.argv.slice(2), decryptCommand, (argv) => parseDecryptOptions(argv, process.env));
+if (commandLine.kind !== 'run') {
+  (commandLine.kind === 'help' ? process.stdout : process.stderr).write(`${commandLine.text}\n`);
+  process.exit(commandLine.exitCode);
 }
-if (optionsLine.kind === 'invalid') {
-  process.stderr.write(`${optionsLine.message}\n`);
-  process.exit(1);
-}
-const options: DecryptOptions = optionsLine.options;
+const options: DecryptOptions = commandLine.options;
 
 main(options).then(
   () => process.exit(0),

@@ -37,16 +37,12 @@ function failed(err: unknown): string {
   return `keys-table sync failed${typeof code === 'string' ? ` (${code})` : ''}: ${err instanceof Error ? err.message : String(err)}`;
 }
 
-const optionsLine = readCommandLine(process.argv.slice(2), keysTableCommand, (argv) => parseKeysTableOptions(argv, process.env));
-if (optionsLine.kind === 'help') {
-  process.stdout.write(`${optionsLine.text}\n`);
-  process.exit(0);
+const commandLine = readCommandLine(process.argv.slice(2), keysTableCommand, (argv) => parseKeysTableOptions(argv, process.env));
+if (commandLine.kind !== 'run') {
+  (commandLine.kind === 'help' ? process.stdout : process.stderr).write(`${commandLine.text}\n`);
+  process.exit(commandLine.exitCode);
 }
-if (optionsLine.kind === 'invalid') {
-  process.stderr.write(`${optionsLine.message}\n`);
-  process.exit(1);
-}
-const options: KeysTableOptions = optionsLine.options;
+const options: KeysTableOptions = commandLine.options;
 
 // Against emulators, do not probe for a GCE metadata server (the clients' warning about it is noise).
 if (options.bigqueryEndpoint !== undefined) process.env.METADATA_SERVER_DETECTION = 'none';

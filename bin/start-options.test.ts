@@ -17,7 +17,7 @@ describe('npm start options', () => {
 
   it('--help lists every flag', () => {
     const line = readCommandLine(['--help'], startCommand, (argv) => parseStartOptions(argv, {}));
-    expect(line).toEqual({ kind: 'help', text: helpText(startCommand) });
+    expect(line).toEqual({ kind: 'help', text: helpText(startCommand), exitCode: 0 });
     for (const flag of ['--pubsub-port', '--gcs-port', '--bigquery-port', '--padlock-port', '--composer-port', '--event-service-port', '--data-dir', '--gcp-project', '--drain-timeout-seconds']) {
       expect(helpText(startCommand)).toContain(flag);
     }

@@ -176,13 +176,9 @@ async function stopAll(running: Running[]): Promise<void> {
 
 async function main(): Promise<void> {
   const line = readCommandLine(process.argv.slice(2), startCommand, (argv) => parseStartOptions(argv, process.env));
-  if (line.kind === 'help') {
-    process.stdout.write(`${line.text}\n`);
-    process.exit(0);
-  }
-  if (line.kind === 'invalid') {
-    process.stderr.write(`${line.message}\n`);
-    process.exit(1);
+  if (line.kind !== 'run') {
+    (line.kind === 'help' ? process.stdout : process.stderr).write(`${line.text}\n`);
+    process.exit(line.exitCode);
   }
   const opts: StartOptions = line.options;
   process.env.METADATA_SERVER_DETECTION = 'none';

@@ -73,11 +73,12 @@ describe('help', () => {
 
   it('readCommandLine: help, the parsed options, or the problem with the usage line', () => {
     const parse = (argv: readonly string[]): number => parseCommandLine(argv, spec).positionals.length;
-    expect(readCommandLine(['--help', '--nope'], spec, parse)).toEqual({ kind: 'help', text: helpText(spec) });
+    expect(readCommandLine(['--help', '--nope'], spec, parse)).toEqual({ kind: 'help', text: helpText(spec), exitCode: 0 });
     expect(readCommandLine(['a'], spec, parse)).toEqual({ kind: 'run', options: 1 });
     expect(readCommandLine(['--nope'], spec, parse)).toEqual({
       kind: 'invalid',
-      message: 'unknown option --nope (known: --pubsub-port, --data-dir, --force, --help)\nusage: npm run thing -- <file> [options]\n(--help lists every option)',
+      exitCode: 1,
+      text: 'unknown option --nope (known: --pubsub-port, --data-dir, --force, --help)\nusage: npm run thing -- <file> [options]\n(--help lists every option)',
     });
   });
 });

@@ -76,6 +76,12 @@ export function parseCommandLine(argv: readonly string[], spec: CommandSpec): Co
   return { values, positionals: parsed.positionals };
 }
 
+/** A string option's value, if given. */
+export function stringValue(line: CommandLine, name: string): string | undefined {
+  const v = line.values.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+
 /** Whether `argv` asks for help (`--help` or `-h` before any `--`), whatever else it holds. */
 export function helpRequested(argv: readonly string[]): boolean {
   for (const arg of argv) {
@@ -122,8 +128,8 @@ function parseProblem(err: unknown, options: Readonly<Record<string, OptionSpec>
   return message;
 }
 
-/** What a main does with its command line: print the help (exit 0), print why it is invalid (exit 1), or run. */
-export type CommandLineOutcome<T> = { kind: 'help'; text: string } | { kind: 'invalid'; message: string } | { kind: 'run'; options: T };
+/** What a main does with its command line: print the help to stdout and exit 0, print why it is invalid to stderr and exit 1, or run. */
+export type CommandLineOutcome<T> = { kind: 'help'; text: string; exitCode: 0 } | { kind: 'invalid'; text: string; exitCode: 1 } | { kind: 'run'; options: T };
 
 /**
  * `--help` → the help text; otherwise `parse(argv)`, whose errors (usage or
@@ -131,11 +137,11 @@ export type CommandLineOutcome<T> = { kind: 'help'; text: string } | { kind: 'in
  * only mains do.
  */
 export function readCommandLine<T>(argv: readonly string[], spec: CommandSpec, parse: (argv: readonly string[]) => T): CommandLineOutcome<T> {
-  if (helpRequested(argv)) return { kind: 'help', text: helpText(spec) };
+  if (helpRequested(argv)) return { kind: 'help', text: helpText(spec), exitCode: 0 };
   try {
     return { kind: 'run', options: parse(argv) };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return { kind: 'invalid', message: `${message}\nusage: ${spec.usage}\n(--help lists every option)` };
+    return { kind: 'invalid', text: `${message}\nusage: ${spec.usage}\n(--help lists every option)`, exitCode: 1 };
   }
 }

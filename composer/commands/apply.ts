@@ -1,18 +1,12 @@
 /** `composer apply -f <file|dir> [--force] [--prune]`: register or update specs and provision their resources. */
 import type { CommandSpec } from '../../lib/command-line.ts';
-import { commandLine, ENVIRONMENT, flag, registryDirOption, requiredOption, unlisted, withParts, type CliIo } from './shared.ts';
+import { commandLine, fileOption, flag, registryCommandHelp, requiredOption, unlisted, withParts, type CliIo } from './shared.ts';
 
-export const help: CommandSpec = {
-  usage: 'npm run composer -- apply -f <file|dir> [--force] [--prune]',
-  summary: 'Registers or updates the specs and provisions their resources.',
-  options: {
-    file: { type: 'string', short: 'f', value: '<file|dir>', description: 'a spec file or a folder of them (required)' },
-    force: { type: 'boolean', description: 'accept an incompatible schema change' },
-    prune: { type: 'boolean', description: 'deprecate active types absent from the folder' },
-    'registry-dir': registryDirOption,
-  },
-  epilog: ENVIRONMENT,
-};
+export const help: CommandSpec = registryCommandHelp('apply -f <file|dir> [--force] [--prune]', 'Registers or updates the specs and provisions their resources.', {
+  file: fileOption('file|dir'),
+  force: { type: 'boolean', description: 'accept an incompatible schema change' },
+  prune: { type: 'boolean', description: 'deprecate active types absent from the folder' },
+});
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const line = commandLine(argv, help, 0, '');

@@ -1,18 +1,12 @@
 /** `composer check -f <file> [--force]`: validate a spec and check it against the registered type. */
 import type { CommandSpec } from '../../lib/command-line.ts';
 import { formatProblems, loadSpecFile } from '../spec.ts';
-import { commandLine, ENVIRONMENT, flag, formatReasons, invalidSpecs, registryDirOption, requiredOption, withParts, type CliIo } from './shared.ts';
+import { commandLine, fileOption, flag, formatReasons, invalidSpecs, registryCommandHelp, requiredOption, withParts, type CliIo } from './shared.ts';
 
-export const help: CommandSpec = {
-  usage: 'npm run composer -- check -f <file> [--force]',
-  summary: 'Validates a spec and checks its schema against the registered type; exit 1 if invalid or incompatible.',
-  options: {
-    file: { type: 'string', short: 'f', value: '<file>', description: 'the spec file (required)' },
-    force: { type: 'boolean', description: 'check as apply --force would' },
-    'registry-dir': registryDirOption,
-  },
-  epilog: ENVIRONMENT,
-};
+export const help: CommandSpec = registryCommandHelp('check -f <file> [--force]', 'Validates a spec and checks its schema against the registered type; exit 1 if invalid or incompatible.', {
+  file: fileOption('file'),
+  force: { type: 'boolean', description: 'check as apply --force would' },
+});
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const line = commandLine(argv, help, 0, '');

@@ -2,10 +2,10 @@
 import { readFile } from 'node:fs/promises';
 import { parseSchema, SchemaError } from '../../lib/avro/schema.ts';
 import { AppError } from '../../lib/errors.ts';
-import { usageError, type CommandSpec } from '../../lib/command-line.ts';
+import { stringValue, usageError, type CommandSpec } from '../../lib/command-line.ts';
 import type { CompatibilityMode } from '../../lib/registry/types.ts';
 import { checkCompatibility, checkMode, compatibilityModes } from '../compatibility.ts';
-import { commandLine, formatReasons, stringOption, type CliIo } from './shared.ts';
+import { commandLine, formatReasons, type CliIo } from './shared.ts';
 
 export const help: CommandSpec = {
   usage: 'npm run composer -- compat <reader.avsc> <writer.avsc> [--mode MODE]',
@@ -19,7 +19,7 @@ export const help: CommandSpec = {
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const line = commandLine(argv, help, 2, '<reader.avsc> <writer.avsc>');
   const [readerFile, writerFile] = line.positionals as [string, string];
-  const mode = (stringOption(line, 'mode') ?? 'BACKWARD') as CompatibilityMode;
+  const mode = (stringValue(line, 'mode') ?? 'BACKWARD') as CompatibilityMode;
   if (!compatibilityModes.includes(mode)) throw usageError(`--mode must be one of ${compatibilityModes.join(', ')}`);
   const reader = await readSchemaFile(readerFile);
   const writer = await readSchemaFile(writerFile);

@@ -1,19 +1,11 @@
 /** `composer describe <name>`: a type's record as JSON. */
 import type { CommandSpec } from '../../lib/command-line.ts';
-import { commandLine, ENVIRONMENT, registryDirOption, withParts, type CliIo } from './shared.ts';
+import { registryCommandHelp, withNamedType, type CliIo } from './shared.ts';
 
-export const help: CommandSpec = {
-  usage: 'npm run composer -- describe <name>',
-  summary: "Prints a type's record (settings, schema versions, provisioning) as JSON; exit 1 if it is not registered.",
-  maxPositionals: 1,
-  options: { 'registry-dir': registryDirOption },
-  epilog: ENVIRONMENT,
-};
+export const help: CommandSpec = registryCommandHelp('describe <name>', "Prints a type's record (settings, schema versions, provisioning) as JSON; exit 1 if it is not registered.", {}, 1);
 
-export async function run(argv: readonly string[], io: CliIo): Promise<number> {
-  const line = commandLine(argv, help, 1, 'an event-type name');
-  const name = line.positionals[0]!;
-  return withParts(line, io.env, async ({ composer }) => {
+export function run(argv: readonly string[], io: CliIo): Promise<number> {
+  return withNamedType(argv, help, io, async ({ composer }, name) => {
     io.out(JSON.stringify(await composer.get(name), null, 2));
     return 0;
   });

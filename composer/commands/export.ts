@@ -2,19 +2,15 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { usageError, type CommandSpec } from '../../lib/command-line.ts';
-import { commandLine, ENVIRONMENT, registryDirOption, requiredOption, withParts, type CliIo } from './shared.ts';
+import { commandLine, registryCommandHelp, requiredOption, withParts, type CliIo } from './shared.ts';
 import type { ComposerParts } from '../index.ts';
 
-export const help: CommandSpec = {
-  usage: 'npm run composer -- export terraform --out <dir> | export registry --out <file>',
-  summary: 'Writes the registry as Terraform inputs (one folder), or every record as {"eventTypes": [...]} JSON (one file).',
-  maxPositionals: 1,
-  options: {
-    out: { type: 'string', value: '<dir|file>', description: 'where to write (required)' },
-    'registry-dir': registryDirOption,
-  },
-  epilog: ENVIRONMENT,
-};
+export const help: CommandSpec = registryCommandHelp(
+  'export terraform --out <dir> | export registry --out <file>',
+  'Writes the registry as Terraform inputs (one folder), or every record as {"eventTypes": [...]} JSON (one file).',
+  { out: { type: 'string', value: '<dir|file>', description: 'where to write (required)' } },
+  1,
+);
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const line = commandLine(argv, help, 0, '');

@@ -1,16 +1,10 @@
 /** `composer list [--json]`: the registered event types. */
 import type { CommandSpec } from '../../lib/command-line.ts';
-import { commandLine, ENVIRONMENT, flag, registryDirOption, withParts, type CliIo } from './shared.ts';
+import { commandLine, flag, registryCommandHelp, withParts, type CliIo } from './shared.ts';
 
-export const help: CommandSpec = {
-  usage: 'npm run composer -- list [--json]',
-  summary: 'Lists registered event types: name, owner, priority, status, version, provisioning (tab-separated).',
-  options: {
-    json: { type: 'boolean', description: 'print a JSON array instead' },
-    'registry-dir': registryDirOption,
-  },
-  epilog: ENVIRONMENT,
-};
+export const help: CommandSpec = registryCommandHelp('list [--json]', 'Lists registered event types: name, owner, priority, status, version, provisioning (tab-separated).', {
+  json: { type: 'boolean', description: 'print a JSON array instead' },
+});
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const line = commandLine(argv, help, 0, '');

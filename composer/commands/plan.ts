@@ -1,19 +1,13 @@
 /** `composer plan -f <file|dir> [--prune]`: what apply would change, changing nothing. */
 import type { CommandSpec } from '../../lib/command-line.ts';
 import { formatProblems, loadSpecs } from '../spec.ts';
-import { commandLine, ENVIRONMENT, flag, invalidSpecs, registryDirOption, requiredOption, unlisted, withParts, type CliIo } from './shared.ts';
+import { commandLine, fileOption, flag, invalidSpecs, registryCommandHelp, requiredOption, unlisted, withParts, type CliIo } from './shared.ts';
 
-export const help: CommandSpec = {
-  usage: 'npm run composer -- plan -f <file|dir> [--prune]',
-  summary: 'Shows what apply would change, changing nothing; exit 1 if a spec would be refused.',
-  options: {
-    file: { type: 'string', short: 'f', value: '<file|dir>', description: 'a spec file or a folder of them (required)' },
-    force: { type: 'boolean', description: 'plan as apply --force would' },
-    prune: { type: 'boolean', description: 'also show the deprecations of active types absent from the folder' },
-    'registry-dir': registryDirOption,
-  },
-  epilog: ENVIRONMENT,
-};
+export const help: CommandSpec = registryCommandHelp('plan -f <file|dir> [--prune]', 'Shows what apply would change, changing nothing; exit 1 if a spec would be refused.', {
+  file: fileOption('file|dir'),
+  force: { type: 'boolean', description: 'plan as apply --force would' },
+  prune: { type: 'boolean', description: 'also show the deprecations of active types absent from the folder' },
+});
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const line = commandLine(argv, help, 0, '');

@@ -1,14 +1,8 @@
 /** `composer reconcile [<name>]`: re-run provisioning (e.g. to finish draining). */
 import type { CommandSpec } from '../../lib/command-line.ts';
-import { commandLine, ENVIRONMENT, registryDirOption, withParts, type CliIo } from './shared.ts';
+import { commandLine, registryCommandHelp, withParts, type CliIo } from './shared.ts';
 
-export const help: CommandSpec = {
-  usage: 'npm run composer -- reconcile [<name>]',
-  summary: "Re-runs provisioning of one type, or of every type (e.g. to finish a deprecated type's draining).",
-  maxPositionals: 1,
-  options: { 'registry-dir': registryDirOption },
-  epilog: ENVIRONMENT,
-};
+export const help: CommandSpec = registryCommandHelp('reconcile [<name>]', "Re-runs provisioning of one type, or of every type (e.g. to finish a deprecated type's draining).", {}, 1);
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const line = commandLine(argv, help, 0, '');

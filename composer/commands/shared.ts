@@ -5,7 +5,7 @@
  */
 import { AppError } from '../../lib/errors.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { parseCommandLine, usageError, type CommandLine, type CommandSpec, type OptionSpec } from '../../lib/command-line.ts';
+import { parseCommandLine, stringValue, usageError, type CommandLine, type CommandSpec, type OptionSpec } from '../../lib/command-line.ts';
 import type { Env } from '../../lib/config.ts';
 import type { RegistryReader } from '../../lib/registry/types.ts';
 import type { CompatibilityReason } from '../compatibility.ts';
@@ -36,17 +36,21 @@ export const registryDirOption: OptionSpec = {
   description: 'registry folder (env REGISTRY_DIR, default .data/registry)',
 };
 
-export const ENVIRONMENT = 'environment: PUBSUB_EMULATOR_HOST and GCP_PROJECT select the Pub/Sub endpoint and project';
+const ENVIRONMENT = 'environment: PUBSUB_EMULATOR_HOST and GCP_PROJECT select the Pub/Sub endpoint and project';
 
-/** A string option's value, if given. */
-export function stringOption(line: CommandLine, name: string): string | undefined {
-  const v = line.values.get(name);
-  return typeof v === 'string' ? v : undefined;
+/** The help of a command that opens the registry: `--registry-dir` and the environment come with it. */
+export function registryCommandHelp(usage: string, summary: string, options: Readonly<Record<string, OptionSpec>> = {}, maxPositionals = 0): CommandSpec {
+  return { usage: `npm run composer -- ${usage}`, summary, maxPositionals, options: { ...options, 'registry-dir': registryDirOption }, epilog: ENVIRONMENT };
+}
+
+/** `-f`/`--file`, the spec file or folder. */
+export function fileOption(what: string): OptionSpec {
+  return { type: 'string', short: 'f', value: `<${what}>`, description: `${what === 'file' ? 'the spec file' : 'a spec file or a folder of them'} (required)` };
 }
 
 /** A string option that must be given. */
 export function requiredOption(line: CommandLine, name: string, why: string): string {
-  const v = stringOption(line, name);
+  const v = stringValue(line, name);
   if (v === undefined) throw usageError(why);
   return v;
 }
@@ -63,9 +67,15 @@ export function commandLine(argv: readonly string[], spec: CommandSpec, count: n
   return line;
 }
 
+/** Runs `fn` with the composer and the event-type name the command line gives (its one positional). */
+export function withNamedType(argv: readonly string[], help: CommandSpec, io: CliIo, fn: (parts: ComposerParts, name: string) => Promise<number>): Promise<number> {
+  const line = commandLine(argv, help, 1, 'an event-type name');
+  return withParts(line, io.env, (parts) => fn(parts, line.positionals[0]!));
+}
+
 /** Runs `fn` with the composer's parts over the local registry (`--registry-dir`) and the Pub/Sub endpoint of `env`. */
 export async function withParts<T>(line: CommandLine, env: Env, fn: (parts: ComposerParts) => Promise<T>): Promise<T> {
-  const dir = stringOption(line, 'registry-dir');
+  const dir = stringValue(line, 'registry-dir');
   const config = loadConfig({ ...env, REGISTRY_STORE: env.REGISTRY_STORE ?? 'file', ...(dir === undefined ? {} : { REGISTRY_DIR: dir }) });
   const level = env.LOG_LEVEL === 'DEBUG' ? 'DEBUG' : 'WARNING';
   const logger = createLogger({ component: 'composer-cli', level, sink: (text) => process.stderr.write(text + '\n') });

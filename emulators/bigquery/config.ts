@@ -4,7 +4,7 @@
  * BIGQUERY_EMULATOR_GCS_ENDPOINT, BIGQUERY_EMULATOR_DIR, BIGQUERY_EMULATOR_HOST.
  */
 import { z } from 'zod';
-import { parseCommandLine, type CommandSpec } from '../../lib/command-line.ts';
+import { parseCommandLine, stringValue, type CommandSpec } from '../../lib/command-line.ts';
 import { parseEnv, portVar, urlVar, type Env } from '../../lib/config.ts';
 
 export interface BigQueryEmulatorConfig {
@@ -39,11 +39,8 @@ export const bigQueryEmulatorCommand: CommandSpec = {
 };
 
 export function loadConfig(argv: readonly string[], env: Env = process.env): BigQueryEmulatorConfig {
-  const flags = parseCommandLine(argv, bigQueryEmulatorCommand).values;
-  const pick = (flag: string): string | undefined => {
-    const v = flags.get(flag);
-    return typeof v === 'string' ? v : env[FLAGS.get(flag)!];
-  };
+  const line = parseCommandLine(argv, bigQueryEmulatorCommand);
+  const pick = (flag: string): string | undefined => stringValue(line, flag) ?? env[FLAGS.get(flag)!];
   const parsed = parseEnv(
     {
       BIGQUERY_EMULATOR_PORT: portVar.optional(),

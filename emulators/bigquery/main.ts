@@ -12,13 +12,9 @@ const logger = createLogger({ component: 'bigquery-emulator', level: 'WARNING' }
 
 async function main(): Promise<void> {
   const line = readCommandLine(process.argv.slice(2), bigQueryEmulatorCommand, (argv) => loadConfig(argv));
-  if (line.kind === 'help') {
-    process.stdout.write(`${line.text}\n`);
-    process.exit(0);
-  }
-  if (line.kind === 'invalid') {
-    process.stderr.write(`${line.message}\n`);
-    process.exit(1);
+  if (line.kind !== 'run') {
+    (line.kind === 'help' ? process.stdout : process.stderr).write(`${line.text}\n`);
+    process.exit(line.exitCode);
   }
   const config = line.options;
   const emulator = await startBigQueryEmulator({ port: config.port, host: config.host, dir: config.dir, gcsEndpoint: config.gcsEndpoint, logger });

@@ -3,7 +3,7 @@
  * flags, falling back to GCS_EMULATOR_PORT / GCS_EMULATOR_DIR / GCS_EMULATOR_HOST.
  */
 import { z } from 'zod';
-import { parseCommandLine, type CommandSpec } from '../../lib/command-line.ts';
+import { parseCommandLine, stringValue, type CommandSpec } from '../../lib/command-line.ts';
 import { parseEnv, portVar, type Env } from '../../lib/config.ts';
 
 export interface GcsEmulatorConfig {
@@ -27,11 +27,8 @@ export const gcsEmulatorCommand: CommandSpec = {
 };
 
 export function loadConfig(argv: readonly string[], env: Env = process.env): GcsEmulatorConfig {
-  const flags = parseCommandLine(argv, gcsEmulatorCommand).values;
-  const flag = (name: string): string | undefined => {
-    const v = flags.get(name);
-    return typeof v === 'string' ? v : undefined;
-  };
+  const line = parseCommandLine(argv, gcsEmulatorCommand);
+  const flag = (name: string): string | undefined => stringValue(line, name);
   const parsed = parseEnv(
     {
       GCS_EMULATOR_PORT: portVar.optional(),

@@ -14,13 +14,9 @@ const logger = createLogger({ component: 'padlock-backup' });
 
 export async function runBackup(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   const line = readCommandLine(argv, backupCommand, (args) => parseBackupOptions(args, env));
-  if (line.kind === 'help') {
-    process.stdout.write(`${line.text}\n`);
-    return 0;
-  }
-  if (line.kind === 'invalid') {
-    process.stderr.write(`${line.message}\n`);
-    return 1;
+  if (line.kind !== 'run') {
+    (line.kind === 'help' ? process.stdout : process.stderr).write(`${line.text}\n`);
+    return line.exitCode;
   }
   const options: BackupOptions = line.options;
   const opened: KeyStore[] = [];

@@ -20,16 +20,12 @@ if (process.argv[2] === 'backup') process.exit(await runBackup(process.argv.slic
 
 const logger = createLogger({ component: 'padlock-migrate' });
 
-const optionsLine = readCommandLine(process.argv.slice(2), migrateCommand, (argv) => parseMigrateOptions(argv, process.env));
-if (optionsLine.kind === 'help') {
-  process.stdout.write(`${optionsLine.text}\n`);
-  process.exit(0);
+const commandLine = readCommandLine(process.argv.slice(2), migrateCommand, (argv) => parseMigrateOptions(argv, process.env));
+if (commandLine.kind !== 'run') {
+  (commandLine.kind === 'help' ? process.stdout : process.stderr).write(`${commandLine.text}\n`);
+  process.exit(commandLine.exitCode);
 }
-if (optionsLine.kind === 'invalid') {
-  process.stderr.write(`${optionsLine.message}\n`);
-  process.exit(1);
-}
-const options: MigrateOptions = optionsLine.options;
+const options: MigrateOptions = commandLine.options;
 
 const opened: KeyStore[] = [];
 try {

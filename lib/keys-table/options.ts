@@ -5,16 +5,14 @@
  */
 import { z } from 'zod';
 import { optionsAsEnv, parseCommandLine, type CommandSpec } from '../command-line.ts';
-import { parseEnv, positiveIntVar, urlListVar, urlVar, type Env } from '../config.ts';
-import { AppError } from '../errors.ts';
+import { parseEnv, positiveIntVar, urlVar, type Env } from '../config.ts';
+import { consumerOptions, consumerSecret, consumerShape } from '../padlock-client/consumer-options.ts';
 
 export const keysTableCommand: CommandSpec = {
   usage: 'npm run keys-table -- --padlock <url[,url…]> --service <name> --secret-env <VAR> --dataset <dataset> --staging-bucket <bucket> [options]',
   summary: "Syncs a consumer's BigQuery keys table from padlock (Tink keysets for AEAD.DECRYPT_BYTES; shredded users are dropped).",
   options: {
-    padlock: { type: 'string', value: '<url[,url…]>', description: "padlock's deployment groups, primary first (required)" },
-    service: { type: 'string', value: '<name>', description: 'the consumer service padlock knows (required)' },
-    'secret-env': { type: 'string', value: '<VAR>', description: "environment variable holding the service's secret (required)" },
+    ...consumerOptions,
     dataset: { type: 'string', value: '<dataset>', description: 'dataset of the keys table (required)' },
     'staging-bucket': { type: 'string', value: '<bucket>', description: 'bucket the load files are staged in (required)' },
     table: { type: 'string', value: '<table>', description: 'keys table (default keysets)' },
@@ -52,9 +50,7 @@ export interface KeysTableOptions {
 const bigQueryName = z.string().trim().regex(/^[A-Za-z0-9_]{1,1024}$/, 'expected a BigQuery name (letters, digits, underscores)');
 
 const shape = {
-  PADLOCK: urlListVar,
-  SERVICE: z.string().trim().min(1, 'expected the consumer service name'),
-  SECRET_ENV: z.string().trim().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected the name of an environment variable'),
+  ...consumerShape,
   CONTEXT: z.string().trim().min(1).optional(),
   CATEGORIES: z.string().trim().regex(/^[a-z][a-z0-9_-]*(,[a-z][a-z0-9_-]*)*$/, 'expected comma-separated categories, e.g. contact,location').optional(),
   DATASET: bigQueryName,
@@ -72,10 +68,7 @@ const shape = {
 /** Parses argv (flags only) with `env` holding the secret. */
 export function parseKeysTableOptions(argv: readonly string[], env: Env): KeysTableOptions {
   const e = parseEnv(shape, optionsAsEnv(parseCommandLine(argv, keysTableCommand)));
-  const secret = env[e.SECRET_ENV];
-  if (secret === undefined || secret === '') {
-    throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: ${e.SECRET_ENV} (from --secret-env) is not set`, details: { variables: [e.SECRET_ENV] } });
-  }
+  const secret = consumerSecret(e.SECRET_ENV, env);
   let usersFrom: KeysTableOptions['usersFrom'];
   if (e.USERS_FROM !== undefined) {
     const dot = e.USERS_FROM.indexOf('.');

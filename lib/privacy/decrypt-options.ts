@@ -8,8 +8,8 @@
  */
 import { z } from 'zod';
 import { optionsAsEnv, parseCommandLine, usageError, type CommandSpec } from '../command-line.ts';
-import { booleanVar, parseEnv, positiveIntVar, urlListVar, urlVar, type Env } from '../config.ts';
-import { AppError } from '../errors.ts';
+import { booleanVar, parseEnv, positiveIntVar, urlVar, type Env } from '../config.ts';
+import { consumerOptions, consumerSecret, consumerShape } from '../padlock-client/consumer-options.ts';
 import { parsePartitionLocation, type PartitionLocation } from './partition-reader.ts';
 
 export interface DecryptOptions {
@@ -32,9 +32,7 @@ export const decryptCommand: CommandSpec = {
   summary: 'Decrypts a closed partition as a consumer: one JSON line per event on stdout, a summary on stderr.',
   maxPositionals: 1,
   options: {
-    padlock: { type: 'string', value: '<url[,url…]>', description: "padlock's deployment groups, primary first (required)" },
-    service: { type: 'string', value: '<name>', description: 'the consumer service padlock knows (required)' },
-    'secret-env': { type: 'string', value: '<VAR>', description: "environment variable holding the service's secret (required)" },
+    ...consumerOptions,
     'storage-endpoint': { type: 'string', value: '<url>', description: 'Cloud Storage endpoint (the GCS emulator locally)' },
     context: { type: 'string', value: '<key context>', description: 'overrides the key context recorded in the delivered schema' },
     project: { type: 'string', value: '<id>', description: 'project id (default local-project)' },
@@ -44,10 +42,8 @@ export const decryptCommand: CommandSpec = {
 };
 
 const shape = {
-  PADLOCK: urlListVar,
+  ...consumerShape,
   ID_TOKEN: booleanVar.default(false),
-  SERVICE: z.string().trim().min(1, 'expected the consumer service name'),
-  SECRET_ENV: z.string().trim().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected the name of an environment variable'),
   STORAGE_ENDPOINT: urlVar.optional(),
   CONTEXT: z.string().trim().min(1).optional(),
   PROJECT: z.string().trim().min(1).default('local-project'),
@@ -60,10 +56,7 @@ export function parseDecryptOptions(argv: readonly string[], env: Env): DecryptO
   const partition = line.positionals[0];
   if (partition === undefined) throw usageError('expected one partition (gs://… or a local folder)');
   const e = parseEnv(shape, optionsAsEnv(line));
-  const secret = env[e.SECRET_ENV];
-  if (secret === undefined || secret === '') {
-    throw new AppError('CONFIG_INVALID', { message: `Invalid configuration: ${e.SECRET_ENV} (from --secret-env) is not set`, details: { variables: [e.SECRET_ENV] } });
-  }
+  const secret = consumerSecret(e.SECRET_ENV, env);
   return {
     partition: parsePartitionLocation(partition),
     padlockUrls: e.PADLOCK,
