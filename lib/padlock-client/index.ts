@@ -122,24 +122,16 @@ interface PendingBatch {
 
 const SEP = '\u0000';
 
-export function createPadlockClient(options: PadlockClientOptions): PadlockClient {
+/** The HTTP side of the client: one call to padlock, failing over along its deployment groups. */
+type PadlockCaller = <T>(method: string, path: string, body?: unknown) => Promise<T>;
+
+function createPadlockCaller(options: PadlockClientOptions): PadlockCaller {
   const bases = (typeof options.url === 'string' ? [options.url] : options.url).map((u) => u.replace(/\/+$/, ''));
   if (bases.length === 0) throw new AppError('CONFIG_INVALID', { message: 'Invalid configuration: padlock client needs at least one URL' });
   /** The group that answered last. */
   let current = 0;
   const auth = authorizationHeader(options.service, options.secret);
-  const ttl = options.cacheTtlMs ?? clientDefaults.cacheTtlMs;
   const deadlineMs = options.deadlineMs ?? clientDefaults.deadlineMs;
-  const maxUsers = options.maxUsersPerRequest ?? clientDefaults.maxUsersPerRequest;
-  const clock = options.clock ?? Date.now;
-  const cache = new TtlCache<string, KeyLookup>(ttl > 0 ? (options.cacheMaxEntries ?? clientDefaults.cacheMaxEntries) : 0, clock);
-  /** Lookups on the wire, so a later tick asking for the same key joins them. */
-  const inflight = new Map<string, Promise<KeyLookup>>();
-  const pending = new Map<string, PendingBatch>();
-  let flushScheduled = false;
-  const stats = { requests: 0, cacheHits: 0 };
-
-  const cacheKey = (context: string | undefined, item: KeyRequest): string => `${context ?? ''}${SEP}${item.userId}${SEP}${item.category}`;
 
   const identityHeader = async (base: string): Promise<Record<string, string>> => {
     if (options.idToken === undefined) return {};
@@ -196,6 +188,39 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     throw new AppError(failure!.code, { message: `${failure!.message} (every padlock group failed: ${bases.length})`, details: failure!.details, cause: failure });
   };
 
+  return call;
+}
+
+/** Each asked (user, category) of a lookup response, as `userId SEP category` → its lookup. */
+function collectLookups(response: LookupResponse, byUser: ReadonlyMap<string, ReadonlySet<string>>, results: Map<string, KeyLookup>): void {
+  for (const u of response.users) {
+    for (const category of byUser.get(u.userId) ?? []) {
+      let result: KeyLookup;
+      if (u.status !== 'found') result = { status: u.status };
+      else {
+        // The category is one this client asked for; an inherited name must not read as an answer.
+        const c = Object.hasOwn(u.categories, category) ? u.categories[category] : undefined;
+        result = c?.status === 'found' ? { status: 'found', key: { keyId: c.keyId, key: Buffer.from(c.key, 'base64') } } : { status: c?.status ?? 'absent' };
+      }
+      results.set(`${u.userId}${SEP}${category}`, result);
+    }
+  }
+}
+
+export function createPadlockClient(options: PadlockClientOptions): PadlockClient {
+  const call = createPadlockCaller(options);
+  const ttl = options.cacheTtlMs ?? clientDefaults.cacheTtlMs;
+  const maxUsers = options.maxUsersPerRequest ?? clientDefaults.maxUsersPerRequest;
+  const clock = options.clock ?? Date.now;
+  const cache = new TtlCache<string, KeyLookup>(ttl > 0 ? (options.cacheMaxEntries ?? clientDefaults.cacheMaxEntries) : 0, clock);
+  /** Lookups on the wire, so a later tick asking for the same key joins them. */
+  const inflight = new Map<string, Promise<KeyLookup>>();
+  const pending = new Map<string, PendingBatch>();
+  let flushScheduled = false;
+  const stats = { requests: 0, cacheHits: 0 };
+
+  const cacheKey = (context: string | undefined, item: KeyRequest): string => `${context ?? ''}${SEP}${item.userId}${SEP}${item.category}`;
+
   const lookupBatch = async (batch: PendingBatch, waiters: Waiter[]): Promise<void> => {
     const byUser = new Map<string, Set<string>>();
     for (const w of waiters) {
@@ -216,18 +241,7 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
       stats.requests++;
       const response = await call<LookupResponse>('POST', LOOKUP_PATH, request);
       context = response.context;
-      for (const u of response.users) {
-        for (const category of byUser.get(u.userId) ?? []) {
-          let result: KeyLookup;
-          if (u.status !== 'found') result = { status: u.status };
-          else {
-            // The category is one this client asked for; an inherited name must not read as an answer.
-            const c = Object.hasOwn(u.categories, category) ? u.categories[category] : undefined;
-            result = c?.status === 'found' ? { status: 'found', key: { keyId: c.keyId, key: Buffer.from(c.key, 'base64') } } : { status: c?.status ?? 'absent' };
-          }
-          results.set(`${u.userId}${SEP}${category}`, result);
-        }
-      }
+      collectLookups(response, byUser, results);
     }
     for (const w of waiters) {
       const result = results.get(`${w.item.userId}${SEP}${w.item.category}`) ?? { status: 'absent' };
@@ -303,37 +317,8 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     for (const key of cache.keys()) if (key.slice(key.indexOf(SEP) + 1, key.lastIndexOf(SEP)) === userId) cache.delete(key);
   };
 
-  const getKeysets = async (userIds: readonly string[], opts: { categories?: readonly string[]; context?: string } = {}): Promise<UserKeysets[]> => {
-    userIds.forEach((userId, i) => {
-      const problem = userIdProblem(userId);
-      if (problem !== undefined) throw invalidUserId(`userIds[${i}]`, problem);
-    });
-    const out: UserKeysets[] = [];
-    for (let i = 0; i < userIds.length; i += maxUsers) {
-      const batch = userIds.slice(i, i + maxUsers);
-      stats.requests++;
-      const res = await call<KeysetsResponse>('POST', KEYSETS_PATH, {
-        ...(opts.context === undefined ? {} : { context: opts.context }),
-        userIds: batch,
-        ...(opts.categories === undefined ? {} : { categories: [...opts.categories] }),
-      });
-      if (res.users.length !== batch.length || res.users.some((u, j) => u.userId !== batch[j])) {
-        throw new AppError('INTERNAL', { message: 'Padlock answered keysets for other users than asked' });
-      }
-      for (const u of res.users) {
-        if (u.status !== 'found') {
-          out.push({ userId: u.userId, status: u.status });
-          continue;
-        }
-        const categories = new Map<string, KeysetLookup>();
-        for (const [name, c] of Object.entries(u.categories)) {
-          categories.set(name, c.status === 'found' ? { status: 'found', keyId: c.keyId, keyset: Buffer.from(c.keyset, 'base64') } : { status: c.status });
-        }
-        out.push({ userId: u.userId, status: 'found', categories });
-      }
-    }
-    return out;
-  };
+  const getKeysets = (userIds: readonly string[], opts: { categories?: readonly string[]; context?: string } = {}): Promise<UserKeysets[]> =>
+    fetchKeysets(call, userIds, opts, maxUsers, stats);
 
   return {
     getKeys,
@@ -356,6 +341,45 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
       return res;
     },
   };
+}
+
+/** `getKeysets`: the users' keysets, `maxUsers` per request, in the order asked. */
+async function fetchKeysets(
+  call: PadlockCaller,
+  userIds: readonly string[],
+  opts: { categories?: readonly string[]; context?: string },
+  maxUsers: number,
+  stats: { requests: number },
+): Promise<UserKeysets[]> {
+  userIds.forEach((userId, i) => {
+    const problem = userIdProblem(userId);
+    if (problem !== undefined) throw invalidUserId(`userIds[${i}]`, problem);
+  });
+  const out: UserKeysets[] = [];
+  for (let i = 0; i < userIds.length; i += maxUsers) {
+    const batch = userIds.slice(i, i + maxUsers);
+    stats.requests++;
+    const res = await call<KeysetsResponse>('POST', KEYSETS_PATH, {
+      ...(opts.context === undefined ? {} : { context: opts.context }),
+      userIds: batch,
+      ...(opts.categories === undefined ? {} : { categories: [...opts.categories] }),
+    });
+    if (res.users.length !== batch.length || res.users.some((u, j) => u.userId !== batch[j])) {
+      throw new AppError('INTERNAL', { message: 'Padlock answered keysets for other users than asked' });
+    }
+    for (const u of res.users) out.push(keysetsOf(u));
+  }
+  return out;
+}
+
+/** One user of a keysets response, keysets decoded. */
+function keysetsOf(u: KeysetsResponse['users'][number]): UserKeysets {
+  if (u.status !== 'found') return { userId: u.userId, status: u.status };
+  const categories = new Map<string, KeysetLookup>();
+  for (const [name, c] of Object.entries(u.categories)) {
+    categories.set(name, c.status === 'found' ? { status: 'found', keyId: c.keyId, keyset: Buffer.from(c.keyset, 'base64') } : { status: c.status });
+  }
+  return { userId: u.userId, status: 'found', categories };
 }
 
 /** 400 BODY_INVALID naming the field, as padlock answers it. */
