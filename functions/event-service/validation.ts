@@ -199,184 +199,20 @@ function isLong(type: avro.Type): boolean {
 
 function compile(type: avro.Type, named: Map<string, Decode>): Decode {
   const typeName = type.typeName;
+  const primitive = PRIMITIVES.get(typeName === 'abstract:long' ? 'long' : typeName);
+  if (primitive !== undefined) return primitive;
   switch (typeName) {
-    case 'null':
-      return (v, _d, w) => {
-        w.steps++;
-        if (v !== null) return new Mismatch(`expected null, got ${describe(v)}`);
-        return null;
-      };
-    case 'boolean':
-      return (v, _d, w) => {
-        w.steps++;
-        if (typeof v !== 'boolean') return new Mismatch(`expected boolean, got ${describe(v)}`);
-        return v;
-      };
-    case 'int':
-      return (v, _d, w) => {
-        w.steps++;
-        if (typeof v !== 'number') return new Mismatch(`expected int, got ${describe(v)}`);
-        if (!Number.isInteger(v)) return new Mismatch('expected int, got a non-integer number');
-        if (v < INT_MIN || v > INT_MAX) return new Mismatch('expected int, got a number outside the 32-bit range');
-        return v;
-      };
-    case 'long':
-    case 'abstract:long':
-      return (v, _d, w) => {
-        w.steps++;
-        if (typeof v === 'number') {
-          if (!Number.isInteger(v)) return new Mismatch('expected long, got a non-integer number');
-          if (!Number.isSafeInteger(v)) {
-            return new Mismatch('expected long, got a JSON number beyond ±(2^53-1), which JSON numbers cannot carry exactly; send it as a decimal string');
-          }
-          return v;
-        }
-        if (typeof v === 'string') {
-          const n = parseLongString(v);
-          if (n === undefined) return new Mismatch('expected long, got a string that is not a decimal integer within the 64-bit range');
-          return n;
-        }
-        return new Mismatch(`expected long, got ${describe(v)}`);
-      };
-    case 'float':
-      return (v, _d, w) => {
-        w.steps++;
-        if (typeof v !== 'number') return new Mismatch(`expected float, got ${describe(v)}`);
-        if (!fitsFloat(v)) return new Mismatch('expected float, got a number beyond the float range (it would be stored as Infinity)');
-        return v;
-      };
-    case 'double':
-      return (v, _d, w) => {
-        w.steps++;
-        if (typeof v !== 'number') return new Mismatch(`expected double, got ${describe(v)}`);
-        if (!Number.isFinite(v)) return new Mismatch('expected double, got a number beyond the double range');
-        return v;
-      };
-    case 'string':
-      return (v, _d, w) => {
-        w.steps++;
-        if (typeof v !== 'string') return new Mismatch(`expected string, got ${describe(v)}`);
-        if (!isWellFormed(v)) return new Mismatch(`expected string, got ${LONE_SURROGATE}`);
-        return v;
-      };
-    case 'bytes':
-      return (v, _d, w) => {
-        w.steps++;
-        if (typeof v !== 'string') return new Mismatch(`expected bytes (a string), got ${describe(v)}`);
-        if (NON_LATIN1.test(v)) return new Mismatch('expected bytes, got a string with code points above U+00FF');
-        return Buffer.from(v, 'latin1');
-      };
-    case 'fixed': {
-      const fixed = type as avro.types.FixedType;
-      const size = fixed.size;
-      return (v, _d, w) => {
-        w.steps++;
-        if (typeof v !== 'string') return new Mismatch(`expected fixed ${fixed.name ?? ''} (a string), got ${describe(v)}`);
-        if (NON_LATIN1.test(v)) return new Mismatch('expected fixed, got a string with code points above U+00FF');
-        if (v.length !== size) return new Mismatch(`expected fixed of ${size} bytes, got ${v.length}`);
-        return Buffer.from(v, 'latin1');
-      };
-    }
-    case 'enum': {
-      const e = type as avro.types.EnumType;
-      const symbols = new Set(e.symbols);
-      const shown = e.symbols.length <= 10 ? e.symbols.join(', ') : `${e.symbols.slice(0, 10).join(', ')}, …`;
-      return (v, _d, w) => {
-        w.steps++;
-        if (typeof v !== 'string') return new Mismatch(`expected enum ${e.name ?? ''} (a string), got ${describe(v)}`);
-        if (!symbols.has(v)) return new Mismatch(`expected one of [${shown}], got ${quote(v)}`);
-        return v;
-      };
-    }
-    case 'array': {
-      const items = (type as avro.types.ArrayType).itemsType;
-      let decodeItem: Decode | undefined;
-      return (v, depth, w) => {
-        w.steps++;
-        if (!Array.isArray(v)) return new Mismatch(`expected array, got ${describe(v)}`);
-        const inner = deeper(depth);
-        if (inner instanceof Mismatch) return inner;
-        decodeItem ??= compile(items, named);
-        const out = new Array<unknown>(v.length);
-        for (let i = 0; i < v.length; i++) {
-          const item = decodeItem(v[i], inner, w);
-          if (item instanceof Mismatch) return at(item, `[${i}]`);
-          out[i] = item;
-        }
-        return out;
-      };
-    }
-    case 'map': {
-      const values = (type as avro.types.MapType).valuesType;
-      let decodeValue: Decode | undefined;
-      return (v, depth, w) => {
-        w.steps++;
-        if (!isPlainObject(v)) return new Mismatch(`expected map (an object), got ${describe(v)}`);
-        const inner = deeper(depth);
-        if (inner instanceof Mismatch) return inner;
-        decodeValue ??= compile(values, named);
-        const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-        for (const key of Object.keys(v)) {
-          const value = v[key];
-          if (!isWellFormed(key)) return at(new Mismatch(`map key is ${LONE_SURROGATE}`), fieldSegment(key));
-          if (key === '__proto__') return new Mismatch(PROTO_KEY);
-          const decoded = decodeValue(value, inner, w);
-          if (decoded instanceof Mismatch) return at(decoded, fieldSegment(key));
-          out[key] = decoded;
-        }
-        return out;
-      };
-    }
+    case 'fixed':
+      return compileFixed(type);
+    case 'enum':
+      return compileEnum(type);
+    case 'array':
+      return compileArray(type, named);
+    case 'map':
+      return compileMap(type, named);
     case 'record':
-    case 'error': {
-      const record = type as avro.types.RecordType;
-      const recordName = record.name ?? 'record';
-      const cached = named.get(recordName);
-      if (cached !== undefined) return cached;
-      interface FieldPlan {
-        name: string;
-        segment: string;
-        decode: Decode;
-        hasDefault: boolean;
-        defaultValue: () => unknown;
-      }
-      let plan: FieldPlan[] | undefined;
-      let known: Set<string> | undefined;
-      const decodeRecord: Decode = (v, depth, w) => {
-        w.steps++;
-        if (!isPlainObject(v)) return new Mismatch(`expected record ${recordName} (an object), got ${describe(v)}`);
-        const inner = deeper(depth);
-        if (inner instanceof Mismatch) return inner;
-        if (plan === undefined) {
-          plan = record.fields.map((f) => ({
-            name: f.name,
-            segment: fieldSegment(f.name),
-            decode: compile(f.type, named),
-            hasDefault: f.defaultValue() !== undefined,
-            defaultValue: () => f.defaultValue(),
-          }));
-          known = new Set(record.fields.map((f) => f.name));
-        }
-        const out: Record<string, unknown> = {};
-        for (const field of plan) {
-          const value = Object.prototype.hasOwnProperty.call(v, field.name) ? v[field.name] : undefined;
-          if (value === undefined) {
-            if (!field.hasDefault) return at(new Mismatch('required field missing'), field.segment);
-            out[field.name] = field.defaultValue();
-            continue;
-          }
-          const decoded = field.decode(value, inner, w);
-          if (decoded instanceof Mismatch) return at(decoded, field.segment);
-          out[field.name] = decoded;
-        }
-        for (const key of Object.keys(v)) {
-          if (!known!.has(key)) return at(new Mismatch(`field not in the schema of ${recordName}`), fieldSegment(key));
-        }
-        return out;
-      };
-      named.set(recordName, decodeRecord);
-      return decodeRecord;
-    }
+    case 'error':
+      return compileRecord(type, named);
     case 'union:wrapped':
       return compileUnion(type as avro.types.WrappedUnionType, named);
     default:
@@ -385,8 +221,189 @@ function compile(type: avro.Type, named: Map<string, Decode>): Decode {
         return compile(underlying, named);
       }
       // Unwrapped unions cannot occur (parseSchema wraps them); anything else is a bug, not input.
-      throw new Error(`unsupported Avro type ${typeName}`);
+      throw new AppError('INTERNAL', { message: `unsupported Avro type ${typeName}` });
   }
+}
+
+/** Decoders of the primitive types: they depend on nothing but the value. */
+const PRIMITIVES = new Map<string, Decode>([
+  ['null', (v, _d, w) => {
+    w.steps++;
+    if (v !== null) return new Mismatch(`expected null, got ${describe(v)}`);
+    return null;
+  }],
+  ['boolean', (v, _d, w) => {
+    w.steps++;
+    if (typeof v !== 'boolean') return new Mismatch(`expected boolean, got ${describe(v)}`);
+    return v;
+  }],
+  ['int', (v, _d, w) => {
+    w.steps++;
+    if (typeof v !== 'number') return new Mismatch(`expected int, got ${describe(v)}`);
+    if (!Number.isInteger(v)) return new Mismatch('expected int, got a non-integer number');
+    if (v < INT_MIN || v > INT_MAX) return new Mismatch('expected int, got a number outside the 32-bit range');
+    return v;
+  }],
+  ['long', (v, _d, w) => {
+    w.steps++;
+    if (typeof v === 'number') {
+      if (!Number.isInteger(v)) return new Mismatch('expected long, got a non-integer number');
+      if (!Number.isSafeInteger(v)) {
+        return new Mismatch('expected long, got a JSON number beyond ±(2^53-1), which JSON numbers cannot carry exactly; send it as a decimal string');
+      }
+      return v;
+    }
+    if (typeof v === 'string') {
+      const n = parseLongString(v);
+      if (n === undefined) return new Mismatch('expected long, got a string that is not a decimal integer within the 64-bit range');
+      return n;
+    }
+    return new Mismatch(`expected long, got ${describe(v)}`);
+  }],
+  ['float', (v, _d, w) => {
+    w.steps++;
+    if (typeof v !== 'number') return new Mismatch(`expected float, got ${describe(v)}`);
+    if (!fitsFloat(v)) return new Mismatch('expected float, got a number beyond the float range (it would be stored as Infinity)');
+    return v;
+  }],
+  ['double', (v, _d, w) => {
+    w.steps++;
+    if (typeof v !== 'number') return new Mismatch(`expected double, got ${describe(v)}`);
+    if (!Number.isFinite(v)) return new Mismatch('expected double, got a number beyond the double range');
+    return v;
+  }],
+  ['string', (v, _d, w) => {
+    w.steps++;
+    if (typeof v !== 'string') return new Mismatch(`expected string, got ${describe(v)}`);
+    if (!isWellFormed(v)) return new Mismatch(`expected string, got ${LONE_SURROGATE}`);
+    return v;
+  }],
+  ['bytes', (v, _d, w) => {
+    w.steps++;
+    if (typeof v !== 'string') return new Mismatch(`expected bytes (a string), got ${describe(v)}`);
+    if (NON_LATIN1.test(v)) return new Mismatch('expected bytes, got a string with code points above U+00FF');
+    return Buffer.from(v, 'latin1');
+  }],
+]);
+
+/** A fixed: a latin1 string of exactly its size. */
+function compileFixed(type: avro.Type): Decode {
+  const fixed = type as avro.types.FixedType;
+  const size = fixed.size;
+  return (v, _d, w) => {
+    w.steps++;
+    if (typeof v !== 'string') return new Mismatch(`expected fixed ${fixed.name ?? ''} (a string), got ${describe(v)}`);
+    if (NON_LATIN1.test(v)) return new Mismatch('expected fixed, got a string with code points above U+00FF');
+    if (v.length !== size) return new Mismatch(`expected fixed of ${size} bytes, got ${v.length}`);
+    return Buffer.from(v, 'latin1');
+  };
+}
+
+/** An enum: one of its symbols. */
+function compileEnum(type: avro.Type): Decode {
+  const e = type as avro.types.EnumType;
+  const symbols = new Set(e.symbols);
+  const shown = e.symbols.length <= 10 ? e.symbols.join(', ') : `${e.symbols.slice(0, 10).join(', ')}, …`;
+  return (v, _d, w) => {
+    w.steps++;
+    if (typeof v !== 'string') return new Mismatch(`expected enum ${e.name ?? ''} (a string), got ${describe(v)}`);
+    if (!symbols.has(v)) return new Mismatch(`expected one of [${shown}], got ${quote(v)}`);
+    return v;
+  };
+}
+
+/** An array; its item decoder is compiled on first use (recursive types). */
+function compileArray(type: avro.Type, named: Map<string, Decode>): Decode {
+  const items = (type as avro.types.ArrayType).itemsType;
+  let decodeItem: Decode | undefined;
+  return (v, depth, w) => {
+    w.steps++;
+    if (!Array.isArray(v)) return new Mismatch(`expected array, got ${describe(v)}`);
+    const inner = deeper(depth);
+    if (inner instanceof Mismatch) return inner;
+    decodeItem ??= compile(items, named);
+    const out = new Array<unknown>(v.length);
+    for (let i = 0; i < v.length; i++) {
+      const item = decodeItem(v[i], inner, w);
+      if (item instanceof Mismatch) return at(item, `[${i}]`);
+      out[i] = item;
+    }
+    return out;
+  };
+}
+
+/** A map: an object with well-formed keys, never `__proto__`. */
+function compileMap(type: avro.Type, named: Map<string, Decode>): Decode {
+  const values = (type as avro.types.MapType).valuesType;
+  let decodeValue: Decode | undefined;
+  return (v, depth, w) => {
+    w.steps++;
+    if (!isPlainObject(v)) return new Mismatch(`expected map (an object), got ${describe(v)}`);
+    const inner = deeper(depth);
+    if (inner instanceof Mismatch) return inner;
+    decodeValue ??= compile(values, named);
+    const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+    for (const key of Object.keys(v)) {
+      const value = v[key];
+      if (!isWellFormed(key)) return at(new Mismatch(`map key is ${LONE_SURROGATE}`), fieldSegment(key));
+      if (key === '__proto__') return new Mismatch(PROTO_KEY);
+      const decoded = decodeValue(value, inner, w);
+      if (decoded instanceof Mismatch) return at(decoded, fieldSegment(key));
+      out[key] = decoded;
+    }
+    return out;
+  };
+}
+
+/** A record: every field (defaults for missing ones), nothing else; one decoder per record name, so recursive records terminate. */
+function compileRecord(type: avro.Type, named: Map<string, Decode>): Decode {
+  const record = type as avro.types.RecordType;
+  const recordName = record.name ?? 'record';
+  const cached = named.get(recordName);
+  if (cached !== undefined) return cached;
+  interface FieldPlan {
+    name: string;
+    segment: string;
+    decode: Decode;
+    hasDefault: boolean;
+    defaultValue: () => unknown;
+  }
+  let plan: FieldPlan[] | undefined;
+  let known: Set<string> | undefined;
+  const decodeRecord: Decode = (v, depth, w) => {
+    w.steps++;
+    if (!isPlainObject(v)) return new Mismatch(`expected record ${recordName} (an object), got ${describe(v)}`);
+    const inner = deeper(depth);
+    if (inner instanceof Mismatch) return inner;
+    if (plan === undefined) {
+      plan = record.fields.map((f) => ({
+        name: f.name,
+        segment: fieldSegment(f.name),
+        decode: compile(f.type, named),
+        hasDefault: f.defaultValue() !== undefined,
+        defaultValue: () => f.defaultValue(),
+      }));
+      known = new Set(record.fields.map((f) => f.name));
+    }
+    const out: Record<string, unknown> = {};
+    for (const field of plan) {
+      const value = Object.prototype.hasOwnProperty.call(v, field.name) ? v[field.name] : undefined;
+      if (value === undefined) {
+        if (!field.hasDefault) return at(new Mismatch('required field missing'), field.segment);
+        out[field.name] = field.defaultValue();
+        continue;
+      }
+      const decoded = field.decode(value, inner, w);
+      if (decoded instanceof Mismatch) return at(decoded, field.segment);
+      out[field.name] = decoded;
+    }
+    for (const key of Object.keys(v)) {
+      if (!known!.has(key)) return at(new Mismatch(`field not in the schema of ${recordName}`), fieldSegment(key));
+    }
+    return out;
+  };
+  named.set(recordName, decodeRecord);
+  return decodeRecord;
 }
 
 interface Branch {
