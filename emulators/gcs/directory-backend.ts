@@ -25,11 +25,20 @@ import type { BucketRecord, ObjectRecord } from './model.ts';
 /** Blobs up to this size are written with one call when finished. */
 const SPILL_BYTES = 1024 * 1024;
 
+/** Where things are under the backend's folder. */
+interface Layout {
+  bucketsDir: string;
+  blobsDir: string;
+  tmpDir: string;
+  blobPath(id: string): string;
+}
+
 export function createDirectoryBackend(dir: string): Backend {
   const bucketsDir = path.join(dir, 'buckets');
   const blobsDir = path.join(dir, 'blobs');
   const tmpDir = path.join(dir, 'tmp');
   const blobPath = (id: string): string => path.join(blobsDir, id);
+  const layout: Layout = { bucketsDir, blobsDir, tmpDir, blobPath };
   const objectPath = (bucket: string, name: string): string =>
     path.join(bucketsDir, bucket, 'objects', `${createHash('sha1').update(name).digest('hex')}.json`);
 
@@ -39,103 +48,12 @@ export function createDirectoryBackend(dir: string): Backend {
     await rename(tmp, target);
   };
 
-  const ignoreMissing = (err: unknown): void => {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  };
-
-  const createBlob = (): BlobWriter => {
-    const id = randomUUID();
-    let pending: Buffer[] = [];
-    let size = 0;
-    let handle: FileHandle | undefined;
-    return {
-      get size() {
-        return size;
-      },
-      async write(chunk) {
-        if (handle === undefined) {
-          pending.push(chunk);
-          size += chunk.length;
-          if (size <= SPILL_BYTES) return;
-          handle = await open(blobPath(id), 'w');
-          const all = pending;
-          pending = [];
-          await handle.writev(all, 0);
-          return;
-        }
-        const at = size;
-        size += chunk.length;
-        await handle.write(chunk, 0, chunk.length, at);
-      },
-      async truncate(to) {
-        if (to >= size) return;
-        if (handle === undefined) {
-          const kept: Buffer[] = [];
-          let n = 0;
-          for (const c of pending) {
-            if (n >= to) break;
-            const take = Math.min(c.length, to - n);
-            kept.push(c.subarray(0, take));
-            n += take;
-          }
-          pending = kept;
-        } else {
-          await handle.truncate(to);
-        }
-        size = to;
-      },
-      async finish() {
-        if (handle === undefined) {
-          await writeFile(blobPath(id), pending.length === 1 ? pending[0]! : Buffer.concat(pending));
-          pending = [];
-        } else {
-          await handle.close();
-          handle = undefined;
-        }
-        return id;
-      },
-      async abort() {
-        pending = [];
-        if (handle !== undefined) {
-          await handle.close().catch(() => {});
-          handle = undefined;
-          await unlink(blobPath(id)).catch(ignoreMissing);
-        }
-      },
-    };
-  };
-
   return {
-    async load() {
-      await Promise.all([mkdir(bucketsDir, { recursive: true }), mkdir(blobsDir, { recursive: true })]);
-      await rm(tmpDir, { recursive: true, force: true });
-      await mkdir(tmpDir, { recursive: true });
-      const buckets: BucketRecord[] = [];
-      const objects: ObjectRecord[] = [];
-      for (const name of await readdir(bucketsDir)) {
-        let bucket: BucketRecord;
-        try {
-          bucket = JSON.parse(await readFile(path.join(bucketsDir, name, 'bucket.json'), 'utf8')) as BucketRecord;
-        } catch {
-          continue; // a bucket whose creation did not finish
-        }
-        buckets.push(bucket);
-        const objectsDir = path.join(bucketsDir, name, 'objects');
-        const files = (await readdir(objectsDir).catch(() => [] as string[])).filter((f) => f.endsWith('.json'));
-        for (let i = 0; i < files.length; i += 64) {
-          const batch = files.slice(i, i + 64);
-          const recs = await Promise.all(batch.map(async (f) => JSON.parse(await readFile(path.join(objectsDir, f), 'utf8')) as ObjectRecord));
-          objects.push(...recs);
-        }
-      }
-      // Blobs no record refers to are leftovers of uploads cut by a crash or a replacement.
-      const live = new Set(objects.map((o) => o.blob));
-      for (const f of await readdir(blobsDir)) {
-        if (!live.has(f)) await unlink(blobPath(f)).catch(ignoreMissing);
-      }
-      return { buckets, objects };
+    load: () => loadDirectory(layout),
+    createBlob: () => {
+      const id = randomUUID();
+      return spillingBlobWriter(id, blobPath(id));
     },
-    createBlob,
     async readBlob(blob, start, end) {
       let fh: FileHandle;
       try {
@@ -178,4 +96,104 @@ export function createDirectoryBackend(dir: string): Backend {
     },
     async close() {},
   };
+}
+
+/**
+ * A blob being written to `file`: buffered up to SPILL_BYTES and written in
+ * one call when finished, streamed to the file beyond that. `finish` resolves `id`.
+ */
+function spillingBlobWriter(id: string, file: string): BlobWriter {
+  let pending: Buffer[] = [];
+  let size = 0;
+  let handle: FileHandle | undefined;
+  return {
+    get size() {
+      return size;
+    },
+    async write(chunk) {
+      if (handle === undefined) {
+        pending.push(chunk);
+        size += chunk.length;
+        if (size <= SPILL_BYTES) return;
+        handle = await open(file, 'w');
+        const all = pending;
+        pending = [];
+        await handle.writev(all, 0);
+        return;
+      }
+      const at = size;
+      size += chunk.length;
+      await handle.write(chunk, 0, chunk.length, at);
+    },
+    async truncate(to) {
+      if (to >= size) return;
+      if (handle === undefined) {
+        const kept: Buffer[] = [];
+        let n = 0;
+        for (const c of pending) {
+          if (n >= to) break;
+          const take = Math.min(c.length, to - n);
+          kept.push(c.subarray(0, take));
+          n += take;
+        }
+        pending = kept;
+      } else {
+        await handle.truncate(to);
+      }
+      size = to;
+    },
+    async finish() {
+      if (handle === undefined) {
+        await writeFile(file, pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+        pending = [];
+      } else {
+        await handle.close();
+        handle = undefined;
+      }
+      return id;
+    },
+    async abort() {
+      pending = [];
+      if (handle !== undefined) {
+        await handle.close().catch(() => {});
+        handle = undefined;
+        await unlink(file).catch(ignoreMissing);
+      }
+    },
+  };
+}
+
+/** Everything stored under the layout's folders; clears what a crash left half-written (tmp/, unreferenced blobs). */
+async function loadDirectory({ bucketsDir, blobsDir, tmpDir, blobPath }: Layout): Promise<{ buckets: BucketRecord[]; objects: ObjectRecord[] }> {
+    await Promise.all([mkdir(bucketsDir, { recursive: true }), mkdir(blobsDir, { recursive: true })]);
+    await rm(tmpDir, { recursive: true, force: true });
+    await mkdir(tmpDir, { recursive: true });
+    const buckets: BucketRecord[] = [];
+    const objects: ObjectRecord[] = [];
+    for (const name of await readdir(bucketsDir)) {
+      let bucket: BucketRecord;
+      try {
+        bucket = JSON.parse(await readFile(path.join(bucketsDir, name, 'bucket.json'), 'utf8')) as BucketRecord;
+      } catch {
+        continue; // a bucket whose creation did not finish
+      }
+      buckets.push(bucket);
+      const objectsDir = path.join(bucketsDir, name, 'objects');
+      const files = (await readdir(objectsDir).catch(() => [] as string[])).filter((f) => f.endsWith('.json'));
+      for (let i = 0; i < files.length; i += 64) {
+        const batch = files.slice(i, i + 64);
+        const recs = await Promise.all(batch.map(async (f) => JSON.parse(await readFile(path.join(objectsDir, f), 'utf8')) as ObjectRecord));
+        objects.push(...recs);
+      }
+    }
+    // Blobs no record refers to are leftovers of uploads cut by a crash or a replacement.
+    const live = new Set(objects.map((o) => o.blob));
+    for (const f of await readdir(blobsDir)) {
+      if (!live.has(f)) await unlink(blobPath(f)).catch(ignoreMissing);
+    }
+    return { buckets, objects };
+}
+
+function ignoreMissing(err: unknown): void {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
 }
