@@ -38,7 +38,7 @@ export async function usage(): Promise<string> {
   const lines = ['usage: npm run composer -- <command> [options]   (npm run composer -- <command> --help for its options)', '', 'commands:'];
   for (const [name, load] of commands) {
     const { help } = await load();
-    lines.push(`  ${name.padEnd(10)}${help.summary}`);
+    lines.push(`  ${name.padEnd(11)}${help.summary}`);
   }
   lines.push('', EXIT_CODES);
   return lines.join('\n');

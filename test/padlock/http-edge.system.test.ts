@@ -7,12 +7,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawJson, rawRequest } from '../../test/support/raw-request.ts';
+import { rawJson, rawRequest } from '../support/raw-request.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { LOOKUP_PATH, authorizationHeader } from '../../lib/padlock-client/index.ts';
-import { loadConfig } from './config.ts';
-import { startPadlock, type RunningPadlock } from './server.ts';
-import { serviceEntry } from './services.ts';
+import { loadConfig } from '../../functions/padlock/config.ts';
+import { startPadlock, type RunningPadlock } from '../../functions/padlock/server.ts';
+import { serviceEntry } from '../../functions/padlock/services.ts';
 
 const SECRET = 'http-test-secret-0123456789abcdef';
 /** Padlock's body limit (config.ts default). */

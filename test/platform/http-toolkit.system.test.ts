@@ -1,9 +1,10 @@
+/** The shared HTTP toolkit (lib/http) against real connections on loopback: limits, polite 413, errors, health, shutdown. */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { rawJson, rawRequest } from '../../test/support/raw-request.ts';
-import { AppError } from '../errors.ts';
-import { ABORTED, answerHealth, bodyOf, closeServer, listen, readBody, readJsonBody, sendError, sendJson, type BodyOutcome } from './index.ts';
+import { rawJson, rawRequest } from '../support/raw-request.ts';
+import { AppError } from '../../lib/errors.ts';
+import { ABORTED, answerHealth, bodyOf, closeServer, listen, readBody, readJsonBody, sendError, sendJson, type BodyOutcome } from '../../lib/http/index.ts';
 
 const LIMIT = 64 * 1024;
 const open: http.Server[] = [];
