@@ -56,8 +56,6 @@ export const sloHoursByPriority: Readonly<Record<Priority, number>> = { high: 3,
 /** Severity of a type's SLO alerts by priority: high pages, normal and low do not. */
 export const severityByPriority: Readonly<Record<Priority, AlertSeverity>> = { high: 'CRITICAL', normal: 'ERROR', low: 'WARNING' };
 
-export const WORKING_HOURS = { days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], startHourUtc: 9, endHourUtc: 18 } as const;
-
 /** The monitoring of one event type: SLO and alert thresholds by priority. */
 export function monitoringFor(settings: Pick<EventTypeSettings, 'name' | 'priority' | 'storage'>): MonitoringDefinition {
   const { name, priority, storage } = settings;

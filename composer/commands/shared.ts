@@ -30,7 +30,7 @@ export interface ComposerCommand {
 }
 
 /** `--registry-dir`, which every command that opens the registry takes. */
-export const registryDirOption: OptionSpec = {
+const registryDirOption: OptionSpec = {
   type: 'string',
   value: '<dir>',
   description: 'registry folder (env REGISTRY_DIR, default .data/registry)',

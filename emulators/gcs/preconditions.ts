@@ -58,6 +58,3 @@ export function checkPreconditions(
   return undefined;
 }
 
-export function hasPreconditions(pre: Preconditions): boolean {
-  return names.some((n) => pre[n] !== undefined);
-}

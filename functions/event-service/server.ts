@@ -19,8 +19,7 @@ import { ServiceMetrics } from './metrics.ts';
 import { PublisherPool } from './publishers.ts';
 import { RegistryCache } from './registry-cache.ts';
 
-export { JSON_MEDIA_TYPE } from '../../lib/http/index.ts';
-export const AVRO_MEDIA_TYPE = 'application/vnd.apache.avro+binary';
+const AVRO_MEDIA_TYPE = 'application/vnd.apache.avro+binary';
 
 /** How long a closing service lets requests in flight finish before cutting their connections. */
 const CLOSE_GRACE_MS = 30_000;

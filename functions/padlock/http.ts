@@ -38,7 +38,7 @@ import { parseLookupBody, type LookupBody } from './lookup-body.ts';
 import { assembleLookup, lookupJson, lookupPrefix } from './lookup-json.ts';
 import { authoriseContext, requireAdmin, type Caller, type ServiceRegistry } from './services.ts';
 
-export { lookupJson, userJson } from './lookup-json.ts';
+export { lookupJson } from './lookup-json.ts';
 
 export interface ApiOptions {
   keychains: KeychainService;

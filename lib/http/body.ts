@@ -20,7 +20,7 @@ export type BodyOutcome = Buffer | AppError | typeof ABORTED;
 export type BodyListener = (req: IncomingMessage, outcome: BodyOutcome) => void;
 
 /** The 413 of a body over `limitBytes`. */
-export function bodyTooLarge(limitBytes: number): AppError {
+function bodyTooLarge(limitBytes: number): AppError {
   return new AppError('PAYLOAD_TOO_LARGE', { message: `Request body larger than ${limitBytes} bytes`, details: { limitBytes } });
 }
 
@@ -108,7 +108,7 @@ export async function collectBody(chunks: AsyncIterable<Buffer>, limit: number):
 }
 
 /** The media type of a request, lowercased, without parameters (`application/json`). */
-export function mediaTypeOf(req: IncomingMessage): string {
+function mediaTypeOf(req: IncomingMessage): string {
   const header = req.headers['content-type'];
   if (header === undefined) return '';
   const semicolon = header.indexOf(';');

@@ -3,8 +3,8 @@
  * framework): bodies read under a byte limit with a polite 413, JSON bodies,
  * error answers from the catalogue, health endpoints, listening and graceful shutdown.
  */
-export { ABORTED, bodyOf, bodyTooLarge, collectBody, mediaTypeOf, readBody, requireMediaType, type BodyListener, type BodyOutcome } from './body.ts';
+export { ABORTED, bodyOf, collectBody, readBody, requireMediaType, type BodyListener, type BodyOutcome } from './body.ts';
 export { answerHealth, type NotReady } from './health.ts';
-export { firstInvalidUtf8, JSON_MEDIA_TYPE, parseJsonBody, readJsonBody } from './json.ts';
-export { lingerOnClose, LINGER_MS, sendAsciiJson, sendEmpty, sendError, sendJson, type ErrorAnswerOptions } from './respond.ts';
+export { JSON_MEDIA_TYPE, parseJsonBody, readJsonBody } from './json.ts';
+export { sendAsciiJson, sendEmpty, sendError, sendJson, type ErrorAnswerOptions } from './respond.ts';
 export { closeServer, listen } from './server.ts';

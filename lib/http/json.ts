@@ -30,7 +30,7 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
 }
 
 /** Offset of the first byte that does not start a valid UTF-8 character (for the reason of a refused body). */
-export function firstInvalidUtf8(buf: Buffer): number {
+function firstInvalidUtf8(buf: Buffer): number {
   let i = 0;
   while (i < buf.length) {
     const b = buf[i]!;

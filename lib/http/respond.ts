@@ -12,7 +12,7 @@ import { toAppError, type AppError } from '../errors.ts';
  * socket is destroyed: closing with unread data makes the kernel reset the
  * connection, and a client still sending would lose our answer with it.
  */
-export const LINGER_MS = 2_000;
+const LINGER_MS = 2_000;
 
 /** `body` as JSON; `headers` may override the content type (`application/json`). */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
@@ -74,7 +74,7 @@ function bodyPending(req: IncomingMessage): boolean {
  * (our FIN after the answer), keep reading and discarding, and destroy once
  * the client closes its side or after LINGER_MS.
  */
-export function lingerOnClose(socket: Socket): void {
+function lingerOnClose(socket: Socket): void {
   socket.destroySoon = function lingeringClose(this: Socket): void {
     this.end();
     const timer = setTimeout(() => this.destroy(), LINGER_MS);

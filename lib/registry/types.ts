@@ -114,7 +114,3 @@ export function currentVersion(record: EventTypeRecord): SchemaVersion {
   return v;
 }
 
-/** The version whose fingerprint is `fingerprint`, if registered. */
-export function versionByFingerprint(record: EventTypeRecord, fingerprint: string): SchemaVersion | undefined {
-  return record.versions.find((v) => v.fingerprint === fingerprint);
-}
