@@ -87,6 +87,7 @@ async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
     eventType: job.eventType,
     granularity: 'hourly',
     priority: 'normal',
+    retentionDays: 30,
     staging: storage.bucket(job.staging),
     data: storage.bucket(job.data),
     schemas: new SchemaResolver(job.eventType, registry, identityTransform, 0),

@@ -31,7 +31,7 @@ import { uniqueName } from './helpers/names.ts';
 
 const HOUR = 3_600_000;
 const TYPE = 'close_test_type';
-const steps: CloseStep[] = ['leased', 'staged-read', 'part-written', 'parts-written', 'manifest-written', 'staging-deleted'];
+const steps: CloseStep[] = ['leased', 'staged-read', 'part-written', 'parts-written', 'manifest-written', 'sealed', 'staging-deleted'];
 
 describe('closing a partition', () => {
   const projectId = inject('projectId');
@@ -51,7 +51,7 @@ describe('closing a partition', () => {
   function context(staging: Bucket, data: Bucket, partMaxRecords = 150, closeMergeFanIn?: number): TypeContext {
     const tuning = resolveTuning({ partMaxRecords, leaseMs: 60_000, ...(closeMergeFanIn === undefined ? {} : { closeMergeFanIn }) });
     const schemas = new SchemaResolver(TYPE, registry, identityTransform, 0);
-    return { eventType: TYPE, granularity: 'hourly', priority: 'normal', staging, data, schemas, tuning, now: () => period.endMs + HOUR, logger: silentLogger, instanceId: 'closer-test', metrics: newMetrics() };
+    return { eventType: TYPE, granularity: 'hourly', priority: 'normal', retentionDays: 30, staging, data, schemas, tuning, now: () => period.endMs + HOUR, logger: silentLogger, instanceId: 'closer-test', metrics: newMetrics() };
   }
 
   function staged(slice: typeof events, schema = pageViewSchema): StagedRecord[] {
