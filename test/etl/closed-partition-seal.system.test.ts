@@ -20,15 +20,15 @@ import { newMetrics } from '../../etl/metrics.ts';
 import { resolveTuning } from '../../etl/config.ts';
 import { SchemaResolver } from '../../etl/schemas.ts';
 import { createIfAbsent, deleteObject, replaceIfGeneration, statObject } from '../../etl/storage-io.ts';
-import { eventTypeRecord, makeEvents, pageViewSchema, writeAudit } from '../../etl/test-support.ts';
+import { eventTypeRecord, makeEvents, pageViewSchema, writeAudit } from '../support/etl.ts';
 import { identityTransform } from '../../etl/transform.ts';
 import { schemaFingerprint } from '../../lib/avro/fingerprint.ts';
 import { createStorage } from '../../lib/gcp/clients.ts';
-import { startGcsEmulator, type GcsEmulator } from '../../lib/gcs-emulator/index.ts';
+import { startGcsEmulator, type GcsEmulator } from '../../emulators/gcs/index.ts';
 import { createLogger, silentLogger } from '../../lib/logger.ts';
 import { lateCounterObjectName, partitionPrefix, periodOf, successObjectName, type LateCounter, type Manifest, type Period } from '../../lib/partitions.ts';
 import { MemoryRegistryStore } from '../../lib/registry/memory.ts';
-import { uniqueName } from '../helpers/names.ts';
+import { uniqueName } from '../support/names.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
