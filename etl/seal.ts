@@ -107,6 +107,8 @@ async function retain(bucket: Bucket, name: string, until: Date): Promise<void> 
   } catch (err) {
     // 403: a retention is there already and ours would shorten it (a re-run after an admin extended it).
     if (httpCode(err) === 403 && (await isRetained(bucket, name))) return;
+    // 404: an admin lifted the seal and deleted the object; there is nothing left to seal.
+    if (isNotFound(err)) return;
     throw storageFailure(`retain ${name}`, err);
   }
 }
