@@ -201,5 +201,5 @@ describe('lookupJson', () => {
         expect(JSON.parse(json)).toEqual(toWire('ctx"x', results));
       }),
     );
-  });
+  }, 30_000);
 });
