@@ -5,7 +5,7 @@
  * sizes the types that state an expected volume; the workloads stage merges it
  * under ops' overrides.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultAssumptions } from '../../composer/capacity/assumptions.ts';
 import { loadMeasurements } from '../../composer/capacity/measurements.ts';
 import { planType } from '../../composer/capacity/model.ts';
@@ -14,14 +14,20 @@ import { WORKER_SIZING_FILE, workerSizingFile } from '../../composer/capacity/si
 import { defaultTuning } from '../../etl/config.ts';
 import { withDefaults } from '../../functions/event-service/config.ts';
 import { eventTypeRecord } from '../support/etl.ts';
-import { loadAll } from '../support/terraform-hcl.ts';
+import { loadAll, type HclConfig, type ModuleKey } from '../support/terraform-hcl.ts';
 
 describe('capacity model ↔ platform', () => {
-  it('copies the ETL, event service and worker-group defaults it depends on', async () => {
+  let configs: Record<ModuleKey, HclConfig>;
+  // Parsing every module's HCL takes seconds on a loaded machine: once, with room.
+  beforeAll(async () => {
+    configs = await loadAll();
+  }, 60_000);
+
+  it('copies the ETL, event service and worker-group defaults it depends on', () => {
     expect(defaultAssumptions.flushRecords).toBe(defaultTuning.flushRecords);
     expect(defaultAssumptions.partMaxRecords).toBe(defaultTuning.partMaxRecords);
     expect(defaultAssumptions.auditFlushMs).toBe(withDefaults({ projectId: 'p' }).auditFlushMs);
-    const workerType = String((await loadAll()).workerGroup.variable.event_type!.type);
+    const workerType = String(configs.workerGroup.variable.event_type!.type);
     expect(workerType).toContain(`cpu                            = optional(string, "${defaultAssumptions.etlWorkerVcpu * 1000}m")`);
     expect(workerType).toContain(`memory                         = optional(string, "${defaultAssumptions.etlWorkerMemoryGiB}Gi")`);
     expect(workerType).toContain(`heap_mb                        = optional(number, ${defaultAssumptions.etlMinHeapMb})`);
@@ -48,8 +54,7 @@ describe('capacity model ↔ platform', () => {
     expect(sizing.big_type!.max_replicas).toBeGreaterThanOrEqual(sizing.big_type!.recommended_shards);
   });
 
-  it('the workloads stage merges the sizing under ops’ worker_overrides', async () => {
-    const configs = await loadAll();
+  it('the workloads stage merges the sizing under ops’ worker_overrides', () => {
     expect(String(configs.exampleWorkloads.locals.worker_sizing)).toContain('worker_sizing.json');
     const eventType = String(configs.exampleWorkloads.module.worker_group!.event_type);
     expect(eventType.indexOf('local.worker_sizing')).toBeGreaterThan(-1);
