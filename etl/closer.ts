@@ -31,6 +31,7 @@ import { leaseObjectName, periodKeyOfStagedName, runPeriodPrefix, stagingPeriodP
 import { compareStaged, limiter, mergeCursors, openCursor, summarize, type MergeSummary } from './merge.ts';
 import { PartSequence } from './parts.ts';
 import { reduceToFanIn, type MergeInput } from './runs.ts';
+import { writeSubjectIndex } from './subject-index.ts';
 import { createIfAbsent, deleteObject, exists, listObjects, type ObjectInfo } from './storage-io.ts';
 import type { TypeContext } from './context.ts';
 
@@ -222,6 +223,7 @@ export class PartitionCloser {
 
       const fingerprints = await this.fingerprintsInOrder([...summary.byFingerprint.keys()]);
       const files = await this.writeParts(period, inputs, summary, fingerprints, heartbeat);
+      await writeSubjectIndex(ctx, period, files);
       await this.step('parts-written', period);
       const manifest = buildManifest({
         eventType: ctx.eventType,
