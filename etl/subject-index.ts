@@ -7,7 +7,8 @@
  *
  * It depends only on the part files, not on how the close produced them, so
  * a close split into shards can call `indexPartFiles` per shard and store
- * `mergeSubjectIndexes` of the results: the same bytes as one pass.
+ * `serializeSubjectIndex(mergeSubjectIndexes(…))` of their `build()`s: the
+ * same bytes as one pass.
  */
 import { readContainer, decodeRecords } from '../lib/avro/container.ts';
 import { avroType } from '../lib/avro/long.ts';
@@ -15,19 +16,18 @@ import { crc32c, crc32cToBase64 } from '../lib/crc32c.ts';
 import { AppError } from '../lib/errors.ts';
 import { subjectIndexObjectName, successObjectName, type ManifestFile, type Period } from '../lib/partitions.ts';
 import { compileEncryptedValuePlan, encryptedValuesOf, subjectOfPayload, type EncryptedValuePlan } from '../lib/privacy/encrypted-values.ts';
-import { serializeSubjectIndex, SubjectIndexBuilder, type SubjectIndex } from '../lib/privacy/subject-index.ts';
+import { SubjectIndexBuilder } from '../lib/privacy/subject-index.ts';
 import type { TypeContext } from './context.ts';
 import { createIfAbsent, download, exists, replaceIfGeneration, statObject } from './storage-io.ts';
 
 /** Indexes `files` (parts of one partition) and stores the index before `_SUCCESS`; throws CONFLICT if the partition closed meanwhile. */
-export async function writeSubjectIndex(ctx: TypeContext, period: Period, files: readonly ManifestFile[]): Promise<SubjectIndex> {
-  const index = await indexPartFiles(ctx, period, files);
-  await storeSubjectIndex(ctx, period, index);
-  return index;
+export async function writeSubjectIndex(ctx: TypeContext, period: Period, files: readonly ManifestFile[]): Promise<void> {
+  const builder = await indexPartFiles(ctx, period, files);
+  await storeSubjectIndex(ctx, period, builder.toBytes());
 }
 
-/** The subject index of some part files of a partition. */
-export async function indexPartFiles(ctx: TypeContext, period: Period, files: readonly ManifestFile[]): Promise<SubjectIndex> {
+/** Counts the subjects of some part files of a partition (`build()` for the object, `toBytes()` for the stored bytes). */
+export async function indexPartFiles(ctx: TypeContext, period: Period, files: readonly ManifestFile[]): Promise<SubjectIndexBuilder> {
   const builder = new SubjectIndexBuilder(ctx.eventType, period.key);
   const plans = new Map<string, EncryptedValuePlan>();
   for (const file of files) {
@@ -43,16 +43,15 @@ export async function indexPartFiles(ctx: TypeContext, period: Period, files: re
     for (const payload of await readPayloads(ctx, file)) {
       const subject = subjectOfPayload(plan, payload);
       if (subject === undefined) continue;
-      for (const v of encryptedValuesOf(plan, payload)) builder.add(subject, { schemaPath: v.schemaPath, category: v.category });
+      builder.addRecord(subject, encryptedValuesOf(plan, payload));
     }
   }
-  return builder.build();
+  return builder;
 }
 
 /** Stores `_SUBJECTS`, replacing one a crashed close left (its parts may have been different), never after `_SUCCESS`. */
-export async function storeSubjectIndex(ctx: TypeContext, period: Period, index: SubjectIndex): Promise<void> {
+export async function storeSubjectIndex(ctx: TypeContext, period: Period, bytes: Buffer): Promise<void> {
   const name = subjectIndexObjectName(ctx.eventType, period);
-  const bytes = serializeSubjectIndex(index);
   const there = await statObject(ctx.data, name);
   const closed = async (): Promise<boolean> => exists(ctx.data, successObjectName(ctx.eventType, period));
   if (there !== undefined && (await closed())) throw new AppError('CONFLICT', { message: `partition ${period.key} was closed by another closer` });
