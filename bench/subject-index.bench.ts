@@ -16,7 +16,7 @@ import { avroType } from '../lib/avro/long.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
 import { auditObjectName, type AuditCount } from '../lib/events/contract.ts';
 import { createStorage } from '../lib/gcp/clients.ts';
-import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { periodOf, subjectIndexObjectName, type Period } from '../lib/partitions.ts';
 import { RecordEncryptor } from '../lib/privacy/record-encryptor.ts';
@@ -35,7 +35,7 @@ import { newMetrics } from '../etl/metrics.ts';
 import { SchemaResolver } from '../etl/schemas.ts';
 import { createIfAbsent } from '../etl/storage-io.ts';
 import { indexPartFiles } from '../etl/subject-index.ts';
-import { eventTypeRecord } from '../etl/test-support.ts';
+import { eventTypeRecord } from '../test/support/etl.ts';
 
 const HOUR = 3_600_000;
 const projectId = 'bench-project';

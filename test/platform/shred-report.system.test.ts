@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPubSub, createStorage } from '../../lib/gcp/clients.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { resourceNames } from '../../lib/names.ts';
-import { injectFault, listFaults, removeFault } from '../../lib/gcs-emulator/admin-client.ts';
+import { injectFault, listFaults, removeFault } from '../../emulators/gcs/admin-client.ts';
 import { createPadlockClient, type PadlockClient } from '../../lib/padlock-client/index.ts';
 import { lateCounterObjectName, partitionPrefix, periodOf, subjectIndexObjectName, successObjectName, type Period } from '../../lib/partitions.ts';
 import { decryptPartition } from '../../lib/privacy/consumer.ts';
@@ -31,14 +31,14 @@ import { parseSubjectIndex, serializeSubjectIndex, subjectHash, SubjectIndexBuil
 import { MemoryRegistryStore } from '../../lib/registry/memory.ts';
 import type { AvroSchemaJson } from '../../lib/registry/types.ts';
 import { createEncryptionTransform } from '../../etl/encryption-transform.ts';
-import { eventTypeRecord, provisionType, publishEvents, waitUntil, writeAudit, type TestEvent } from '../../etl/test-support.ts';
+import { eventTypeRecord, provisionType, publishEvents, waitUntil, writeAudit, type TestEvent } from '../support/etl.ts';
 import { startEtlWorkers, type EtlWorkers } from '../../etl/workers.ts';
 import { loadConfig as loadPadlockConfig } from '../../functions/padlock/config.ts';
 import { startPadlock, type RunningPadlock } from '../../functions/padlock/server.ts';
 import { serviceEntry } from '../../functions/padlock/services.ts';
 import { loadConfig as loadComposerConfig, startComposer, type RunningComposer } from '../../composer/index.ts';
 import { shredReport, type ShredReport } from '../../composer/shred-report/report.ts';
-import { uniqueName } from '../helpers/names.ts';
+import { uniqueName } from '../support/names.ts';
 
 const run = promisify(execFile);
 const HOUR = 3_600_000;
