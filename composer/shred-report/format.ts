@@ -12,7 +12,7 @@ export function formatShredReport(r: ShredReport): string[] {
     for (const f of p.fields) lines.push(`  ${f.schemaPath} [${f.category}, context ${f.keyContext}]: ${fieldLine(f, p.source === 'part')}`);
   }
   for (const fp of r.falsePositives) lines.push(`false positive: ${fp.eventType} ${fp.period} (index hit, no record of this user: verified by reading it)`);
-  for (const u of r.unindexed) lines.push(`not indexed, not read: ${u.eventType} ${u.period}`);
+  for (const u of r.unindexed) lines.push(`not read (${u.reason}): ${u.eventType} ${u.period}`);
   for (const k of r.keys) lines.push(`key ${k.keyContext}/${k.category}: ${k.status}`);
   lines.push(`total: ${r.totals.values} encrypted value(s), ${r.totals.decrypts} decrypt, ${r.totals.undecryptable} do not`);
   return lines;

@@ -22,8 +22,9 @@ export interface ShredReportEndpoint {
   report(userId: string): Promise<ShredReport>;
 }
 
-/** The route handler; `team` is the authenticated caller's team. */
+/** The route handler; `team` is the authenticated caller's team. One report runs at a time (a report reads many objects); another request meanwhile gets 429 OVERLOADED. */
 export function shredReportHandler(endpoint: ShredReportEndpoint, teamOf: (res: Response) => string) {
+  let running = false;
   return async (req: Request, res: Response): Promise<void> => {
     if (teamOf(res) !== endpoint.team) {
       throw new AppError('FORBIDDEN', { message: `only the ${endpoint.team} team may ask for shred reports`, details: { team: teamOf(res) } });
@@ -33,6 +34,15 @@ export function shredReportHandler(endpoint: ShredReportEndpoint, teamOf: (res: 
     if (userId === undefined) throw new AppError('BODY_INVALID', { message: 'expected {"userId": "<user id>"}', details: { field: 'userId' } });
     const problem = userIdProblem(userId);
     if (problem !== undefined) throw new AppError('BODY_INVALID', { message: `userId is not a user id: ${problem}`, details: { field: 'userId' } });
-    res.json(await endpoint.report(userId as string));
+    if (running) {
+      res.set('Retry-After', '5');
+      throw new AppError('OVERLOADED', { message: 'a shred report is already running; retry later' });
+    }
+    running = true;
+    try {
+      res.json(await endpoint.report(userId as string));
+    } finally {
+      running = false;
+    }
   };
 }

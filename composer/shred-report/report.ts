@@ -10,8 +10,9 @@
  * without a record of that exact user (a hash collision) is listed as a false
  * positive, verified away. Late files are not indexed: every late file of the
  * types looked at is read (they hold only events that arrived after their
- * partition closed). Closed partitions without an index (closed before the
- * index existed) are listed, not read: the report cannot speak for them.
+ * partition closed). Closed partitions without a usable index (closed before
+ * the index existed, or an index that does not parse or names another
+ * partition) are listed, not read: the report cannot speak for them.
  * Decrypted values are never returned, only counts.
  */
 import type { Bucket, Storage } from '@google-cloud/storage';
@@ -23,7 +24,7 @@ import { parseManifest, periodFromPartitionPath, subjectIndexObjectName, success
 import { compileEncryptedValuePlan, encryptedValuesOf, subjectOfPayload, type EncryptedValue, type EncryptedValuePlan } from '../../lib/privacy/encrypted-values.ts';
 import type { KeyResult, KeySource } from '../../lib/privacy/keys.ts';
 import { gcsPartitionSource, readPartitionFile } from '../../lib/privacy/partition-reader.ts';
-import { lookupSubject, parseSubjectIndex, subjectHash } from '../../lib/privacy/subject-index.ts';
+import { lookupSubject, parseSubjectIndex, subjectHash, type SubjectIndex } from '../../lib/privacy/subject-index.ts';
 import type { AvroSchemaJson } from '../../lib/registry/types.ts';
 import { userIdProblem } from '../../lib/user-id.ts';
 
@@ -75,8 +76,8 @@ export interface ShredReport {
   partitions: PartitionFinding[];
   /** Index hits without a record of this user (hash collisions): verified away by reading the partition. */
   falsePositives: { eventType: string; period: string }[];
-  /** Closed partitions without a subject index: the report cannot speak for them. */
-  unindexed: { eventType: string; period: string }[];
+  /** Closed partitions without a usable subject index (none, or not valid for that partition): the report cannot speak for them. */
+  unindexed: { eventType: string; period: string; reason: 'no index' | 'index unreadable' }[];
   /** Late files read. */
   lateFilesRead: number;
   keys: KeyFinding[];
@@ -129,12 +130,24 @@ export async function shredReport(options: ShredReportOptions): Promise<ShredRep
     report.closedPartitions += listing.closed.length;
     const hits = await mapLimit(listing.closed, limit, async (period) => {
       if (!listing.indexed.has(period.key)) {
-        report.unindexed.push({ eventType, period: period.key });
+        report.unindexed.push({ eventType, period: period.key, reason: 'no index' });
         return undefined;
       }
       const [bytes] = await bucket.file(subjectIndexObjectName(eventType, period)).download();
       report.indexesRead++;
-      const counts = lookupSubject(parseSubjectIndex(bytes), options.userId);
+      let index: SubjectIndex;
+      try {
+        index = parseSubjectIndex(bytes);
+      } catch (err) {
+        if (!isAppError(err) || err.code !== 'BODY_INVALID') throw err;
+        report.unindexed.push({ eventType, period: period.key, reason: 'index unreadable' });
+        return undefined;
+      }
+      if (index.eventType !== eventType || index.period !== period.key) {
+        report.unindexed.push({ eventType, period: period.key, reason: 'index unreadable' });
+        return undefined;
+      }
+      const counts = lookupSubject(index, options.userId);
       return counts === undefined ? undefined : { period, counts };
     });
     for (const hit of hits) {

@@ -362,5 +362,22 @@ describe('shred report', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.code).toBe('BODY_INVALID');
     expect((await post('tok-privacy', {})).status).toBe(400);
+    // One report at a time: a second request meanwhile is refused with 429 and Retry-After.
+    const both = await Promise.all([post('tok-privacy', { userId: TARGET }), post('tok-privacy', { userId: OTHER })]);
+    expect(both.map((r) => r.status).sort()).toEqual([200, 429]);
+    expect(both.find((r) => r.status === 429)!.body.code).toBe('OVERLOADED');
+  });
+
+  it('cannot speak for a closed partition without a usable index: lists it and says unproven', async () => {
+    await storage.bucket(data).file(subjectIndexObjectName(types.note, h0)).delete();
+    await storage.bucket(data).file(subjectIndexObjectName(types.note, h1)).save('{"formatVersion":1}', { resumable: false });
+    const r = await report(TARGET);
+    expect(r.unindexed).toEqual([
+      { eventType: types.note, period: h0.key, reason: 'no index' },
+      { eventType: types.note, period: h1.key, reason: 'index unreadable' },
+    ]);
+    expect(r.falsePositives).toEqual([]);
+    expect(r.totals.decrypts).toBe(0);
+    expect(r.verdict).toBe('unproven');
   });
 });
