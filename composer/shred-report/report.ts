@@ -196,8 +196,8 @@ async function listType(bucket: Bucket, eventType: string): Promise<{ closed: Pe
   const closed: Period[] = [];
   const indexed = new Set<string>();
   const lateFiles: string[] = [];
-  const [files] = await bucket.getFiles({ prefix: `${eventType}/`, autoPaginate: true });
-  for (const f of files) {
+  // Streamed: only the names of interest are kept, however many parts the type has.
+  for await (const f of bucket.getFilesStream({ prefix: `${eventType}/` }) as AsyncIterable<{ name: string }>) {
     if (f.name.startsWith(`${eventType}/late/`)) {
       if (f.name.endsWith('.avro')) lateFiles.push(f.name);
       continue;
