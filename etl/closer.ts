@@ -33,6 +33,7 @@ import { compareStaged, limiter, mergeCursors, openCursor, summarize, type Merge
 import { PartSequence } from './parts.ts';
 import { reduceToFanIn, type MergeInput } from './runs.ts';
 import { PartitionSealer } from './seal.ts';
+import { writeSubjectIndex } from './subject-index.ts';
 import { createIfAbsent, deleteObject, exists, listObjects, type ObjectInfo } from './storage-io.ts';
 import type { TypeContext } from './context.ts';
 
@@ -230,6 +231,7 @@ export class PartitionCloser {
 
       const fingerprints = await this.fingerprintsInOrder([...summary.byFingerprint.keys()]);
       const files = await this.writeParts(period, inputs, summary, fingerprints, heartbeat);
+      await writeSubjectIndex(ctx, period, files);
       await this.step('parts-written', period);
       const manifest = buildManifest({
         eventType: ctx.eventType,
