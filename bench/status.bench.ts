@@ -24,7 +24,7 @@ import { auditObjectName } from '../lib/events/contract.ts';
 import { lateCounterObjectName, loadMarkerObjectName, partObjectName, periodOf, successObjectName, type Manifest, type Period } from '../lib/partitions.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { STAGED_COUNT_KEY, stagingPeriodPrefix } from '../lib/staging-layout.ts';
-import { eventTypeRecord, pageViewSchema } from '../etl/test-support.ts';
+import { eventTypeRecord, pageViewSchema } from '../test/support/etl.ts';
 import { defaultStatusTuning } from '../functions/status/config.ts';
 import { PartitionScanner } from '../functions/status/scanner.ts';
 import { startStagingEmulator } from './etl-harness.ts';

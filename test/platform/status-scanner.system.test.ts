@@ -7,13 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Storage } from '@google-cloud/storage';
 import { createStorage } from '../../lib/gcp/clients.ts';
-import { startGcsEmulator, type GcsEmulator } from '../../lib/gcs-emulator/index.ts';
+import { startGcsEmulator, type GcsEmulator } from '../../emulators/gcs/index.ts';
 import { MemoryRegistryStore } from '../../lib/registry/memory.ts';
 import { auditObjectName } from '../../lib/events/contract.ts';
 import { lateCounterObjectName, loadMarkerObjectName, partObjectName, periodOf, successObjectName, type Period } from '../../lib/partitions.ts';
 import { STAGED_COUNT_KEY, stagingPeriodPrefix } from '../../lib/staging-layout.ts';
 import { silentLogger } from '../../lib/logger.ts';
-import { eventTypeRecord, pageViewSchema } from '../../etl/test-support.ts';
+import { eventTypeRecord, pageViewSchema } from '../support/etl.ts';
 import { defaultStatusTuning } from '../../functions/status/config.ts';
 import { PartitionScanner } from '../../functions/status/scanner.ts';
 import type { PartitionStatus } from '../../functions/status/state.ts';
