@@ -167,6 +167,8 @@ for (let r = 0; r < RUNS; r++) {
     const is = s.lastPass();
     incStats = `${is.listRequests} list requests, ${is.objectsListed} objects listed, ${is.downloads} read`;
   }
+  const last = (xs: Figures[]): string => `${xs[xs.length - 1]!.wallMs.toFixed(0)} ms wall, ${xs[xs.length - 1]!.cpuMs.toFixed(0)} ms CPU`;
+  console.log(`run ${r + 1}: bare listing ${last(bare)}; first pass ${last(first)}; incremental ${last(incremental)}`);
   const snap = s.snapshot()!;
   cells = [...snap.partitions.values()].reduce((n, ps) => n + ps.length, 0);
 }
