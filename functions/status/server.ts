@@ -84,7 +84,8 @@ export async function startStatusService(o: StatusServiceOptions): Promise<Runni
 
   const app = express();
   app.disable('x-powered-by');
-  app.set('query parser', 'extended');
+  // Flat parameters only: a repeated one arrives as an array and is refused (query.ts).
+  app.set('query parser', 'simple');
   const asyncRoute =
     (fn: (req: Request, res: Response) => Promise<void>) =>
     (req: Request, res: Response, next: NextFunction): void => {
