@@ -148,6 +148,7 @@ export class PartitionCloser {
         ctx.logger.warn('closing a partition failed; will retry', { period: key, error: err as Error });
       }
     }
+    ctx.telemetry?.openPeriods([...candidates].filter((k) => !this.closed.has(k)));
   }
 
   private async check(period: Period, staged: ObjectInfo[], deadlineMs: number): Promise<void> {
@@ -199,6 +200,7 @@ export class PartitionCloser {
    */
   async closePartition(period: Period, opts: { force: boolean }): Promise<Manifest | undefined> {
     const { ctx } = this;
+    const started = performance.now();
     const lease = await acquireLease(ctx.staging, leaseObjectName(ctx.eventType, period), ctx.instanceId, ctx.now(), ctx.tuning.leaseMs);
     if (lease === undefined) return undefined;
     const heartbeat = this.heartbeat(lease);
@@ -245,6 +247,7 @@ export class PartitionCloser {
       await this.step('staging-deleted', period);
       if (written === 'exists') return readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
       ctx.metrics.partitionsClosed++;
+      ctx.telemetry?.closed(period, manifest.closedBy, started);
       ctx.logger.info('partition closed', {
         period: period.key,
         closedBy: manifest.closedBy,

@@ -244,11 +244,15 @@ locals {
     and on() (day_of_week(${local.local_time}) >= 1 <= 5)
   EOT
 
-  # The metric's selector: Pub/Sub metrics by subscription, the ETL's lateness metric by type.
+  # The metric's selector: Pub/Sub metrics by subscription; the ETL's Prometheus gauges
+  # (lib/metrics.ts, scraped by Managed Service for Prometheus) by type, the worst worker's
+  # value; the ETL's log-based counters by type, over the last hour.
   alert_queries = {
     for kind, a in var.event_type.alerts : kind => (
       startswith(a.metric, "pubsub.googleapis.com/")
       ? "max(${a.promql_metric}{monitored_resource=\"pubsub_subscription\",subscription_id=\"${a.resource}\"}) > ${a.threshold}"
+      : startswith(a.metric, "prometheus.googleapis.com/")
+      ? "max(${a.promql_metric}{event_type=\"${a.resource}\"}) > ${a.threshold}"
       : "sum(increase(${a.promql_metric}{event_type=\"${a.resource}\"}[1h])) > ${a.threshold}"
     )
   }
