@@ -39,6 +39,8 @@ commands:
   export registry --out <file>      write every record as {"eventTypes": [...]} JSON
   compat <reader.avsc> <writer.avsc> [--mode MODE]
                                     can data written with writer be read with reader?
+  replay <type> --dead-letters [--since T] [--dry-run]
+                                    re-publish dead letters to the type's topic (replay --help)
 
 options:
   --registry-dir <dir>   registry folder (env REGISTRY_DIR, default .data/registry)
@@ -307,6 +309,8 @@ async function unlisted(registry: RegistryReader, specified: ReadonlySet<string>
 
 /** Runs the CLI; returns the exit code. Never exits the process itself. */
 export async function runCli(argv: readonly string[], env: Env, io: CliIo): Promise<number> {
+  // Its own options and usage (composer/replay/command.ts, node:util parseArgs).
+  if (argv.filter((a) => a !== '--')[0] === 'replay') return (await import('./replay/command.ts')).runReplay(argv.filter((a) => a !== '--').slice(1), env, io);
   try {
     const args = parseArgs(argv);
     if (args.flags.help === true || args.command === 'help') {
