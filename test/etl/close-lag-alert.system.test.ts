@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { monitoringFor } from '../../composer/monitoring.ts';
-import { eventTypeRecord, makeEvents, pageViewSchema, provisionType, publishEvents, waitUntil, writeAudit } from '../../etl/test-support.ts';
+import { eventTypeRecord, makeEvents, pageViewSchema, provisionType, publishEvents, waitUntil, writeAudit } from '../support/etl.ts';
 import { startEtlWorkers, type EtlWorkers } from '../../etl/workers.ts';
 import { createPubSub, createStorage } from '../../lib/gcp/clients.ts';
 import { silentLogger } from '../../lib/logger.ts';
@@ -19,7 +19,7 @@ import { closeLagThresholdSeconds, EVENT_TYPE_LABEL, etlMetrics, OUTCOME_LABEL }
 import { promqlMetricName } from '../../lib/names.ts';
 import { periodOf, readManifest, successObjectName } from '../../lib/partitions.ts';
 import { MemoryRegistryStore } from '../../lib/registry/memory.ts';
-import { uniqueName } from '../helpers/names.ts';
+import { uniqueName } from '../support/names.ts';
 import { sampleValue, scrape } from '../support/prometheus-text.ts';
 
 const HOUR = 3_600_000;

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ETL_DEAD_LETTER_ATTRIBUTES } from '../../composer/replay/dead-letters.ts';
 import { runCli } from '../../composer/cli.ts';
 import { deadLetterAttributes } from '../../etl/pipeline.ts';
-import { eventTypeRecord, makeEvents, pageViewSchema, pageViewSchemaV2, provisionType, publishEvents, readPartition, waitUntil, writeAudit, type TestEvent } from '../../etl/test-support.ts';
+import { eventTypeRecord, makeEvents, pageViewSchema, pageViewSchemaV2, provisionType, publishEvents, readPartition, waitUntil, writeAudit, type TestEvent } from '../support/etl.ts';
 import { startEtlWorkers, type EtlWorkers } from '../../etl/workers.ts';
 import { decodeRecords, readContainer } from '../../lib/avro/container.ts';
 import { avroType } from '../../lib/avro/long.ts';
@@ -22,7 +22,7 @@ import { createPubSub, createStorage } from '../../lib/gcp/clients.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { latePrefix, periodOf, successObjectName } from '../../lib/partitions.ts';
 import { FileRegistryStore } from '../../lib/registry/file.ts';
-import { uniqueName } from '../helpers/names.ts';
+import { uniqueName } from '../support/names.ts';
 
 const HOUR = 3_600_000;
 

@@ -5,7 +5,7 @@
 locals {
   name = var.event_type.name
 
-  # MUST equal lib/metrics.ts ETL_METRICS_PORT and METRICS_PATH (test/platform/metric-names.test.ts):
+  # MUST equal lib/metrics.ts ETL_METRICS_PORT and METRICS_PATH (test/repo/metric-names.test.ts):
   # where the ETL serves its Prometheus metrics, and the PodMonitoring below scrapes them.
   metrics_port = 9464
   metrics_path = "/metrics"
