@@ -39,8 +39,8 @@ commands:
   export registry --out <file>      write every record as {"eventTypes": [...]} JSON
   compat <reader.avsc> <writer.avsc> [--mode MODE]
                                     can data written with writer be read with reader?
-  replay <type> --dead-letters [--since T] [--dry-run]
-                                    re-publish dead letters to the type's topic (replay --help)
+  replay <type> --dead-letters [--since T] [--dry-run] | --hour H
+                                    re-publish dead letters, or re-close an hour that never closed (replay --help)
 
 options:
   --registry-dir <dir>   registry folder (env REGISTRY_DIR, default .data/registry)

@@ -17,6 +17,7 @@ import { loadConfig } from '../config.ts';
 import { replayDeadLetters, type ReplayResult } from './dead-letters.ts';
 
 export const REPLAY_USAGE = `usage: npm run composer -- replay <type> --dead-letters [--since <time>] [--dry-run] [--limit <n>]
+       npm run composer -- replay <type> --hour <YYYY-MM-DDTHH>
 
 Re-publishes the type's dead letters (from its dead-letter subscription) to its topic, once
 the cause is fixed (e.g. a missing schema version registered). Each dead letter is
@@ -24,8 +25,15 @@ acknowledged only after its re-publish is confirmed; the ETL deduplicates by eve
 event already delivered is not delivered twice (its hour closed: it goes to the late location,
 minus ids the partition holds).
 
+--hour closes the type's partition of that hour (UTC; its day for a daily type) from its
+staged files now, with the ETL's closer: complete if every accepted event is staged, else
+as at its deadline. Only if it never closed: a partition with _SUCCESS is refused. Reads the
+ETL's variables (STAGING_BUCKET, DATA_BUCKET, GCS_ENDPOINT, REGISTRY_*, PADLOCK_* for a type
+with personal fields; etl/config.ts).
+
 options:
-  --dead-letters         replay dead letters (required)
+  --dead-letters         replay dead letters
+  --hour <YYYY-MM-DDTHH> re-close that hour if it never closed
   --since <time>         only those dead-lettered at or after <time> (ISO 8601, e.g. 2026-11-30T14:00Z)
   --dry-run              count and classify them; publish and acknowledge nothing
   --limit <n>            handle at most <n> dead letters this run (default 100000)
@@ -42,7 +50,10 @@ export interface ReplayIo {
   err: (line: string) => void;
 }
 
-export type ReplayRequest = { eventType: string; registryDir: string | undefined } & { kind: 'dead-letters'; sinceMs: number | undefined; dryRun: boolean; limit: number };
+export type ReplayRequest = { eventType: string; registryDir: string | undefined } & (
+  | { kind: 'dead-letters'; sinceMs: number | undefined; dryRun: boolean; limit: number }
+  | { kind: 'hour'; hour: string }
+);
 
 class UsageError extends Error {}
 
@@ -60,6 +71,7 @@ export function parseReplayArgs(argv: readonly string[]): ReplayRequest | 'help'
         'dry-run': { type: 'boolean' },
         limit: { type: 'string' },
         'registry-dir': { type: 'string' },
+        hour: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -72,7 +84,13 @@ export function parseReplayArgs(argv: readonly string[]): ReplayRequest | 'help'
   if (eventType === undefined) throw new UsageError('replay needs an event-type name');
   if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
   if (!eventTypeNamePattern.test(eventType)) throw new UsageError(`${eventType} is not an event-type name (${eventTypeNamePattern.source})`);
-  if (values['dead-letters'] !== true) throw new UsageError('replay needs --dead-letters');
+  if (values.hour !== undefined) {
+    if (values['dead-letters'] === true) throw new UsageError('give either --dead-letters or --hour, not both');
+    for (const only of ['since', 'dry-run', 'limit'] as const) if (values[only] !== undefined) throw new UsageError(`--${only} goes with --dead-letters, not --hour`);
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}$/.test(values.hour)) throw new UsageError(`--hour ${values.hour}: expected YYYY-MM-DDTHH (UTC), e.g. 2026-11-30T14`);
+    return { kind: 'hour', eventType, registryDir: values['registry-dir'], hour: values.hour };
+  }
+  if (values['dead-letters'] !== true) throw new UsageError('replay needs --dead-letters or --hour');
   let sinceMs: number | undefined;
   if (values.since !== undefined) {
     // An ISO 8601 date-time with an explicit zone: a bare local time would mean different hours on different machines.
@@ -116,6 +134,14 @@ export async function runReplay(argv: readonly string[], env: Env, io: ReplayIo)
   if (request === 'help') {
     io.out(REPLAY_USAGE);
     return 0;
+  }
+  if (request.kind === 'hour') {
+    const { closeHour, formatClose } = await import('./hour.ts');
+    const env2: Env = { ...env, REGISTRY_STORE: env.REGISTRY_STORE ?? 'file', ...(request.registryDir === undefined ? {} : { REGISTRY_DIR: request.registryDir }) };
+    const outcome = await closeHour(request.eventType, request.hour, env2);
+    if (outcome.code === 0) io.out(formatClose(request.eventType, outcome.stdout));
+    else for (const line of outcome.stderr.trim().split('\n').filter((l) => !l.startsWith('{'))) io.err(line);
+    return outcome.code;
   }
   try {
     const config = loadConfig({ ...env, REGISTRY_STORE: env.REGISTRY_STORE ?? 'file', ...(request.registryDir === undefined ? {} : { REGISTRY_DIR: request.registryDir }) });

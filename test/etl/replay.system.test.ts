@@ -150,6 +150,52 @@ describe('replay of dead letters', () => {
     // Replayed dead letters were acknowledged: a second run finds none.
     const again = await composer('replay', type, '--dead-letters');
     expect(again.out[0]).toBe(`${type}: 0 dead letter(s) pulled; 0 replayed to events-${type}`);
+    await workers.close();
+    workers = undefined;
+  });
+
+  it('--hour re-closes an hour that never closed from its staged files, and refuses one that closed', async () => {
+    const type = uniqueName('replay', 'hr').replace(/-/g, '_');
+    await registry.putEventType(eventTypeRecord(type, [pageViewSchema]), 0);
+    const { topic } = await provisionType(pubsub, type);
+    const hour = periodOf(Date.now() - 2 * HOUR, 'hourly');
+    const staged = makeEvents(7, (i) => hour.startMs + i * 1000, 'hr');
+    // Three accepted events never arrive: no worker would close this hour before its 24 h deadline.
+    await writeAudit(storage, staging, type, [...staged, ...makeEvents(3, (i) => hour.startMs + i, 'hr-lost')]);
+    await publishEvents(topic, type, pageViewSchema, staged);
+    const etl = await startEtlWorkers({ projectId, pubsub, storage, stagingBucket: staging, dataBucket: data, registry, eventTypes: [type], closeEnabled: false, tuning: { flushAgeMs: 200 }, logger: silentLogger });
+    try {
+      expect(await waitUntil(() => etl.stats()[type]?.acked === staged.length, 30_000)).toBe(true);
+    } finally {
+      await etl.close();
+    }
+    const env = { GCS_ENDPOINT: inject('gcsUrl'), STAGING_BUCKET: staging, DATA_BUCKET: data };
+    const hourArg = new Date(hour.startMs).toISOString().slice(0, 13);
+    const withEtlEnv = async (...argv: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(argv, { PUBSUB_EMULATOR_HOST: pubsubHost, GCP_PROJECT: projectId, REGISTRY_DIR: registryDir, ...env }, { out: (l) => out.push(l), err: (l) => err.push(l) });
+      return { code, out, err };
+    };
+
+    const current = await withEtlEnv('replay', type, '--hour', new Date().toISOString().slice(0, 13));
+    expect(current.code).toBe(1);
+    expect(current.err.join('\n')).toMatch(/CONFLICT: .* is not over yet/);
+
+    const closedNow = await withEtlEnv('replay', type, '--hour', hourArg);
+    expect(closedNow.err).toEqual([]);
+    expect(closedNow).toMatchObject({ code: 0, out: [`${type}: ${hour.key} closed at deadline (incomplete), 7 record(s) (10 accepted)`] });
+    const partition = (await readPartition(storage, data, type, hour))!;
+    expect(partition.manifest).toMatchObject({ closedBy: 'deadline', recordCount: 7, audit: { accepted: 10, delivered: 7 } });
+    expect(partition.records.map((r) => r.eventId).sort()).toEqual(staged.map((e) => e.eventId).sort());
+
+    const again = await withEtlEnv('replay', type, '--hour', hourArg);
+    expect(again.code).toBe(1);
+    expect(again.err.join('\n')).toContain(`CONFLICT: ${type} ${hour.key} already closed`);
+
+    const bad = await withEtlEnv('replay', type, '--hour', '2026-11-30 14');
+    expect(bad.code).toBe(2);
+    expect(bad.err[0]).toContain('--hour 2026-11-30 14: expected YYYY-MM-DDTHH (UTC)');
   });
 
   it('names an unknown type and a bad option', async () => {
