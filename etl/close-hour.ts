@@ -22,6 +22,7 @@ import { periodOf, successObjectName, type Period } from '../lib/partitions.ts';
 import { openRegistryStore } from '../lib/registry/open.ts';
 import { auditTypePrefix, hourOfAuditName } from './audit.ts';
 import { PartitionCloser } from './closer.ts';
+import type { TypeContext } from './context.ts';
 import { loadConfig, type EtlMainConfig } from './config.ts';
 import { createEncryptionTransform } from './encryption-transform.ts';
 import { LateWriter } from './late.ts';
@@ -75,10 +76,11 @@ export async function closeHour(config: EtlMainConfig, eventType: string, hour: 
   const schemas = new SchemaResolver(eventType, registry, transform, config.tuning.schemaRefreshMinMs, now);
   const refused = schemas.load(record);
   if (refused.length > 0) throw refusalError(eventType, refused);
-  const ctx = {
+  const ctx: TypeContext = {
     eventType,
     granularity: record.settings.partitioning,
     priority: record.settings.priority,
+    retentionDays: record.settings.retentionDays,
     staging,
     data,
     schemas,
