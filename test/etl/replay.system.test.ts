@@ -198,6 +198,26 @@ describe('replay of dead letters', () => {
     expect(bad.err[0]).toContain('--hour 2026-11-30 14: expected YYYY-MM-DDTHH (UTC)');
   });
 
+  it('acknowledges a dead letter only after its re-publish succeeded: a failing publish leaves every one dead-lettered', async () => {
+    const type = uniqueName('replay', 'nf').replace(/-/g, '_');
+    await registry.putEventType(eventTypeRecord(type, [pageViewSchema]), 0);
+    await provisionType(pubsub, type);
+    // Three dead letters as the ETL writes them, then the type's topic is gone: every re-publish fails.
+    const deadLetters = pubsub.topic(`events-${type}-dead-letter`);
+    for (const e of makeEvents(3, () => Date.now() - HOUR, 'nf')) {
+      await deadLetters.publishMessage({
+        data: Buffer.from('x'),
+        attributes: { eventType: type, eventId: e.eventId, receiveTime: new Date(e.receiveTime).toISOString(), schemaFingerprint: 'f', etlErrorCode: 'DECODE_FAILED', etlDeadLetterReason: 'unknown schema fingerprint' },
+      });
+    }
+    await pubsub.topic(`events-${type}`).delete();
+    const failed = await composer('replay', type, '--dead-letters');
+    expect(failed.code).toBe(3);
+    expect(failed.err.join('\n')).toMatch(/^PUBLISH_FAILED: re-publishing to events-.* failed after 0 replayed/);
+    const dry = await composer('replay', type, '--dead-letters', '--dry-run');
+    expect(dry.out[0]).toBe(`${type}: 3 dead letter(s) pulled; 3 would be replayed to events-${type} (dry run: nothing published or acknowledged)`);
+  });
+
   it('names an unknown type and a bad option', async () => {
     const unknown = await composer('replay', 'no_such_type', '--dead-letters');
     expect(unknown).toMatchObject({ code: 1, err: ['EVENT_TYPE_NOT_FOUND: event type no_such_type is not registered'] });
