@@ -154,6 +154,7 @@ export class PartitionCloser {
         ctx.logger.warn('closing a partition failed; will retry', { period: key, error: err as Error });
       }
     }
+    ctx.telemetry?.openPeriods([...candidates].filter((k) => !this.closed.has(k)));
   }
 
   private async check(period: Period, staged: ObjectInfo[], deadlineMs: number): Promise<void> {
@@ -207,6 +208,7 @@ export class PartitionCloser {
    */
   async closePartition(period: Period, opts: { force: boolean }): Promise<Manifest | undefined> {
     const { ctx } = this;
+    const started = performance.now();
     const lease = await acquireLease(ctx.staging, leaseObjectName(ctx.eventType, period), ctx.instanceId, ctx.now(), ctx.tuning.leaseMs);
     if (lease === undefined) return undefined;
     const heartbeat = this.heartbeat(lease);
@@ -258,6 +260,7 @@ export class PartitionCloser {
       await this.step('staging-deleted', period);
       if (written === 'exists') return stored;
       ctx.metrics.partitionsClosed++;
+      ctx.telemetry?.closed(period, manifest.closedBy, started);
       ctx.logger.info('partition closed', {
         period: period.key,
         closedBy: manifest.closedBy,
