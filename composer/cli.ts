@@ -29,7 +29,18 @@ export const commands = new Map<string, () => Promise<ComposerCommand>>([
   ['reconcile', () => import('./commands/reconcile.ts')],
   ['export', () => import('./commands/export.ts')],
   ['compat', () => import('./commands/compat.ts')],
+  ['capacity', async () => ownHelp('capacity [spec…] --events-per-second N', 'Sizes workers, shards, Pub/Sub, GCS and cost for the specs at a given event rate.', async (argv, io) => (await import('./capacity/command.ts')).runCapacityCommand(argv, io))],
+  ['shred-report', async () => ownHelp('shred-report <userId> --padlock <url> --service <name> --secret-env <VAR>', "What a user's encrypted data is, and whether it still decrypts.", async (argv, io) => (await import('./shred-report/command.ts')).shredReportCommand(argv, io.env, io))],
+  ['replay', async () => ownHelp('replay <type> --dead-letters [--since T] [--dry-run] | --hour H', 'Re-publishes dead letters, or re-closes an hour that never closed.', async (argv, io) => (await import('./replay/command.ts')).runReplay(argv, io.env, io))],
 ]);
+
+/**
+ * A command module that reads its own options and prints its own `--help`
+ * (capacity, shred-report, replay); `help` only lists it in the top-level help.
+ */
+function ownHelp(usage: string, summary: string, run: ComposerCommand['run']): ComposerCommand {
+  return { help: { usage: `npm run composer -- ${usage}`, summary, options: {} }, ownHelp: true, run };
+}
 
 const EXIT_CODES = 'exit codes: 0 ok, 1 incompatible or invalid, 2 usage error, 3 registry/Pub/Sub failure';
 
@@ -38,7 +49,7 @@ export async function usage(): Promise<string> {
   const lines = ['usage: npm run composer -- <command> [options]   (npm run composer -- <command> --help for its options)', '', 'commands:'];
   for (const [name, load] of commands) {
     const { help } = await load();
-    lines.push(`  ${name.padEnd(11)}${help.summary}`);
+    lines.push(`  ${name.padEnd(14)}${help.summary}`);
   }
   lines.push('', EXIT_CODES);
   return lines.join('\n');
@@ -62,7 +73,7 @@ export async function runCli(argv: readonly string[], env: Env, io: Omit<CliIo, 
     return 2;
   }
   const command = await load();
-  if (helpRequested(rest)) {
+  if (command.ownHelp !== true && helpRequested(rest)) {
     io.out(helpText(command.help));
     return 0;
   }

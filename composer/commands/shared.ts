@@ -26,6 +26,8 @@ export interface CliIo {
  */
 export interface ComposerCommand {
   help: CommandSpec;
+  /** `run` reads `--help` itself (the dispatcher then does not print `help`). */
+  ownHelp?: true;
   run(argv: readonly string[], io: CliIo): Promise<number>;
 }
 
