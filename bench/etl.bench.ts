@@ -21,7 +21,8 @@
  * Printed: events/s and CPU µs per event (process CPU / events: the emulator
  * caps wall-clock rates, and the machine is shared), peak RSS, as median
  * (min–max) over the rounds, and worker / ceiling ratios of the medians.
- * `BENCH_ETL_WORKER` (JSON) overrides the worker's subscriber settings and heap cap.
+ * `BENCH_ETL_WORKER` (JSON) overrides the worker's subscriber settings and heap cap;
+ * `BENCH_ETL_CPU_PROF=<dir>` writes each drain's `--cpu-prof` profile there.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -185,7 +186,8 @@ async function childMode(mode: 'raw' | 'worker'): Promise<void> {
 function runChild(mode: 'raw' | 'worker', args: ChildArgs): Promise<DrainResult> {
   return new Promise((resolve, reject) => {
     const heap = args.settings.heapMb === undefined ? [] : [`--max-old-space-size=${args.settings.heapMb}`];
-    const child = spawn(process.execPath, [...heap, '--import', 'tsx', fileURLToPath(import.meta.url), mode, JSON.stringify(args)], {
+    const prof = process.env.BENCH_ETL_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_ETL_CPU_PROF}/${mode}`];
+    const child = spawn(process.execPath, [...heap, ...prof, '--import', 'tsx', fileURLToPath(import.meta.url), mode, JSON.stringify(args)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
