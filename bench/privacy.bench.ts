@@ -78,11 +78,25 @@ function cpuMicrosPerValue(f: (key: { keyId: number; key: Buffer }, value: Buffe
   return spread(rounds).median;
 }
 
-/** The per-value AES-GCM call the encryptor used before lib/crypto/gcm.ts: a `createCipheriv` per value. */
+/** IVs drawn in bulk, as `encrypt` draws them (timing only: each is reused every 1,024 calls). */
+const benchIvs = randomBytes(12 * 1024);
+let benchIv = 0;
+
+/** What `encrypt` did before lib/crypto/gcm.ts: a `createCipheriv` per value, the output in one allocation. */
 function encryptWithCreateCipheriv(key: { keyId: number; key: Buffer }, value: Buffer, ad: Buffer): Buffer {
-  const cipher = createCipheriv('aes-256-gcm', key.key, randomBytes(12), { authTagLength: 16 });
+  const iv = benchIvs.subarray(12 * (benchIv % 1024), 12 * (benchIv++ % 1024) + 12);
+  const cipher = createCipheriv('aes-256-gcm', key.key, iv, { authTagLength: 16 });
   cipher.setAAD(ad);
-  return Buffer.concat([cipher.update(value), cipher.final(), cipher.getAuthTag()]);
+  const body = cipher.update(value);
+  cipher.final();
+  const tag = cipher.getAuthTag();
+  const out = Buffer.allocUnsafe(5 + 12 + body.length + 16);
+  out[0] = 1;
+  out.writeUInt32BE(key.keyId >>> 0, 1);
+  iv.copy(out, 5);
+  body.copy(out, 17);
+  tag.copy(out, 17 + body.length);
+  return out;
 }
 
 console.log(
