@@ -10,8 +10,7 @@
  * `AEAD.DECRYPT_BYTES(tinkKeyset(key), value, associated_data)`.
  */
 import { encodeVarint } from '../avro/binary.ts';
-import { createDecipheriv, randomFillSync } from 'node:crypto';
-import { gcmEncryptInto, gcmKey, type GcmKey } from './gcm.ts';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { AppError } from '../errors.ts';
 
 export const TINK_PREFIX_BYTE = 0x01;
@@ -55,45 +54,23 @@ function nextIv(): Buffer {
   return iv;
 }
 
-/** Bytes of the ciphertext of a `length`-byte plaintext (prefix, IV, ciphertext, tag). */
-export function encryptedLength(length: number): number {
-  return CIPHERTEXT_OVERHEAD + length;
-}
-
 export function encrypt(key: AeadKey, plaintext: Uint8Array, ad: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(encryptedLength(plaintext.length));
-  encryptInto(key, plaintext, ad, out, 0);
-  return out;
-}
-
-/** `encrypt`, written into `out` at `pos` (`encryptedLength(plaintext.length)` bytes); returns the position after it. */
-export function encryptInto(key: AeadKey, plaintext: Uint8Array, ad: Uint8Array, out: Buffer, pos: number): number {
-  const gcm = gcmKeyOf(key);
-  const iv = nextIv();
-  out[pos] = TINK_PREFIX_BYTE;
-  out.writeUInt32BE(key.keyId >>> 0, pos + 1);
-  iv.copy(out, pos + PREFIX_LEN);
-  return gcmEncryptInto(gcm, iv, plaintext, ad, out, pos + PREFIX_LEN + IV_LEN);
-}
-
-/**
- * Per-key AES contexts (lib/crypto/gcm.ts), so a subject's key is expanded
- * once, not per value. Bounded (cleared when full): a cache, holding no more
- * keys than the padlock client's own cache does, and used only with a key a
- * lookup has just returned.
- */
-const MAX_CACHED_KEYS = 8192;
-const gcmKeys = new Map<number, { key: Buffer; gcm: GcmKey }>();
-
-function gcmKeyOf(key: AeadKey): GcmKey {
   checkKey(key);
-  const id = key.keyId >>> 0;
-  const cached = gcmKeys.get(id);
-  if (cached !== undefined && (cached.key === key.key || cached.key.equals(key.key))) return cached.gcm;
-  if (gcmKeys.size >= MAX_CACHED_KEYS) gcmKeys.clear();
-  const entry = { key: Buffer.from(key.key), gcm: gcmKey(key.key) };
-  gcmKeys.set(id, entry);
-  return entry.gcm;
+  const iv = nextIv();
+  const cipher = createCipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_LEN });
+  cipher.setAAD(ad);
+  const body = cipher.update(plaintext);
+  const rest = cipher.final(); // empty for GCM, kept in case
+  const tag = cipher.getAuthTag();
+  // One allocation for the result: prefix, IV, ciphertext and tag written in place.
+  const out = Buffer.allocUnsafe(PREFIX_LEN + IV_LEN + body.length + rest.length + TAG_LEN);
+  out[0] = TINK_PREFIX_BYTE;
+  out.writeUInt32BE(key.keyId >>> 0, 1);
+  let pos = PREFIX_LEN + iv.copy(out, PREFIX_LEN);
+  pos += body.copy(out, pos);
+  pos += rest.copy(out, pos);
+  tag.copy(out, pos);
+  return out;
 }
 
 /** The key id in a ciphertext's prefix, to pick the key before decrypting. */

@@ -12,7 +12,7 @@ import { isUserId } from '../user-id.ts';
 import { avroType } from '../avro/long.ts';
 import { writeLong } from '../avro/binary.ts';
 import { AppError, isAppError } from '../errors.ts';
-import { associatedData, encrypt, encryptedLength, encryptInto, type AeadKey } from '../crypto/aead.ts';
+import { associatedData, encrypt, type AeadKey } from '../crypto/aead.ts';
 import type { Logger } from '../logger.ts';
 import type { AvroSchemaJson } from '../registry/types.ts';
 import type { SemanticCatalogue } from '../semantic-types.ts';
@@ -352,39 +352,39 @@ function writeDelivered(item: ScannedRecord, subjectKeys: Map<string, AeadKey> |
   const { bytes, scanned } = item;
   const slots = scanned.slots;
   if (slots.length === 0) return { payload: bytes, stats };
-  // Per slot: its key, or null (written as null, or empty bytes for an array item without a key).
-  const keys = new Array<AeadKey | null>(slots.length);
+  const values = new Array<Buffer | null>(slots.length);
   let size = bytes.length;
   for (let i = 0; i < slots.length; i++) {
     const slot = slots[i]!;
-    let key: AeadKey | null = null;
-    if (slot.plaintext !== null) {
-      key = subjectKeys?.get(slot.category) ?? null;
-      if (key === null) stats.nulledFields++;
-      else stats.encryptedFields++;
+    let value: Buffer | null;
+    if (slot.plaintext === null) value = null;
+    else {
+      const key = subjectKeys?.get(slot.category);
+      if (key === undefined) {
+        stats.nulledFields++;
+        value = slot.withoutKey === 'empty' ? EMPTY : null;
+      } else {
+        stats.encryptedFields++;
+        value = encrypt(key, slot.plaintext, slot.ad);
+      }
     }
-    if (!slot.nullable && (slot.plaintext === null || (key === null && slot.withoutKey !== 'empty'))) {
-      throw new AppError('INTERNAL', { message: 'a null value for a non-nullable encrypted item' });
-    }
-    keys[i] = key;
-    // union index (1 byte) + length (≤ 5 bytes) + ciphertext
-    size += 6 + (key === null ? 0 : encryptedLength(slot.plaintext!.length)) - (slot.end - slot.start);
+    if (value === null && !slot.nullable) throw new AppError('INTERNAL', { message: 'a null value for a non-nullable encrypted item' });
+    values[i] = value;
+    // union index (1 byte) + length (≤ 5 bytes for any buffer) + bytes
+    size += 6 + (value?.length ?? 0) - (slot.end - slot.start);
   }
   const out = Buffer.allocUnsafe(size);
   let pos = 0;
   let from = 0;
   for (let i = 0; i < slots.length; i++) {
     const slot = slots[i]!;
-    const key = keys[i]!;
+    const value = values[i]!;
     pos += bytes.copy(out, pos, from, slot.start);
-    if (key === null && (slot.plaintext === null || slot.withoutKey === 'null')) out[pos++] = 0; // union branch 0: null
+    if (value === null) out[pos++] = 0; // union branch 0: null
     else {
       if (slot.nullable) out[pos++] = 2; // union branch 1 (zig-zag): bytes
-      if (key === null) out[pos++] = 0; // empty bytes
-      else {
-        pos = writeLong(out, pos, encryptedLength(slot.plaintext!.length));
-        pos = encryptInto(key, slot.plaintext!, slot.ad, out, pos);
-      }
+      pos = writeLong(out, pos, value.length);
+      pos += value.copy(out, pos);
     }
     from = slot.end;
   }
@@ -392,4 +392,4 @@ function writeDelivered(item: ScannedRecord, subjectKeys: Map<string, AeadKey> |
   return { payload: out.subarray(0, pos), stats };
 }
 
-
+const EMPTY = Buffer.alloc(0);
