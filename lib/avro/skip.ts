@@ -9,6 +9,7 @@
  * without personal data, so neither allocates a value per field.
  */
 import type avro from 'avsc';
+import { AppError } from '../errors.ts';
 
 /** Checks one datum starting at `pos`, returns the position after it. */
 export type Skipper = (buf: Buffer, pos: number) => number;
@@ -24,10 +25,14 @@ export const varint = { value: 0 };
 /** What is wrong with a datum that does not match its type. */
 export type DatumProblem = 'truncated' | 'longer than 10 bytes' | 'wider than 64 bits' | 'invalid length' | 'invalid union or enum index' | 'invalid boolean';
 
-export class MalformedDatumError extends Error {
-  override name = 'MalformedDatumError';
-  constructor(readonly problem: DatumProblem) {
-    super(`malformed Avro datum: ${problem}`);
+/** A datum that does not match its type (DECODE_FAILED). */
+export class MalformedDatumError extends AppError {
+  readonly problem: DatumProblem;
+
+  constructor(problem: DatumProblem) {
+    super('DECODE_FAILED', { message: `malformed Avro datum: ${problem}`, details: { problem } });
+    this.name = 'MalformedDatumError';
+    this.problem = problem;
   }
 }
 

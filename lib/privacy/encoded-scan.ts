@@ -13,6 +13,7 @@
 import { isUtf8 } from 'node:buffer';
 import type avro from 'avsc';
 import { associatedData } from '../crypto/aead.ts';
+import { AppError } from '../errors.ts';
 import { compileSkipper, MalformedDatumError, readVarint, varint } from '../avro/skip.ts';
 import type { EncryptionPlan, PlanNode } from './delivered-schema.ts';
 import { fieldStep, itemStep, valueStep } from './field-path.ts';
@@ -57,8 +58,13 @@ type TypeShape = avro.Type & {
   underlyingType?: avro.Type;
 };
 
-/** Thrown at compile time for a shape the byte scan does not handle: the caller uses the object path. */
-export class UnsupportedScan extends Error {}
+/** Thrown at compile time for a shape the byte scan does not handle: the caller uses the object path (INTERNAL if it ever escaped). */
+export class UnsupportedScan extends AppError {
+  constructor(shape: string) {
+    super('INTERNAL', { message: `the byte scan does not handle a ${shape}` });
+    this.name = 'UnsupportedScan';
+  }
+}
 
 /**
  * The scanner of one writer schema for one event type (associated data of
