@@ -154,7 +154,7 @@ describe('npm run emulator:bigquery', () => {
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
       const code = await new Promise<number | null>((r) => child.once('exit', r));
       expect(code).toBe(1);
-      expect(stderr).toMatch(args[0] === '--bogus' ? /unknown flag --bogus/ : /BIGQUERY_EMULATOR_GCS_ENDPOINT/);
+      expect(stderr).toMatch(args[0] === '--bogus' ? /unknown option --bogus \(known: --port, --gcs-endpoint, --dir, --host, --help\)/ : /BIGQUERY_EMULATOR_GCS_ENDPOINT/);
     }
   });
 });
