@@ -127,7 +127,8 @@ class Api {
       return;
     }
     req[LOOKUP] = { api: this, res, caller, started };
-    readBody(req, this.maxBodyBytes, onLookupBody);
+    // Nothing to release when a client leaves mid-body: no abort listener on the hot path.
+    readBody(req, this.maxBodyBytes, onLookupBody, false);
   }
 
   answerLookup(req: LookupRequest, call: LookupCall, body: Buffer): void {
