@@ -29,6 +29,12 @@ export interface EventTypeSettings {
   partitioning: Partitioning;
   retentionDays: number;
   compatibility: CompatibilityMode;
+  /**
+   * Shards per period (default 1): the ETL stages each record into shard
+   * `hash(eventId) mod N` and closes the shards of one period in parallel
+   * (etl/shards.ts). Absent in records written before the field existed.
+   */
+  shardsPerPeriod?: number;
 }
 
 export interface SchemaVersion {
