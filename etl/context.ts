@@ -18,4 +18,6 @@ export interface TypeContext {
   logger: Logger;
   instanceId: string;
   metrics: PipelineMetrics;
+  /** Shards per period (registry `shardsPerPeriod`); absent: 1, unsharded. */
+  shards?: number;
 }
