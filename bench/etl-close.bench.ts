@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createStorage } from '../lib/gcp/clients.ts';
-import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { periodOf, type Period } from '../lib/partitions.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
@@ -34,7 +34,7 @@ import type { TypeContext } from '../etl/context.ts';
 import { LateWriter } from '../etl/late.ts';
 import { newMetrics } from '../etl/metrics.ts';
 import { SchemaResolver } from '../etl/schemas.ts';
-import { eventTypeRecord, pageViewSchema } from '../etl/test-support.ts';
+import { eventTypeRecord, pageViewSchema } from '../test/support/etl.ts';
 import { stageHour } from './close-staging.ts';
 import { identityTransform } from '../etl/transform.ts';
 
