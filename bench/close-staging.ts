@@ -8,7 +8,7 @@ import { idSetHash, type StagedRecord } from '../etl/envelope.ts';
 import { buildStagedFile, STAGED_COUNT_KEY } from '../etl/files.ts';
 import { stagedObjectName } from '../etl/layout.ts';
 import { createIfAbsent } from '../etl/storage-io.ts';
-import { pageViewSchema } from '../etl/test-support.ts';
+import { pageViewSchema } from '../test/support/etl.ts';
 
 const HOUR = 3_600_000;
 

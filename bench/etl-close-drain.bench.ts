@@ -28,7 +28,7 @@ import type { TypeContext } from '../etl/context.ts';
 import { LateWriter } from '../etl/late.ts';
 import { newMetrics } from '../etl/metrics.ts';
 import { SchemaResolver } from '../etl/schemas.ts';
-import { eventTypeRecord, pageViewSchema } from '../etl/test-support.ts';
+import { eventTypeRecord, pageViewSchema } from '../test/support/etl.ts';
 import { identityTransform } from '../etl/transform.ts';
 import { stageHour } from './close-staging.ts';
 import { cpuMicrosPerEvent, fmt, gc, perSecond, purchaseMessages, purchaseSchemaPlain, showSpread, startEtlHarness, startStagingEmulator, type RunFigures } from './etl-harness.ts';
