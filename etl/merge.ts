@@ -8,7 +8,6 @@
  */
 import type { Bucket } from '@google-cloud/storage';
 import { AppError } from '../lib/errors.ts';
-import { closePacer } from './close-pacing.ts';
 import { ContainerBlockReader } from './container-stream.ts';
 import { compareIds, type StagedRecord } from './envelope.ts';
 import { readRange, type ObjectInfo } from './storage-io.ts';
@@ -205,7 +204,6 @@ export async function mergeCursors(
   onRecord: (at: StagedCursor) => void | Promise<void>,
 ): Promise<MergeCounts> {
   const heap = new CursorHeap();
-  const pace = closePacer();
   for (const c of cursors) heap.push(c);
   let read = 0;
   let emitted = 0;
@@ -222,10 +220,12 @@ export async function mergeCursors(
     const moved = top.advance();
     if (moved !== undefined) await moved;
     heap.fixTop();
-    // Blocks read ahead can keep the merge busy for long stretches: let the worker's
-    // pull, acks and staging run in between, and rest while it drains (etl/close-pacing.ts).
-    if ((read & 0xff) === 0 && pace.due()) await pace.rest();
-    if (opts.heartbeat !== undefined && (read & 0xffff) === 0) await opts.heartbeat();
+    if ((read & 0xfff) === 0) {
+      // Blocks read ahead can keep the merge busy for long stretches: let the worker's
+      // pull, acks and staging run in between (closing must not stall draining).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (opts.heartbeat !== undefined && (read & 0xffff) === 0) await opts.heartbeat();
+    }
   }
   return { read, emitted };
 }

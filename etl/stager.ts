@@ -10,7 +10,6 @@
  */
 import { periodOf, type Period } from '../lib/partitions.ts';
 import { Backoff, sleep } from './backoff.ts';
-import { noteDraining } from './close-pacing.ts';
 import { compareIds, idSetHash, type StagedRecord } from './envelope.ts';
 import { buildStagedFile, STAGED_COUNT_KEY } from './files.ts';
 import { stagedObjectName } from './layout.ts';
@@ -74,7 +73,6 @@ export class Stager {
   }
 
   add(item: PendingRecord): void {
-    noteDraining();
     const period = periodOf(item.staged.receiveTime, this.ctx.granularity);
     const shards = this.ctx.shards ?? 1;
     const shard = shards > 1 ? { index: shardOf(item.staged.eventId, shards), count: shards } : undefined;
