@@ -14,8 +14,7 @@ import YAML from 'yaml';
 import { parseSchema, SchemaError } from '../lib/avro/schema.ts';
 import { inspectAnnotations } from '../lib/avro/annotations.ts';
 import { eventTypeNamePattern } from '../lib/names.ts';
-import { MAX_SHARDS_PER_PERIOD } from '../lib/partitions.ts';
-import type { AvroSchemaJson, CompatibilityMode, EventTypeSettings, Partitioning, Priority, StorageTarget } from '../lib/registry/types.ts';
+import { MAX_SHARDS_PER_PERIOD, type AvroSchemaJson, type CompatibilityMode, type EventTypeSettings, type Partitioning, type Priority, type StorageTarget } from '../lib/registry/types.ts';
 import { defaultCatalogue, type SemanticCatalogue } from '../lib/semantic-types.ts';
 import { compatibilityModes } from './compatibility.ts';
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../lib/errors.ts';
-import { MAX_SHARDS_PER_PERIOD } from '../lib/partitions.ts';
+import { MAX_SHARDS_PER_PERIOD } from '../lib/registry/types.ts';
 
 /** Shard `index` (0-based) of a period split into `count` shards. */
 export interface Shard {

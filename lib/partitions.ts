@@ -17,7 +17,7 @@
 import { z } from 'zod';
 import type { Storage } from '@google-cloud/storage';
 import { AppError } from './errors.ts';
-import type { AvroSchemaJson, Partitioning } from './registry/types.ts';
+import { MAX_SHARDS_PER_PERIOD, type AvroSchemaJson, type Partitioning } from './registry/types.ts';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -84,9 +84,6 @@ export function successObjectName(eventType: string, period: Period): string {
 export function partObjectName(eventType: string, period: Period, index: number): string {
   return `${partitionPrefix(eventType, period)}part-${String(index).padStart(5, '0')}.avro`;
 }
-
-/** Most shards a period may have (spec `shardsPerPeriod`): shard part names carry 3 digits. */
-export const MAX_SHARDS_PER_PERIOD = 256;
 
 /**
  * `part-SSS-NNNNN.avro` inside the partition: the parts of shard `shard` of a

@@ -19,6 +19,9 @@ export type CompatibilityMode =
 /** An Avro schema as JSON, annotations (`semanticType`) included. */
 export type AvroSchemaJson = Record<string, unknown>;
 
+/** Most shards a period may have (spec `shardsPerPeriod`): shard part names carry 3 digits. */
+export const MAX_SHARDS_PER_PERIOD = 256;
+
 /** The settings of an event-type spec (DESIGN.md §3), schema apart. */
 export interface EventTypeSettings {
   name: string;

@@ -66,7 +66,7 @@ variable "event_type" {
   }
   validation {
     condition     = var.event_type.shards_per_period >= 1 && var.event_type.shards_per_period <= 256 && floor(var.event_type.shards_per_period) == var.event_type.shards_per_period
-    error_message = "event_type.shards_per_period must be a whole number from 1 to 256 (lib/partitions.ts MAX_SHARDS_PER_PERIOD)."
+    error_message = "event_type.shards_per_period must be a whole number from 1 to 256 (lib/registry/types.ts MAX_SHARDS_PER_PERIOD)."
   }
   validation {
     condition     = var.event_type.slo_hours > 0
