@@ -78,6 +78,7 @@ async function startWorker(): Promise<(round: number) => Promise<Round>> {
       eventType,
       granularity: 'hourly',
       priority: 'normal',
+      retentionDays: 30,
       staging,
       data,
       schemas: new SchemaResolver(eventType, registry, identityTransform, 0),

@@ -140,7 +140,8 @@ async function ensureBuckets(projectId: string, gcsUrl: string): Promise<void> {
   const storage = createStorage({ projectId, apiEndpoint: gcsUrl });
   for (const name of Object.values(localBuckets)) {
     const [exists] = await storage.bucket(name).exists();
-    if (!exists) await storage.createBucket(name);
+    // The data bucket retains closed partitions' objects, as on Google Cloud (etl/seal.ts).
+    if (!exists) await storage.createBucket(name, { enableObjectRetention: name === localBuckets.data });
   }
 }
 

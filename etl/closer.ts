@@ -6,10 +6,11 @@
  * intermediate runs if there are more files than `closeMergeFanIn` → a
  * counting merge (distinct ids per writer version, the audit) → a writing
  * merge that streams `part-NNNNN.avro` out (deterministic bytes) →
- * `_SUCCESS` (`ifGenerationMatch: 0`) → delete the runs and staged files.
- * A crash anywhere and a re-run give the same partition; staged files found
- * after `_SUCCESS` are handed to the late writer. A period staged in shards
- * is closed shard by shard (etl/shard-close.ts).
+ * `_SUCCESS` (`ifGenerationMatch: 0`) → seal the manifest's objects against
+ * deletion and replacement (seal.ts) → delete the runs and staged files.
+ * A crash anywhere and a re-run give the same partition (and seal it); staged
+ * files found after `_SUCCESS` are handed to the late writer. A period staged
+ * in shards is closed shard by shard (etl/shard-close.ts).
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../lib/errors.ts';
@@ -33,6 +34,8 @@ import { compareStaged, limiter, mergeCursors, openCursor, summarize, type Merge
 import { PartSequence } from './parts.ts';
 import { ShardCloser } from './shard-close.ts';
 import { reduceToFanIn, type MergeInput } from './runs.ts';
+import { PartitionSealer } from './seal.ts';
+import { writeSubjectIndex } from './subject-index.ts';
 import { createIfAbsent, deleteObject, exists, listObjects, type ObjectInfo } from './storage-io.ts';
 import type { TypeContext } from './context.ts';
 
@@ -56,7 +59,7 @@ export function closeDecision(p: {
 }
 
 /** Steps after which tests may inject a crash (a hook that throws); `staged-read` is the end of the counting merge. */
-export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-written' | 'manifest-written' | 'staging-deleted' | 'shard-closed';
+export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-written' | 'manifest-written' | 'sealed' | 'staging-deleted' | 'shard-closed';
 
 export interface CloserHooks {
   afterStep?(step: CloseStep, period: Period): void | Promise<void>;
@@ -85,18 +88,21 @@ export class PartitionCloser {
   /** The last counting merge per open period. */
   private readonly counted = new Map<string, CountedSet>();
   private readonly sharded: ShardCloser;
+  private readonly sealer: PartitionSealer;
 
   constructor(
     private readonly ctx: TypeContext,
     private readonly late: LateWriter,
     private readonly hooks: CloserHooks = {},
   ) {
+    this.sealer = new PartitionSealer(ctx, ctx.retentionDays);
     this.sharded = new ShardCloser(ctx, {
       step: (s, p) => this.step(s, p),
       fingerprintsInOrder: (fps) => this.fingerprintsInOrder(fps),
       deliveredSchemas: (fps) => this.deliveredSchemas(fps),
       markClosed: (p) => this.markClosed(p),
       buildManifest,
+      seal: (p, m) => this.sealer.seal(p, m),
     });
   }
 
@@ -164,6 +170,8 @@ export class PartitionCloser {
 
   private async check(period: Period, staged: ObjectInfo[], deadlineMs: number): Promise<void> {
     if (await this.isClosed(period)) {
+      // A close that crashed between `_SUCCESS` and its seal is sealed here (once per process and period).
+      await this.sealer.seal(period);
       if (staged.length > 0) await this.deliverLeftovers(period, staged.map((o) => o.name));
       return;
     }
@@ -226,6 +234,7 @@ export class PartitionCloser {
       const existing = await readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
       if (existing !== undefined) {
         this.markClosed(period);
+        await this.sealer.seal(period, existing);
         const leftovers = (await listObjects(ctx.staging, stagingPeriodPrefix(ctx.eventType, period))).map((o) => o.name);
         if (leftovers.length > 0) await this.deliverLeftovers(period, leftovers);
         await this.deleteRuns(period);
@@ -241,6 +250,7 @@ export class PartitionCloser {
 
       const fingerprints = await this.fingerprintsInOrder([...summary.byFingerprint.keys()]);
       const files = await this.writeParts(period, inputs, summary, fingerprints, heartbeat);
+      await writeSubjectIndex(ctx, period, files);
       await this.step('parts-written', period);
       const manifest = buildManifest({
         eventType: ctx.eventType,
@@ -259,10 +269,13 @@ export class PartitionCloser {
       });
       await this.step('manifest-written', period);
       this.markClosed(period);
+      const stored = written === 'created' ? manifest : await readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
+      await this.sealer.seal(period, stored);
+      await this.step('sealed', period);
       await this.deleteRuns(period);
       for (const o of staged) await deleteObject(ctx.staging, o.name);
       await this.step('staging-deleted', period);
-      if (written === 'exists') return readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
+      if (written === 'exists') return stored;
       ctx.metrics.partitionsClosed++;
       ctx.logger.info('partition closed', {
         period: period.key,

@@ -10,6 +10,8 @@ export interface TypeContext {
   eventType: string;
   granularity: Partitioning;
   priority: Priority;
+  /** The type's retention: closed partitions are sealed until their period's end plus this (seal.ts). */
+  retentionDays: number;
   staging: Bucket;
   data: Bucket;
   schemas: SchemaResolver;

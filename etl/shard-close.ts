@@ -10,8 +10,9 @@
  *    the distinct count is the sum). If it says complete, or at the deadline,
  *    the shard's parts `part-SSS-NNNNN.avro` are written and `done.json`
  *    records them.
- * 3. Once every shard is done, under the period's own lease, `_SUCCESS` is
- *    assembled from the done records (shard 0's parts first), then the shard
+ * 3. Once every shard is done, under the period's own lease, the subject
+ *    index of all parts is written and `_SUCCESS` assembled from the done
+ *    records (shard 0's parts first), the partition is sealed, then the shard
  *    records, staged files and runs are removed.
  *
  * Every object is written create-if-absent or replaced with identical bytes,
@@ -41,6 +42,7 @@ import { limiter, mergeCursors, openCursor, summarize, type MergeSummary } from 
 import { PartSequence } from './parts.ts';
 import { reduceToFanIn, type MergeInput } from './runs.ts';
 import { shardLabel, shardOrder, shardPlan, type Shard } from './shards.ts';
+import { writeSubjectIndex } from './subject-index.ts';
 import { createIfAbsent, deleteObject, download, exists, listObjects, type ObjectInfo } from './storage-io.ts';
 
 /** What the shard closer takes from the partition closer (which owns the completeness decision and the manifest). */
@@ -49,6 +51,8 @@ export interface ShardCloseHost {
   fingerprintsInOrder(fingerprints: readonly string[]): Promise<string[]>;
   deliveredSchemas(fingerprints: readonly string[]): Promise<Record<string, Record<string, unknown>>>;
   markClosed(period: Period): void;
+  /** Seals the closed partition's objects (etl/seal.ts); idempotent. */
+  seal(period: Period, manifest: Manifest | undefined): Promise<unknown>;
   buildManifest(p: {
     eventType: string;
     period: Period;
@@ -116,6 +120,7 @@ export class ShardCloser {
     const existing = await readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
     if (existing !== undefined) {
       this.host.markClosed(period);
+      await this.host.seal(period, existing);
       return existing;
     }
     // A second round when the first counted something: the last count can make every shard ready.
@@ -223,6 +228,7 @@ export class ShardCloser {
       const existing = await readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
       if (existing !== undefined) {
         this.host.markClosed(period);
+        await this.host.seal(period, existing);
         return existing;
       }
       const dones = await this.doneRecords(period, count);
@@ -236,6 +242,7 @@ export class ShardCloser {
       for (const o of await listObjects(ctx.data, partitionPrefix(ctx.eventType, period))) {
         if (ANY_PART.test(o.name) && !ours.has(o.name)) await deleteObject(ctx.data, o.name, o.generation);
       }
+      await writeSubjectIndex(ctx, period, files);
       await this.host.step('parts-written', period);
       const fingerprints = await this.host.fingerprintsInOrder(Object.keys(summary.byFingerprint));
       const manifest: Manifest = {
@@ -263,12 +270,15 @@ export class ShardCloser {
       });
       await this.host.step('manifest-written', period);
       this.host.markClosed(period);
+      const stored = written === 'created' ? manifest : await readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
+      await this.host.seal(period, stored);
+      await this.host.step('sealed', period);
       // Shard records first: once they are gone nothing refers to the staged files, which the leftover path then handles.
       for (const o of await listObjects(ctx.staging, shardRecordsPrefix(ctx.eventType, period))) await deleteObject(ctx.staging, o.name);
       for (const d of dones) for (const name of d.staged) await deleteObject(ctx.staging, name);
       for (const o of await listObjects(ctx.staging, runPeriodPrefix(ctx.eventType, period))) await deleteObject(ctx.staging, o.name);
       await this.host.step('staging-deleted', period);
-      if (written === 'exists') return readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
+      if (written === 'exists') return stored;
       ctx.metrics.partitionsClosed++;
       ctx.logger.info('partition closed', {
         period: period.key,

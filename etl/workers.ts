@@ -214,6 +214,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
         eventType,
         granularity: record.settings.partitioning,
         priority: record.settings.priority,
+        retentionDays: record.settings.retentionDays,
         staging: storage.bucket(config.stagingBucket),
         data: storage.bucket(config.dataBucket),
         schemas,

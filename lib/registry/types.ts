@@ -38,6 +38,8 @@ export interface EventTypeSettings {
    * (etl/shards.ts). Absent in records written before the field existed.
    */
   shardsPerPeriod?: number;
+  /** The events per second the owners expect (peak hour average): sizes the worker group (composer/capacity). */
+  expectedEventsPerSecond?: number;
 }
 
 export interface SchemaVersion {

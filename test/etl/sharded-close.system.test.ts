@@ -46,6 +46,7 @@ function context(p: { eventType: string; registry: MemoryRegistryStore; staging:
     eventType: p.eventType,
     granularity: 'hourly',
     priority: 'normal',
+    retentionDays: 30,
     staging: p.staging,
     data: p.data,
     schemas: new SchemaResolver(p.eventType, p.registry, identityTransform, 0),
@@ -156,10 +157,10 @@ describe('sharded periods', () => {
       expect(seen.size).toBe(2000);
       expect([...seen.values()].every((n) => n === 1)).toBe(true);
       const reference = await objectBytes(ref.data, partitionPrefix(eventType, period));
-      expect([...reference.keys()].length).toBe(manifest.files.length + 1);
+      expect([...reference.keys()].length).toBe(manifest.files.length + 2); // the parts, _SUBJECTS and _SUCCESS
       for (const prefix of ['staging/', 'shards/', 'runs/', 'leases/']) expect(await names(ref.staging, prefix), prefix).toEqual([]);
 
-      const steps: CloseStep[] = ['staged-read', 'part-written', 'shard-closed', 'parts-written', 'manifest-written', 'staging-deleted'];
+      const steps: CloseStep[] = ['staged-read', 'part-written', 'shard-closed', 'parts-written', 'manifest-written', 'sealed', 'staging-deleted'];
       for (const step of steps) {
         const run = await staged(step);
         const ctx = context({ eventType, registry, ...run, now: () => afterGrace, partMaxRecords: 300, instanceId: 'crashing' });

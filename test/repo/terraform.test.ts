@@ -576,8 +576,17 @@ describe('issue 17: deployable on Google Cloud', () => {
     expect(grant).toMatchObject({ topic: '${local.names.dead_letter_topic}', role: 'roles/pubsub.publisher', member: 'serviceAccount:${var.platform.etl_service_account_email}' });
   });
 
-  it('defect 4: the ETL may delete and overwrite in the data bucket, whose deleted objects stay restorable; staging keeps no soft-deleted churn (defect 11)', () => {
-    expect(resourceOf('platform', 'google_storage_bucket_iam_member', 'etl_data').role).toBe('roles/storage.objectUser');
+  it('defect 4: the ETL may delete, overwrite and seal (setRetention, never override) in the data bucket, which has object retention; staging keeps no soft-deleted churn (defect 11)', () => {
+    expect(resourceOf('platform', 'google_storage_bucket_iam_member', 'etl_data').role).toBe('${google_project_iam_custom_role.etl_data_writer.id}');
+    expect(resourceOf('platform', 'google_project_iam_custom_role', 'etl_data_writer').permissions).toEqual([
+      'storage.objects.create',
+      'storage.objects.delete',
+      'storage.objects.get',
+      'storage.objects.list',
+      'storage.objects.setRetention',
+      'storage.objects.update',
+    ]);
+    expect(resourceOf('platform', 'google_storage_bucket', 'data').enable_object_retention).toBe(true);
     expect(at(resourceOf('platform', 'google_storage_bucket', 'data'), 'soft_delete_policy')?.retention_duration_seconds).toBe('${var.storage.data_soft_delete_days * 86400}');
     expect(at(resourceOf('platform', 'google_storage_bucket', 'staging'), 'soft_delete_policy')?.retention_duration_seconds).toBe(0);
   });
