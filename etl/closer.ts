@@ -166,6 +166,7 @@ export class PartitionCloser {
         ctx.logger.warn('closing a partition failed; will retry', { period: key, error: err as Error });
       }
     }
+    ctx.telemetry?.openPeriods([...candidates].filter((k) => !this.closed.has(k)));
   }
 
   private async check(period: Period, staged: ObjectInfo[], deadlineMs: number): Promise<void> {
@@ -219,6 +220,7 @@ export class PartitionCloser {
    */
   async closePartition(period: Period, opts: { force: boolean }): Promise<Manifest | undefined> {
     const { ctx } = this;
+    const started = performance.now();
     const shards = await this.sharded.planOf(period);
     if (shards > 1) {
       return this.sharded.close(period, shards, opts, async (delivered) => {
@@ -277,6 +279,7 @@ export class PartitionCloser {
       await this.step('staging-deleted', period);
       if (written === 'exists') return stored;
       ctx.metrics.partitionsClosed++;
+      ctx.telemetry?.closed(period, manifest.closedBy, started);
       ctx.logger.info('partition closed', {
         period: period.key,
         closedBy: manifest.closedBy,

@@ -4,6 +4,7 @@ import type { Logger } from '../lib/logger.ts';
 import type { Partitioning, Priority } from '../lib/registry/types.ts';
 import type { EtlTuning } from './config.ts';
 import type { PipelineMetrics } from './metrics.ts';
+import type { TypeTelemetry } from './metrics-prometheus.ts';
 import type { SchemaResolver } from './schemas.ts';
 
 export interface TypeContext {
@@ -22,4 +23,6 @@ export interface TypeContext {
   metrics: PipelineMetrics;
   /** Shards per period (registry `shardsPerPeriod`); absent: 1, unsharded. */
   shards?: number;
+  /** Prometheus observations of the stager and closer (etl/metrics-prometheus.ts); absent: none. */
+  telemetry?: TypeTelemetry;
 }

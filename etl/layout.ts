@@ -6,15 +6,16 @@
  * `leases/<type>/<period>/shard-<i>-of-<n>.json`), the intermediate sorted
  * runs of a large close `runs/<type>/<period>/<sha256 of the input names>.avro`
  * and the records of closing shards `shards/<type>/<period>/shard-<i>-of-<n>/`
- * (`count-<sha256 of the staged set>.json`, `done.json`). Audit objects are
- * the event service's (lib/events/contract.ts).
+ * (`count-<sha256 of the staged set>.json`, `done.json`). The staged files'
+ * and leases' names are shared with the partition status service:
+ * lib/staging-layout.ts. Audit objects are the event service's
+ * (lib/events/contract.ts).
  */
 import type { Period } from '../lib/partitions.ts';
 import { parseShardLabel, shardLabel, type Shard } from './shards.ts';
 
-export const stagingTypePrefix = (eventType: string): string => `staging/${eventType}/`;
-
-export const stagingPeriodPrefix = (eventType: string, period: Period): string => `staging/${eventType}/${period.key}/`;
+export { stagingTypePrefix, stagingPeriodPrefix, periodKeyOfStagedName, leaseObjectName } from '../lib/staging-layout.ts';
+import { stagingPeriodPrefix } from '../lib/staging-layout.ts';
 
 /** A staged file's name; in its shard's folder when the type is sharded. */
 export const stagedObjectName = (eventType: string, period: Period, idHash: string, shard?: Shard): string =>
@@ -41,16 +42,6 @@ export const shardCountObjectName = (eventType: string, period: Period, shard: S
 /** Written once a shard's parts are stored: what the partition's `_SUCCESS` is assembled from. */
 export const shardDoneObjectName = (eventType: string, period: Period, shard: Shard): string =>
   `${shardRecordsPrefix(eventType, period)}${shardLabel(shard)}/done.json`;
-
-/** The period key of a staged object name, if it is one. */
-export function periodKeyOfStagedName(eventType: string, name: string): string | undefined {
-  const prefix = stagingTypePrefix(eventType);
-  if (!name.startsWith(prefix) || !name.endsWith('.avro')) return undefined;
-  const key = name.slice(prefix.length).split('/')[0];
-  return key === undefined || key === '' ? undefined : key;
-}
-
-export const leaseObjectName = (eventType: string, period: Period): string => `leases/${eventType}/${period.key}.json`;
 
 /** Prefix of a period's intermediate merge runs (outside `staging/`, so they are never taken for staged files). */
 export const runPeriodPrefix = (eventType: string, period: Period): string => `runs/${eventType}/${period.key}/`;

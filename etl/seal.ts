@@ -1,6 +1,6 @@
 /**
  * Sealing a closed partition: once `_SUCCESS` is written, every object its
- * manifest lists, then `_SUCCESS` itself, gets an Unlocked object retention
+ * manifest lists, its subject index `_SUBJECTS`, then `_SUCCESS` itself, gets an Unlocked object retention
  * (Object Retention Lock) until the end of the type's retention. From then on
  * nobody can delete or replace them before that time: not the ETL (its role
  * has `storage.objects.setRetention`, which can set or extend a retention,
@@ -17,7 +17,7 @@
  * reported once and not sealed.
  */
 import type { Bucket } from '@google-cloud/storage';
-import { readManifest, successObjectName, type Manifest, type Period } from '../lib/partitions.ts';
+import { readManifest, subjectIndexObjectName, successObjectName, type Manifest, type Period } from '../lib/partitions.ts';
 import type { TypeContext } from './context.ts';
 import { httpCode, isNotFound, storageFailure } from './storage-io.ts';
 
@@ -59,7 +59,8 @@ export class PartitionSealer {
     }
     const m = manifest ?? (await readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period));
     if (m === undefined) return 0;
-    const names = [...m.files.map((f) => f.name), success];
+    // The subject index (written before `_SUCCESS`, absent for partitions closed before it existed) too.
+    const names = [...m.files.map((f) => f.name), subjectIndexObjectName(ctx.eventType, period), success];
     for (const name of names) await retain(ctx.data, name, until);
     this.remember(period);
     ctx.logger.info('partition sealed', { period: period.key, objects: names.length, retainUntil: until.toISOString() });

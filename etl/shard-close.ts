@@ -222,6 +222,7 @@ export class ShardCloser {
   /** `_SUCCESS` from the done shards, under the period's lease; then the clean-up. */
   private async assemble(period: Period, count: number, opts: { force: boolean }, audit: PeriodAudit): Promise<Manifest | undefined> {
     const { ctx } = this;
+    const started = performance.now();
     const lease = await acquireLease(ctx.staging, leaseObjectName(ctx.eventType, period), ctx.instanceId, ctx.now(), ctx.tuning.leaseMs);
     if (lease === undefined) return undefined;
     try {
@@ -280,6 +281,8 @@ export class ShardCloser {
       await this.host.step('staging-deleted', period);
       if (written === 'exists') return stored;
       ctx.metrics.partitionsClosed++;
+      // The close's duration as the telemetry sees it is the assembly's: the shards' merges ran under their own leases.
+      ctx.telemetry?.closed(period, manifest.closedBy, started);
       ctx.logger.info('partition closed', {
         period: period.key,
         shards: count,

@@ -180,6 +180,7 @@ export class Stager {
     this.closer.noteStaged(period, name, ids);
     this.ctx.metrics.stagedFiles++;
     this.ctx.metrics.stagedRecords += ids.length;
+    this.ctx.telemetry?.staged(records);
   }
 }
 

@@ -30,6 +30,8 @@ import type { CloserHooks } from './closer.ts';
 import { shardCount } from './shards.ts';
 import { refusalError, type ClearPersonalData } from './personal-guard.ts';
 import { BigQueryLoader, type LoaderMetrics, type LoaderStopped } from './bigquery-load.ts';
+import { EtlTelemetry } from './metrics-prometheus.ts';
+import { startMetricsServer, type MetricsServer } from './metrics-server.ts';
 
 export interface EtlWorkersConfig {
   projectId: string;
@@ -60,6 +62,8 @@ export interface EtlWorkersConfig {
   closeEnabled?: boolean;
   /** Where types stored in BigQuery are loaded; absent: they are staged and closed, not loaded (a WARNING says so). */
   bigQuery?: EtlBigQueryTarget;
+  /** Serve the Prometheus metrics (etl/metrics-prometheus.ts) on `GET /metrics` at this port (0: a free one); absent: not served. */
+  metrics?: { port: number; host?: string; processMetrics?: boolean };
 }
 
 export interface EtlBigQueryTarget {
@@ -98,6 +102,10 @@ export interface EtlWorkers {
   loader(eventType: string): BigQueryLoader | undefined;
   /** Loader counters per type stored in BigQuery (`loadingStopped` = 1: a permanent failure stopped it). */
   loaderStats(): Record<string, LoaderMetrics & { stopped?: LoaderStopped }>;
+  /** The Prometheus metrics of every hosted type. */
+  telemetry: EtlTelemetry;
+  /** `http://…/metrics` when `metrics` was configured. */
+  metricsUrl: string | undefined;
 }
 
 export interface DrainOptions {
@@ -171,6 +179,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
   const bigquery =
     config.bigQuery === undefined ? undefined : (config.bigQuery.client ?? createBigQuery({ projectId: config.projectId, apiEndpoint: config.bigQuery.endpoint }));
   const hostMetrics: HostMetrics = { pipelinesRefused: 0 };
+  const telemetry = new EtlTelemetry({ now, pipelines: () => [...pipelines].map(([name, p]) => [name, p.metrics] as const), processMetrics: config.metrics?.processMetrics });
   let closed = false;
 
   const transformFor = (eventType: string): RecordTransform =>
@@ -223,6 +232,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
         logger: logger.child({ eventType }),
         instanceId,
         metrics: newMetrics(),
+        telemetry: telemetry.forType(eventType),
       },
       pubsub,
       transform,
@@ -300,6 +310,8 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
     return refreshing;
   };
 
+  // Before any pipeline starts: a port already taken fails the start with nothing to undo.
+  const metricsServer: MetricsServer | undefined = config.metrics === undefined ? undefined : await startMetricsServer(telemetry, { ...config.metrics, logger });
   await refresh();
   const poll = setInterval(() => void refresh(), tuning.registryPollMs);
   poll.unref();
@@ -346,6 +358,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
       if (closed) return;
       closed = true;
       clearInterval(poll);
+      await metricsServer?.close();
       await refreshing;
       await Promise.all([...loaders.keys()].map(stopLoader));
       await Promise.all([...pipelines.values()].map((p) => p.close()));
@@ -359,6 +372,8 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
     refused: () => Object.fromEntries([...refusedTypes].map(([name, r]) => [name, structuredClone(r)])),
     hostMetrics: () => ({ ...hostMetrics }),
     loader: (eventType) => loaders.get(eventType),
+    telemetry,
+    metricsUrl: metricsServer?.url,
     loaderStats: () =>
       Object.fromEntries(
         [...loaders].map(([name, l]) => [name, { ...l.metrics, ...(l.stopped === undefined ? {} : { stopped: { ...l.stopped } }) }]),

@@ -26,7 +26,7 @@ import { schemaFingerprint } from '../../lib/avro/fingerprint.ts';
 import { createStorage } from '../../lib/gcp/clients.ts';
 import { startGcsEmulator, type GcsEmulator } from '../../emulators/gcs/index.ts';
 import { createLogger, silentLogger } from '../../lib/logger.ts';
-import { lateCounterObjectName, partitionPrefix, periodOf, successObjectName, type LateCounter, type Manifest, type Period } from '../../lib/partitions.ts';
+import { lateCounterObjectName, partitionPrefix, periodOf, subjectIndexObjectName, successObjectName, type LateCounter, type Manifest, type Period } from '../../lib/partitions.ts';
 import { MemoryRegistryStore } from '../../lib/registry/memory.ts';
 import { uniqueName } from '../support/names.ts';
 
@@ -88,7 +88,7 @@ describe('closed partitions are sealed against deletion and replacement', () => 
     return { staging, data };
   }
 
-  const closedObjects = (m: Manifest): string[] => [...m.files.map((f) => f.name), successObjectName(TYPE, period)];
+  const closedObjects = (m: Manifest): string[] => [...m.files.map((f) => f.name), subjectIndexObjectName(TYPE, period), successObjectName(TYPE, period)];
 
   async function expectSealed(data: Bucket, m: Manifest): Promise<void> {
     const until = new Date(period.endMs + RETENTION_DAYS * DAY).toISOString();
@@ -151,7 +151,7 @@ describe('closed partitions are sealed against deletion and replacement', () => 
     const { staging, data } = await setup();
     await crashAt(context(staging, data, 50), 'parts-written', { force: true }); // six parts of 50
     const [crashed] = await data.getFiles({ prefix: partitionPrefix(TYPE, period) });
-    expect(crashed.map((f) => f.name.split('/').pop())).toEqual(['part-00000.avro', 'part-00001.avro', 'part-00002.avro', 'part-00003.avro', 'part-00004.avro', 'part-00005.avro']);
+    expect(crashed.map((f) => f.name.split('/').pop())).toEqual(['_SUBJECTS', 'part-00000.avro', 'part-00001.avro', 'part-00002.avro', 'part-00003.avro', 'part-00004.avro', 'part-00005.avro']);
 
     const ctx = context(staging, data, 150); // two parts of 150: the crashed run's parts 2..5 are stale
     const m = (await new PartitionCloser(ctx, new LateWriter(ctx)).closePartition(period, { force: true }))!;

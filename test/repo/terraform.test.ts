@@ -21,6 +21,7 @@ import { loadConfig as loadPadlockConfig } from '../../functions/padlock/config.
 import { serviceEntry } from '../../functions/padlock/services.ts';
 import { schemaFingerprint } from '../../lib/avro/fingerprint.ts';
 import { bucketNames, keychainFamilies, metricNames, promqlMetricName, resourceNames } from '../../lib/names.ts';
+import { ETL_METRICS_PORT } from '../../lib/metrics.ts';
 import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings, StorageTarget } from '../../lib/registry/types.ts';
 import { evaluateTemplate, loadAll, moduleDirs, parseType, splitArguments, terraformRoot as root, typeErrors, type Block, type HclConfig, type ModuleKey } from '../support/terraform-hcl.ts';
 
@@ -401,6 +402,7 @@ const samples: Record<string, string> = {
   '${join(",", var.platform.padlock_urls)}': 'https://padlock-abc123-ew.a.run.app,https://padlock-mirror-abc123-ew.a.run.app',
   '${each.key == "padlock" ? google_bigtable_app_profile.padlock.app_profile_id : google_bigtable_app_profile.padlock_mirror.app_profile_id}': 'padlock',
   'field:metadata.name': 'etl-page-view-5d8f7c9b6-x2x7q',
+  '${tostring(local.metrics_port)}': String(ETL_METRICS_PORT),
 };
 const secretSamples: Record<string, string> = {
   PADLOCK_SERVICES: JSON.stringify([serviceEntry('etl', etlSecret, { contexts: ['events'] })]),
