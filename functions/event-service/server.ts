@@ -11,6 +11,7 @@ import { AppError, type ErrorCode } from '../../lib/errors.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
 import { createPubSub, createStorage } from '../../lib/gcp/clients.ts';
 import type { RegistryReader } from '../../lib/registry/types.ts';
+import { hourKey } from '../../lib/events/contract.ts';
 import { AuditCounter, GcsAuditSink, type AuditSink } from './audit.ts';
 import type { EventServiceConfig } from './config.ts';
 import { batchStatus, Ingestor, type EventResult } from './ingest.ts';
@@ -85,7 +86,7 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
     publishTimeoutMs: config.publishTimeoutMs,
   });
   metrics.inFlightBytesGauge(() => publishers.all().map((p) => ({ eventType: p.eventType, value: p.bytesInFlight })));
-  const audit = new AuditCounter({ instanceId: config.instanceId, sink, flushMs: config.auditFlushMs, logger });
+  const audit = new AuditCounter({ instanceId: config.instanceId, sink, flushMs: config.auditFlushMs, heartbeatMs: config.auditHeartbeatMs, logger });
   const ingestor = new Ingestor({ cache, publishers, metrics, audit, limits: config.limits, publishTimeoutMs: config.publishTimeoutMs, logger });
 
   let active = 0;
@@ -124,9 +125,13 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
       return sendError(res, 'OVERLOADED');
     }
     bufferedBodyBytes += reservation;
+    // The hour of this request's receive time cannot get a final audit count while it runs (audit.ts).
+    const hour = hourKey(receiveTime);
+    audit.requestStarted(hour);
     try {
       await handleBody(req, res, mediaType, receiveTime);
     } finally {
+      audit.requestDone(hour);
       bufferedBodyBytes -= reservation;
     }
   };
@@ -237,6 +242,7 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await stopIntake();
+      // Intake stopped and every publish settled: the counts are final (audit.ts).
       await audit.stop();
       cache.stop();
       server.closeAllConnections();
