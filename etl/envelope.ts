@@ -23,8 +23,16 @@ export const stagedEnvelopeSchema = {
     { name: 'schemaFingerprint', type: 'string' },
     { name: 'stats', type: { type: 'map', values: 'long' } },
     { name: 'record', type: 'bytes' },
+    // Added for per-instance completeness: staged files written before it lack it (read as '').
+    { name: 'instanceId', type: 'string', default: '' },
   ],
 } as const;
+
+/** Whether a staged container's writer schema has `instanceId` (files staged before it was added do not). */
+export function hasInstanceField(schema: unknown): boolean {
+  const fields = (schema as { fields?: unknown } | undefined)?.fields;
+  return Array.isArray(fields) && fields.some((f) => (f as { name?: unknown }).name === 'instanceId');
+}
 
 export interface StagedRecord {
   eventId: string;
@@ -33,6 +41,8 @@ export interface StagedRecord {
   stats: Record<string, number>;
   /** Avro binary of the payload with the delivered schema of `schemaFingerprint`'s version. */
   record: Buffer;
+  /** The event-service instance that accepted the event (message attribute); absent for a direct producer's event. */
+  instanceId?: string;
 }
 
 const stagedType = avroType(stagedEnvelopeSchema);
@@ -41,7 +51,8 @@ const stagedType = avroType(stagedEnvelopeSchema);
 export function encodeStaged(r: StagedRecord): Buffer {
   const id = Buffer.from(r.eventId, 'utf8');
   const stats = Object.entries(r.stats);
-  let size = 10 + id.length + 10 + 10 + r.schemaFingerprint.length + 10 + 10 + r.record.length;
+  const instance = r.instanceId ?? '';
+  let size = 10 + id.length + 10 + 10 + r.schemaFingerprint.length + 10 + 10 + r.record.length + 10 + Buffer.byteLength(instance, 'utf8');
   for (const [k] of stats) size += 20 + Buffer.byteLength(k, 'utf8');
   const buf = Buffer.allocUnsafe(size);
   let pos = writeLong(buf, 0, id.length);
@@ -60,11 +71,14 @@ export function encodeStaged(r: StagedRecord): Buffer {
   pos = writeLong(buf, pos, 0);
   pos = writeLong(buf, pos, r.record.length);
   pos += r.record.copy(buf, pos);
+  pos = writeLong(buf, pos, Buffer.byteLength(instance, 'utf8'));
+  pos += buf.write(instance, pos, 'utf8');
   return buf.subarray(0, pos);
 }
 
 export function decodeStaged(buf: Buffer, pos: number): { value: StagedRecord; offset: number } {
   const r = stagedType.decode(buf, pos) as { value: StagedRecord; offset: number };
+  if (r.value.instanceId === '') delete r.value.instanceId;
   return r;
 }
 

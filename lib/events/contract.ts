@@ -31,6 +31,11 @@ export const messageAttributes = {
   instanceId: 'instanceId',
 } as const;
 
+/** What an `instanceId` attribute may be (the event service's ids: INSTANCE_ID prefix, pid, randomness). */
+export function isInstanceId(value: string): boolean {
+  return /^[A-Za-z0-9._-]{1,128}$/.test(value);
+}
+
 export interface EventMessageAttributes {
   eventType: string;
   schemaFingerprint: string;
