@@ -190,6 +190,8 @@ export interface EtlMainConfig {
   instanceId: string;
   logLevel: 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
   tuning: EtlTuning;
+  /** Shifts the workers' clock, ms (CLOCK_OFFSET_MS): system tests and drills only, with the event service's the same; 0 in production. */
+  clockOffsetMs: number;
 }
 
 const bucketVar = z.string().trim().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'expected a bucket name');
@@ -228,6 +230,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
       ETL_CLOSE_CHECK_MS: positiveIntVar.optional(),
       ETL_CLOSE_GRACE_MS: msVar.optional(),
       ETL_AUDIT_LIVENESS_MS: positiveIntVar.optional(),
+      CLOCK_OFFSET_MS: z.string().trim().regex(/^-?\d{1,12}$/, 'expected milliseconds (an integer)').transform(Number).optional(),
       ETL_DEADLINE_HIGH_MS: positiveIntVar.optional(),
       ETL_DEADLINE_NORMAL_MS: positiveIntVar.optional(),
       ETL_DEADLINE_LOW_MS: positiveIntVar.optional(),
@@ -280,5 +283,6 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
     instanceId: e.INSTANCE_ID ?? `etl-${process.pid}`,
     logLevel: e.LOG_LEVEL,
     tuning: resolveTuning(o),
+    clockOffsetMs: e.CLOCK_OFFSET_MS ?? 0,
   };
 }

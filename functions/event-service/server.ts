@@ -86,7 +86,8 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
     publishTimeoutMs: config.publishTimeoutMs,
   });
   metrics.inFlightBytesGauge(() => publishers.all().map((p) => ({ eventType: p.eventType, value: p.bytesInFlight })));
-  const audit = new AuditCounter({ instanceId: config.instanceId, sink, flushMs: config.auditFlushMs, heartbeatMs: config.auditHeartbeatMs, logger });
+  const now = (): Date => new Date(Date.now() + config.clockOffsetMs);
+  const audit = new AuditCounter({ instanceId: config.instanceId, sink, flushMs: config.auditFlushMs, heartbeatMs: config.auditHeartbeatMs, logger, now });
   const ingestor = new Ingestor({ cache, publishers, metrics, audit, limits: config.limits, publishTimeoutMs: config.publishTimeoutMs, logger });
 
   let active = 0;
@@ -109,7 +110,7 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
   };
 
   const handleEvents = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const receiveTime = new Date();
+    const receiveTime = now();
     if (shuttingDown) return sendError(res, 'UNAVAILABLE', 'Service is shutting down, retry on another instance');
     if (!cache.ready) return sendError(res, 'UNAVAILABLE', 'Event-type registry not loaded yet, retry later');
     if (active > config.limits.maxConcurrentRequests) return sendError(res, 'OVERLOADED');
