@@ -1,6 +1,7 @@
 // Lint: typescript-eslint's recommended rules, plus the import direction of
 // CONVENTIONS.md: components import lib/, never each other; lib/ imports no component.
-// emulators/ is test floor: tests, benchmarks and bin/ may start an emulator, product code and lib/ never.
+// emulators/ and test/ are the test floor: tests, benchmarks and bin/ may start an emulator or use a test
+// helper; product code (components and lib/) never imports either.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -13,7 +14,7 @@ function otherComponents(own) {
     .flatMap((c) => [`**/${c}/**`, `**/${c}`]);
 }
 
-const emulators = ['**/emulators/**', '**/emulators'];
+const testFloor = ['**/emulators/**', '**/emulators', '**/test/**', '**/test'];
 
 const restrict = (files, patterns, why) => ({
   files,
@@ -35,14 +36,17 @@ export default tseslint.config(
     },
   },
   ...components.map((c) =>
-    restrict([`${c}/**/*.ts`], [...otherComponents(c), ...emulators], 'Components import lib/, never each other nor emulators/ (CONVENTIONS.md).'),
+    restrict([`${c}/**/*.ts`], [...otherComponents(c), ...testFloor], 'Components import lib/, never each other, emulators/ nor test/ (CONVENTIONS.md).'),
   ),
   // A component's own tests may start emulators.
   ...components.map((c) =>
     restrict([`${c}/**/*.test.ts`], otherComponents(c), 'Components import lib/, never each other (CONVENTIONS.md).'),
   ),
-  restrict(['lib/**/*.ts'], [...components.flatMap((c) => [`**/${c}/**`, `**/${c}`]), ...emulators], 'lib/ imports no component and no emulator.'),
-  restrict(['emulators/**/*.ts'], components.flatMap((c) => [`**/${c}/**`, `**/${c}`]), 'Emulators import lib/, never a component.'),
+  restrict(['lib/**/*.ts'], [...components.flatMap((c) => [`**/${c}/**`, `**/${c}`]), ...testFloor], 'lib/ imports no component, no emulator and nothing from test/.'),
+  // Unit tests beside lib/ code may use test helpers and fixtures, never emulators.
+  restrict(['lib/**/*.test.ts'], [...components.flatMap((c) => [`**/${c}/**`, `**/${c}`]), '**/emulators/**', '**/emulators'], 'lib/ tests import no component and no emulator.'),
+  restrict(['emulators/**/*.ts'], [...components.flatMap((c) => [`**/${c}/**`, `**/${c}`]), '**/test/**', '**/test'], 'Emulators import lib/, never a component nor test/.'),
+  restrict(['emulators/**/*.test.ts'], components.flatMap((c) => [`**/${c}/**`, `**/${c}`]), 'Emulators import lib/, never a component.'),
   // CLIs print to the user; tests, benchmarks and scripts may use console.
   { files: ['**/cli.ts', '**/cli/**/*.ts', 'test/**', 'bench/**', 'bin/**', '**/*.test.ts'], rules: { 'no-console': 'off' } },
 );

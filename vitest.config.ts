@@ -18,7 +18,7 @@ export default defineConfig({
           include: ['**/*.system.test.ts'],
           exclude: ['node_modules/**'],
           environment: 'node',
-          globalSetup: ['test/setup/emulators.ts'],
+          globalSetup: ['test/support/setup/emulators.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           // 2 cores: a few files at a time keeps the emulators responsive.

@@ -14,7 +14,7 @@ import { avroType } from '../lib/avro/long.ts';
 import { deliveredFileSchema } from '../lib/partitions.ts';
 import { decodeRecords, readContainer, writeContainer } from '../lib/avro/container.ts';
 import { encodeDelivered } from '../etl/envelope.ts';
-import { makeEvents, pageViewSchema } from '../etl/test-support.ts';
+import { makeEvents, pageViewSchema } from '../test/support/etl.ts';
 
 const N = 100_000;
 const RUNS = 5;

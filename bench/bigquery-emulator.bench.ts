@@ -12,9 +12,9 @@ import { Readable } from 'node:stream';
 import avro from 'avsc';
 import { avroType } from '../lib/avro/long.ts';
 import { createBigQuery, createStorage } from '../lib/gcp/clients.ts';
-import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { startBigQueryEmulator } from '../emulators/bigquery/index.ts';
-import { avroContainer, putObject } from '../emulators/bigquery/avro-fixtures.ts';
+import { avroContainer, putObject } from '../test/support/bigquery-avro-fixtures.ts';
 
 const FILES = 8;
 const ROWS_PER_FILE = 25_000;

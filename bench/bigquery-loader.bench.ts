@@ -17,7 +17,7 @@ import avro from 'avsc';
 import { startBigQueryEmulator } from '../emulators/bigquery/index.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
 import { createBigQuery, createStorage } from '../lib/gcp/clients.ts';
-import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { partObjectName, periodOf, successObjectName, type Period } from '../lib/partitions.ts';
 import { BigQueryLoader } from '../etl/bigquery-load.ts';
@@ -27,7 +27,7 @@ import { buildManifest, summarizeRecords } from '../etl/closer.ts';
 import { resolveTuning } from '../etl/config.ts';
 import type { StagedRecord } from '../etl/envelope.ts';
 import { buildDeliveredFile, checksumsOf } from '../etl/files.ts';
-import { makeEvents, pageViewSchema } from '../etl/test-support.ts';
+import { makeEvents, pageViewSchema } from '../test/support/etl.ts';
 
 const HOUR = 3_600_000;
 const PARTITIONS = 8;

@@ -10,7 +10,7 @@
 import { mkdtempSync, readdirSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startPubSubEmulator } from '../lib/emulators/google.ts';
+import { startPubSubEmulator } from '../emulators/google/google.ts';
 import { createPubSub } from '../lib/gcp/clients.ts';
 import { resourceNames } from '../lib/names.ts';
 import { FileRegistryStore } from '../lib/registry/file.ts';

@@ -28,7 +28,7 @@ import { avroType } from '../lib/avro/long.ts';
 import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
 import { auditObjectName, type AuditCount } from '../lib/events/contract.ts';
 import { createStorage } from '../lib/gcp/clients.ts';
-import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { periodOf, type Period } from '../lib/partitions.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
@@ -42,7 +42,7 @@ import { stagedObjectName } from '../etl/layout.ts';
 import { newMetrics } from '../etl/metrics.ts';
 import { SchemaResolver } from '../etl/schemas.ts';
 import { createIfAbsent } from '../etl/storage-io.ts';
-import { eventTypeRecord, pageViewSchema } from '../etl/test-support.ts';
+import { eventTypeRecord, pageViewSchema } from '../test/support/etl.ts';
 import { identityTransform } from '../etl/transform.ts';
 
 const HOUR = 3_600_000;

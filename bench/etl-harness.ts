@@ -24,12 +24,12 @@ import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
 import { avroType } from '../lib/avro/long.ts';
 import { messageAttributes } from '../lib/events/contract.ts';
 import { createStorage } from '../lib/gcp/clients.ts';
-import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import { resolveTuning } from '../etl/config.ts';
-import { eventTypeRecord } from '../etl/test-support.ts';
+import { eventTypeRecord } from '../test/support/etl.ts';
 import type { RecordTransform } from '../etl/transform.ts';
 import { startEtlWorkers, type EtlWorkers } from '../etl/workers.ts';
 
@@ -179,7 +179,7 @@ export async function startStagingEmulator(): Promise<StagingEmulator> {
     const gcs = await startGcsEmulator();
     return { url: gcs.url, where: 'in process', close: () => gcs.close() };
   }
-  const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'gcs-emulator', 'main.ts');
+  const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'emulators', 'gcs', 'main.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', main, '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.setEncoding('utf8');

@@ -25,14 +25,14 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { startPubSubEmulator } from '../lib/emulators/google.ts';
+import { startPubSubEmulator } from '../emulators/google/google.ts';
 import { createPubSub } from '../lib/gcp/clients.ts';
 import { resourceNames } from '../lib/names.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { MemoryAuditSink } from '../functions/event-service/audit.ts';
 import { withDefaults } from '../functions/event-service/config.ts';
-import { eventTypeRecord } from '../functions/event-service/fixtures.ts';
+import { eventTypeRecord } from '../test/support/event-service.ts';
 import { startEventService } from '../functions/event-service/server.ts';
 import { pacedLoadInChild } from './paced-load.ts';
 

@@ -80,7 +80,7 @@ function startServer(args: string[], marker: RegExp): Promise<Server> {
 
 const startBaseline = (): Promise<Server> => startServer(['-e', BASELINE], /baseline: (http:\/\/\S+)/);
 const startEmulator = (dir?: string): Promise<Server> =>
-  startServer(['--import', 'tsx', 'lib/gcs-emulator/main.ts', '--port', '0', ...(dir === undefined ? [] : ['--dir', dir])], /gcs: (http:\/\/\S+)/);
+  startServer(['--import', 'tsx', 'emulators/gcs/main.ts', '--port', '0', ...(dir === undefined ? [] : ['--dir', dir])], /gcs: (http:\/\/\S+)/);
 
 /** Peak and current resident set size of a process, in bytes (Linux). */
 function rss(pid: number): { peak: number; now: number } {

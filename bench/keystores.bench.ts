@@ -3,7 +3,7 @@
  *  1. cold cache: lookups/s (10 users x 2 categories per request, every user
  *     asked once, from a padlock instance started after the users were created,
  *     so each request reads the store and unwraps) on the PostgreSQL store (a
- *     real PostgreSQL 15 server on 127.0.0.1, from test/setup/postgres.ts) vs
+ *     real PostgreSQL 15 server on 127.0.0.1, from test/support/setup/postgres.ts) vs
  *     the embedded store (the baseline), with this process's CPU µs per request
  *     (padlock and its callers share it);
  *  2. the darkload's cost on create latency: POST /v1/keychains p50/p99 on
@@ -18,7 +18,7 @@ import { createLogger } from '../lib/logger.ts';
 import { loadConfig } from '../functions/padlock/config.ts';
 import { startPadlock, type RunningPadlock } from '../functions/padlock/server.ts';
 import { serviceEntry } from '../functions/padlock/services.ts';
-import { startTestPostgres } from '../test/setup/postgres.ts';
+import { startTestPostgres } from '../test/support/setup/postgres.ts';
 
 const SECRET = 'bench-secret-0123456789abcdef';
 const SERVICES = JSON.stringify([serviceEntry('etl', SECRET, { admin: true })]);

@@ -29,7 +29,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { startBigtableEmulator } from '../lib/emulators/google.ts';
+import { startBigtableEmulator } from '../emulators/google/google.ts';
 import { createLogger } from '../lib/logger.ts';
 import { authorizationHeader, createPadlockClient, LOOKUP_PATH, usersForm } from '../lib/padlock-client/index.ts';
 import { loadConfig } from '../functions/padlock/config.ts';

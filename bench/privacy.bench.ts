@@ -22,12 +22,12 @@
  */
 import { mkdtempSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startPubSubEmulator } from '../lib/emulators/google.ts';
+import { startPubSubEmulator } from '../emulators/google/google.ts';
 import { createPubSub, createStorage } from '../lib/gcp/clients.ts';
-import { startGcsEmulator } from '../lib/gcs-emulator/index.ts';
+import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { startEtlWorkers } from '../etl/workers.ts';
-import { eventTypeRecord, provisionType, publishEvents } from '../etl/test-support.ts';
+import { eventTypeRecord, provisionType, publishEvents } from '../test/support/etl.ts';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { associatedData, encrypt } from '../lib/crypto/aead.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadMarkerObjectName, parseLoadMarker, parsePeriodKey, type LoadMarker } from '../lib/partitions.ts';
 import type { EventTypeRecord } from '../lib/registry/types.ts';
-import { eventTypeRecord } from './test-support.ts';
+import { eventTypeRecord } from '../test/support/etl.ts';
 import { classifyRequestError, isRetryableJobError, lateJobId, loadConfiguration, partitionDecorator, partitionJobId, sha256Hex } from './bigquery-jobs.ts';
 import { hostsType, loadsIntoBigQuery } from './workers.ts';
 

@@ -6,7 +6,7 @@ import type { AvroSchemaJson, SchemaVersion } from '../lib/registry/types.ts';
 import { createEncryptionTransform } from './encryption-transform.ts';
 import { clearPersonalData, refusalError } from './personal-guard.ts';
 import { SchemaResolver } from './schemas.ts';
-import { eventTypeRecord, pageViewSchema } from './test-support.ts';
+import { eventTypeRecord, pageViewSchema } from '../test/support/etl.ts';
 import { identityTransform } from './transform.ts';
 
 const signUpSchema: AvroSchemaJson = {

@@ -4,7 +4,7 @@ import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import { createEncryptionTransform } from './encryption-transform.ts';
 import { SchemaResolver } from './schemas.ts';
-import { eventTypeRecord } from './test-support.ts';
+import { eventTypeRecord } from '../test/support/etl.ts';
 import { identityTransform } from './transform.ts';
 
 const schema: AvroSchemaJson = {

@@ -30,7 +30,7 @@ export const resourceNames = {
 /**
  * Column families of padlock's keychains table (functions/padlock/bigtable-store.ts):
  * `k` holds one wrapped root key per category, `t` the tombstones. Terraform creates
- * them (terraform/modules/platform, one version each); test/terraform.test.ts checks
+ * them (terraform/modules/platform, one version each); test/repo/terraform.test.ts checks
  * both sides against this.
  */
 export const keychainFamilies = { key: 'k', tombstone: 't' } as const;

@@ -6,7 +6,7 @@ import { avroType } from '../../lib/avro/long.ts';
 import { deliveredFileSchema } from '../../lib/partitions.ts';
 import { AppError } from '../../lib/errors.ts';
 import { openAvroFile } from './avro-file.ts';
-import { avroContainer } from './avro-fixtures.ts';
+import { avroContainer } from '../../test/support/bigquery-avro-fixtures.ts';
 import { mapAvroSchema } from './avro-mapping.ts';
 import { loadConfig } from './config.ts';
 import { parseGsUri } from './gcs-source.ts';

@@ -1,6 +1,6 @@
 /** The REST API's routes: `/bigquery/v2/projects/{p}/…` (the prefix is optional, as BIGQUERY_EMULATOR_HOST clients omit it). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { JSON_TYPE, readJson, sendEmpty, sendJson } from '../../lib/gcs-emulator/http-util.ts';
+import { JSON_TYPE, readJson, sendEmpty, sendJson } from '../gcs/http-util.ts';
 import { Catalog, partitionsOf } from './catalog.ts';
 import { errors } from './errors.ts';
 import type { JobRunner } from './jobs.ts';

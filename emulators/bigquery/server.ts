@@ -4,10 +4,10 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { answerAdmin, listen } from '../../lib/gcs-emulator/emulator-http.ts';
+import { answerAdmin, listen } from '../gcs/emulator-http.ts';
 import { createLogger, type Logger } from '../../lib/logger.ts';
-import { FaultInjector, type FaultController } from '../../lib/gcs-emulator/faults.ts';
-import { drain, sendJson } from '../../lib/gcs-emulator/http-util.ts';
+import { FaultInjector, type FaultController } from '../gcs/faults.ts';
+import { drain, sendJson } from '../gcs/http-util.ts';
 import { Catalog } from './catalog.ts';
 import { errorBody, errors, toErrorResponse } from './errors.ts';
 import { gcsSource } from './gcs-source.ts';

@@ -20,8 +20,8 @@ import { FileRegistryStore } from '../../lib/registry/file.ts';
 import { MemoryRegistryStore } from '../../lib/registry/memory.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { startEtlWorkers, type EtlWorkers } from '../../etl/workers.ts';
-import { eventTypeRecord, makeEvents, pageViewSchema, provisionType, publishEvents, readPartition, waitUntil, writeAudit } from '../../etl/test-support.ts';
-import { uniqueName } from '../helpers/names.ts';
+import { eventTypeRecord, makeEvents, pageViewSchema, provisionType, publishEvents, readPartition, waitUntil, writeAudit } from '../support/etl.ts';
+import { uniqueName } from '../support/names.ts';
 import { AcceptedLedger, postBatch, startEtlWorkerProcess, startEventServiceProcess, type RunningProcess } from '../support/platform-processes.ts';
 
 const HOUR = 3_600_000;

@@ -5,7 +5,7 @@
  * that sends batches and keeps the ids each service said it accepted.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { sleep } from '../../lib/emulators/process.ts';
+import { sleep } from '../../emulators/google/process.ts';
 
 export interface RunningProcess {
   child: ChildProcess;
