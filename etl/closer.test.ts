@@ -4,7 +4,7 @@ import { buildManifest, closeDecision, dedupById, summarizeRecords } from './clo
 import type { StagedRecord } from './envelope.ts';
 
 const period = periodOf(Date.parse('2026-11-23T09:00:00Z'), 'hourly');
-const base = { period, graceMs: 60_000, deadlineMs: 3 * 3_600_000, livenessMs: 120_000 };
+const base = { period, graceMs: 60_000, deadlineMs: 3 * 3_600_000, livenessMs: 120_000, stagingQuietMs: 10 * 60_000 };
 const finalAudit = (accepted: number) => [{ instanceId: 'i1', accepted, unreported: 0, final: true, lastWriteMs: period.endMs }];
 const delivered = (n: number) => new Map([['i1', n]]);
 

@@ -64,6 +64,7 @@ export function closeDecision(p: {
   audits: readonly InstanceAudit[];
   delivered: ReadonlyMap<string, number>;
   upperBound?: boolean;
+  stagingQuietMs: number;
 }): Completeness {
   return judgeCompleteness(p);
 }
@@ -96,6 +97,8 @@ export class PartitionCloser {
   private readonly stagedCounts = new Map<string, Map<string, StagedFileCounts>>();
   /** The last counting merge per open period. */
   private readonly counted = new Map<string, CountedSet>();
+  /** Per open period: its staged set's signature and since when (ms) this closer has seen it unchanged. */
+  private readonly stagedSince = new Map<string, { signature: string; sinceMs: number }>();
 
   constructor(
     private readonly ctx: TypeContext,
@@ -124,6 +127,21 @@ export class PartitionCloser {
     this.closed.add(period.key);
     this.stagedCounts.delete(period.key);
     this.counted.delete(period.key);
+    this.stagedSince.delete(period.key);
+  }
+
+  /** How long the period's staged set has been unchanged, as far as this closer has seen (0 when first seen). */
+  private stagingQuietMs(period: Period, staged: readonly ObjectInfo[], nowMs: number): number {
+    const signature = staged
+      .map((o) => `${o.name}#${o.generation}`)
+      .sort()
+      .join('\n');
+    const seen = this.stagedSince.get(period.key);
+    if (seen?.signature !== signature) {
+      this.stagedSince.set(period.key, { signature: signature, sinceMs: nowMs });
+      return 0;
+    }
+    return nowMs - seen.sinceMs;
   }
 
   /** One pass: every period with staged files or audit counts that may be due. */
@@ -183,6 +201,7 @@ export class PartitionCloser {
       audits,
       delivered: await this.stagedUpperBounds(period, staged, audits),
       upperBound: true,
+      stagingQuietMs: this.stagingQuietMs(period, staged, nowMs),
     });
     if (verdict.decision === 'wait') return;
     await this.closePartition(period, { force: nowMs >= period.endMs + deadlineMs });
@@ -241,8 +260,10 @@ export class PartitionCloser {
 
       // The caller judged the grace; here every instance must be accounted for by the exact counts.
       const audits = await readInstanceAudits(ctx.staging, ctx.eventType, period);
+      const nowMs = ctx.now();
       const verdict = closeDecision({
-        nowMs: ctx.now(),
+        nowMs,
+        stagingQuietMs: this.stagingQuietMs(period, staged, nowMs),
         period,
         graceMs: 0,
         deadlineMs: Number.POSITIVE_INFINITY,

@@ -3,7 +3,7 @@ import { periodOf } from '../lib/partitions.ts';
 import { DIRECT, distinctPerInstance, encodeInstanceCounts, judgeCompleteness, manifestCompleteness, parseInstanceCounts, upperBoundsPerInstance, type InstanceAudit } from './completeness.ts';
 
 const period = periodOf(Date.parse('2026-11-23T09:00:00Z'), 'hourly');
-const base = { period, graceMs: 60_000, deadlineMs: 3 * 3_600_000, livenessMs: 120_000 };
+const base = { period, graceMs: 60_000, deadlineMs: 3 * 3_600_000, livenessMs: 120_000, stagingQuietMs: 10 * 60_000 };
 const after = period.endMs + 60_000;
 const audit = (instanceId: string, accepted: number, final: boolean, lastWriteMs = after, unreported = 0): InstanceAudit => ({ instanceId, accepted, unreported, final, lastWriteMs });
 
@@ -32,6 +32,16 @@ describe('judgeCompleteness', () => {
     const old = period.endMs - 30 * 60_000;
     expect(judgeCompleteness({ ...base, nowMs: after, audits: [audit('dead', 10, false, old)], delivered: new Map([['dead', 9]]) }).decision).toBe('wait');
     expect(judgeCompleteness({ ...base, nowMs: period.endMs + base.deadlineMs, audits: [audit('dead', 10, false, old)], delivered: new Map([['dead', 9]]) }).decision).toBe('deadline');
+  });
+
+  it('a lost instance counts only once the period\'s staging was quiet for the liveness bound too (its last interval may be on its way)', () => {
+    const old = period.endMs - 30 * 60_000;
+    const judge = (stagingQuietMs: number) =>
+      judgeCompleteness({ ...base, stagingQuietMs, nowMs: after, audits: [audit('dead', 10, false, old)], delivered: new Map([['dead', 10]]) }).decision;
+    expect(judge(base.livenessMs)).toBe('wait');
+    expect(judge(base.livenessMs + 1)).toBe('complete-after-instance-loss');
+    // Final instances do not wait for quiet staging: their counts are exact.
+    expect(judgeCompleteness({ ...base, stagingQuietMs: 0, nowMs: after, audits: [audit('a', 3, true)], delivered: new Map([['a', 3]]) }).decision).toBe('complete');
   });
 
   it('a live instance without a final count (events in flight) keeps the period open, however many were delivered', () => {

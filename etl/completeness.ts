@@ -11,7 +11,10 @@
  * - **lost** when it never wrote a final count and its last audit write is
  *   older than the liveness bound (`auditLivenessMs`): complete when at least
  *   its last durable count was delivered (a crash loses at most the counts of
- *   its last flush interval, so the audit under-counts, never over-counts);
+ *   its last flush interval, so the audit under-counts, never over-counts)
+ *   and the period's staged files have not changed for the liveness bound
+ *   either (the events of that last interval, beyond its count, may still be
+ *   on their way);
  *   an instance that delivered events but never wrote an audit count is lost
  *   with a count of 0;
  * - **live** otherwise: its events may still be in flight, so the period
@@ -75,6 +78,14 @@ export function judgeCompleteness(p: {
   delivered: ReadonlyMap<string, number>;
   /** `delivered` bounds the distinct counts from above (staged files): a final instance needs at least its count. */
   upperBound?: boolean;
+  /**
+   * How long the period's staged files have been unchanged (ms). A lost
+   * instance's last count may miss its last flush interval; those events may
+   * still be on their way (a backlog, redeliveries after a worker crash), so a
+   * lost instance counts only once the period's staging was quiet for the
+   * liveness bound too.
+   */
+  stagingQuietMs: number;
 }): Completeness {
   const audits = new Map<string, InstanceAudit>();
   for (const a of p.audits) audits.set(a.instanceId, a);
@@ -86,7 +97,14 @@ export function judgeCompleteness(p: {
     const delivered = p.delivered.get(a.instanceId) ?? 0;
     const expected = a.accepted + a.unreported;
     const state: InstanceState = a.final ? 'final' : p.nowMs - a.lastWriteMs > p.livenessMs ? 'lost' : 'live';
-    const satisfied = state === 'final' ? (p.upperBound === true ? delivered >= expected : delivered === expected) : state === 'lost' ? delivered >= expected : false;
+    const satisfied =
+      state === 'final'
+        ? p.upperBound === true
+          ? delivered >= expected
+          : delivered === expected
+        : state === 'lost'
+          ? delivered >= expected && p.stagingQuietMs > p.livenessMs
+          : false;
     instances.push({ instanceId: a.instanceId, audited: a.accepted, unreported: a.unreported, final: a.final, delivered, state, satisfied });
   }
   const lostInstances = instances.filter((i) => i.state === 'lost').map((i) => i.instanceId);

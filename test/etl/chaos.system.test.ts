@@ -82,7 +82,8 @@ describe('ETL under SIGKILL and storage faults', () => {
       ETL_FLUSH_AGE_MS: '500',
       ETL_CLOSE_CHECK_MS: '1000',
       ETL_CLOSE_GRACE_MS: '5000',
-      ETL_AUDIT_LIVENESS_MS: '10000',
+      // Above the subscription's 10 s ack deadline: a SIGKILLed worker's messages come back only after it.
+      ETL_AUDIT_LIVENESS_MS: '30000',
       ETL_LEASE_MS: '4000',
       // The test's hours are in the past: they must close by completeness, not by deadline.
       ETL_DEADLINE_NORMAL_MS: String(5 * 24 * HOUR),

@@ -140,7 +140,12 @@ describe('an event-service instance lost mid-hour', () => {
     const foreign = [...seen.keys()].filter((id) => !sent.has(id)).length;
     expect({ missing, duplicated, foreign }).toEqual({ missing: 0, duplicated: 0, foreign: 0 });
     expect(m.recordCount).toBeGreaterThanOrEqual(accepted.size);
-    // The figures of the run, for the report.
+    // The figures of the run, for the report (printed, not asserted: the rule above is the guarantee).
+    const [success] = await storage.bucket(data).file(successObjectName(type, period)).getMetadata();
+    const closedAfterS = (Date.parse(String(success.timeCreated)) + clockOffsetMs - hourEnd) / 1000;
+    console.log(
+      `instance-loss: closed ${closedAfterS.toFixed(1)} s after the hour's end (grace ${GRACE_MS / 1000} s, liveness bound ${LIVENESS_MS / 1000} s, deadline 3600 s)`,
+    );
     console.log(
       `instance-loss: accepted ${accepted.size} (by the killed instance ${acceptedByA}), delivered ${m.recordCount}, ` +
         `lost ${a.instanceId} audited ${byId.get(a.instanceId)!.audited} delivered ${byId.get(a.instanceId)!.delivered}, unanswered batches ${ledger.unanswered}`,
