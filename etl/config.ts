@@ -70,8 +70,10 @@ export interface EtlTuning {
   /**
    * The liveness bound: an event-service instance that never wrote a final
    * audit count and wrote none for longer than this is taken as gone
-   * (etl/completeness.ts). Must exceed the event service's audit heartbeat
-   * (AUDIT_HEARTBEAT_MS, 30 s) plus a write's retries.
+   * (etl/completeness.ts), once the period's staged files were unchanged
+   * that long too. Must exceed the event service's audit heartbeat
+   * (AUDIT_HEARTBEAT_MS, 30 s) plus a write's retries, and the ETL
+   * subscription's ack deadline (60 s).
    */
   auditLivenessMs: number;
   /** A closer's lease; an expired lease (crashed closer) is taken over. */
