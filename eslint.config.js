@@ -5,7 +5,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const components = ['functions/event-service', 'functions/padlock', 'etl', 'composer'];
+const components = ['functions/event-service', 'functions/padlock', 'functions/status', 'etl', 'composer'];
 
 /** Patterns forbidding imports of every component except `own`. */
 function otherComponents(own) {

@@ -18,6 +18,7 @@
  * `BENCH_CLOSE_RUNS=1` the closes per size (the median is printed),
  * `BENCH_CLOSE_FAN_IN` the merge fan-in (default: the tuning's).
  */
+import { recordBenchResult } from './results.ts';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -87,6 +88,7 @@ async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
     eventType: job.eventType,
     granularity: 'hourly',
     priority: 'normal',
+    retentionDays: 30,
     staging: storage.bucket(job.staging),
     data: storage.bucket(job.data),
     schemas: new SchemaResolver(job.eventType, registry, identityTransform, 0),
@@ -201,6 +203,11 @@ try {
     const rss = median(results.map((x) => x.peakRss));
     const idleHeap = median(results.map((x) => x.baseHeap));
     baseline ??= rate;
+    recordBenchResult({
+      [`closeCpuUsPerRecord_${size}`]: { value: cpu, unit: 'CPU µs/record', what: `closing an hour of ${size} records (merge, dedup, parts, manifest)` },
+      [`closeRecordsPerSecond_${size}`]: { value: rate, unit: 'records/s', what: `closing an hour of ${size} records, one process` },
+      [`closePeakHeapMb_${size}`]: { value: heap / 2 ** 20, unit: 'MiB', what: `closer's peak V8 heap, hour of ${size} records, --max-old-space-size=${heapMb}` },
+    });
     console.log(
       `${String(size).padStart(8)} records (${files} staged files): ${rate.toFixed(0)} records/s, ${cpu.toFixed(1)} CPU µs/record, ` +
         `peak heap ${MiB(heap)} MiB (idle ${MiB(idleHeap)}), peak RSS ${MiB(rss)} MiB; throughput ${(rate / baseline).toFixed(2)}× the ${sizes[0]}-record hour's`,

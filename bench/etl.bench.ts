@@ -11,6 +11,7 @@
  * subscriber defaults under the recommended heap cap, then ack-only with the
  * client library's defaults (no cap), each on a fresh 200,000-message backlog.
  */
+import { recordBenchResult } from './results.ts';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
@@ -227,6 +228,12 @@ async function pubsubBench(): Promise<void> {
     }
     const [raw, etl] = results as [DrainResult, DrainResult];
     const ratio = (etl.events / etl.seconds / (raw.events / raw.seconds)) * 100;
+    recordBenchResult({
+      etlCpuUsPerEvent: { value: etl.cpuUs, unit: 'CPU µs/event', what: 'ETL worker: decode → stage → ack, CPU per event drained from the Pub/Sub emulator' },
+      etlEventsPerSecond: { value: etl.events / etl.seconds, unit: 'events/s', what: 'ETL worker: events drained per second on this machine (bounded by the local emulator)' },
+      etlPeakRssMb: { value: etl.peakRssMb, unit: 'MB', what: 'ETL worker: peak RSS while draining' },
+      ackOnlyCpuUsPerEvent: { value: raw.cpuUs, unit: 'CPU µs/event', what: 'ack-only subscriber, same settings (the ceiling)' },
+    });
     console.log(
       `ratio etl/ack-only (same settings): ${ratio.toFixed(0)}% (target ≥ 70%): ${ratio >= 70 ? 'met' : 'MISSED'}; ` +
         `etl peak RSS ${etl.peakRssMb.toFixed(0)} MB (target < 300 MB): ${etl.peakRssMb < 300 ? 'met' : 'MISSED'}`,

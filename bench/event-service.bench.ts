@@ -18,6 +18,7 @@
  * `node --import tsx bench/event-service.bench.ts load <url> <connections> <seconds> <rate|0> [normal|hostile]`
  * is the child's mode.
  */
+import { recordBenchResult } from './results.ts';
 import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
@@ -245,6 +246,12 @@ async function main(): Promise<void> {
     const ratio = svc.eventsPerSec / base.eventsPerSec;
     console.log(`throughput ratio event-service/baseline: ${(ratio * 100).toFixed(0)}% (target ≥ 70%)`);
     console.log(`CPU per event ratio event-service/baseline: ${(svc.cpuUsPerEvent / base.cpuUsPerEvent).toFixed(2)}×`);
+    recordBenchResult({
+      ingestCpuUsPerEvent: { value: svc.cpuUsPerEvent, unit: 'CPU µs/event', what: `event service: CPU per confirmed event, batches of ${BATCH}, publishing to the Pub/Sub emulator` },
+      ingestEventsPerSecond: { value: svc.eventsPerSec, unit: 'events/s', what: 'event service: confirmed events per second on this machine (bounded by the local emulator)' },
+      ingestEventBytes: { value: Math.round(batchBody().length / BATCH), unit: 'bytes/event', what: 'JSON bytes per event in the measured batches' },
+      baselineCpuUsPerEvent: { value: base.cpuUsPerEvent, unit: 'CPU µs/event', what: 'bare node:http + publish server, same load' },
+    });
     // Both publish to one local emulator, which bounds events/s; CPU per event is the steadier figure.
 
     // Hostile load: every event of every batch is the most work validation can be asked for.

@@ -14,6 +14,7 @@ export const defaultPorts = {
   EVENT_SERVICE_PORT: '8080',
   COMPOSER_PORT: '8090',
   PADLOCK_PORT: '8091',
+  STATUS_PORT: '8092',
 } as const;
 
 /** How long a graceful stop may spend staging what Pub/Sub still holds (documented in README.md). */
@@ -26,6 +27,7 @@ export interface StartOptions {
   eventServicePort: number;
   composerPort: number;
   padlockPort: number;
+  statusPort: number;
   dataDir: string;
   projectId: string;
   /** Bound on a graceful stop's drain of Pub/Sub into staging. */
@@ -42,6 +44,7 @@ export function parseStartOptions(argv: readonly string[], env: Env): StartOptio
       EVENT_SERVICE_PORT: portVar.default(Number(defaultPorts.EVENT_SERVICE_PORT)),
       COMPOSER_PORT: portVar.default(Number(defaultPorts.COMPOSER_PORT)),
       PADLOCK_PORT: portVar.default(Number(defaultPorts.PADLOCK_PORT)),
+      STATUS_PORT: portVar.default(Number(defaultPorts.STATUS_PORT)),
       DATA_DIR: z.string().trim().min(1, 'expected a folder path').default('.data'),
       GCP_PROJECT: z
         .string()
@@ -58,6 +61,7 @@ export function parseStartOptions(argv: readonly string[], env: Env): StartOptio
     eventServicePort: c.EVENT_SERVICE_PORT,
     composerPort: c.COMPOSER_PORT,
     padlockPort: c.PADLOCK_PORT,
+    statusPort: c.STATUS_PORT,
     dataDir: c.DATA_DIR,
     projectId: c.GCP_PROJECT,
     drainTimeoutMs: c.DRAIN_TIMEOUT_SECONDS * 1000,

@@ -32,6 +32,9 @@ import { startEventService } from '../functions/event-service/server.ts';
 import { withDefaults as eventServiceConfig } from '../functions/event-service/config.ts';
 import { startEtlWorkers, type EtlWorkers } from '../etl/workers.ts';
 import { createEncryptionTransform } from '../etl/encryption-transform.ts';
+import { startStatusService } from '../functions/status/server.ts';
+import { defaultStatusTuning } from '../functions/status/config.ts';
+import { createPubSub } from '../lib/gcp/clients.ts';
 
 interface Running {
   name: string;
@@ -134,13 +137,36 @@ async function startPlatform(opts: StartOptions, running: Running[], intake: Int
   running.push({ name: 'etl', stop: () => etl.close() });
   intake.etl = etl;
   logger.info('etl workers running', { eventTypes: etl.eventTypes() });
+
+  // Read-only: the partition status page and API over the same buckets, registry and dead-letter subscriptions.
+  const statusPubSub = createPubSub({ projectId: opts.projectId, emulatorHost: pubsub.host });
+  const status = await startStatusService({
+    host: '127.0.0.1',
+    port: opts.statusPort,
+    projectId: opts.projectId,
+    storage: createStorage({ projectId: opts.projectId, apiEndpoint: gcs.url }),
+    stagingBucket: localBuckets.staging,
+    dataBucket: localBuckets.data,
+    registry,
+    pubsub: statusPubSub,
+    tuning: defaultStatusTuning,
+  });
+  running.push({
+    name: 'status',
+    url: status.url,
+    stop: async () => {
+      await status.close();
+      await statusPubSub.close();
+    },
+  });
 }
 
 async function ensureBuckets(projectId: string, gcsUrl: string): Promise<void> {
   const storage = createStorage({ projectId, apiEndpoint: gcsUrl });
   for (const name of Object.values(localBuckets)) {
     const [exists] = await storage.bucket(name).exists();
-    if (!exists) await storage.createBucket(name);
+    // The data bucket retains closed partitions' objects, as on Google Cloud (etl/seal.ts).
+    if (!exists) await storage.createBucket(name, { enableObjectRetention: name === localBuckets.data });
   }
 }
 

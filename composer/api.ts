@@ -14,12 +14,14 @@
  * | POST | /v1/event-types/:name/compatibility | check `{schema}` against the type, registering nothing |
  * | GET | /v1/event-types/:name/provisioning | provisioning status |
  * | POST | /v1/event-types/:name/reconcile | re-run provisioning |
+ * | POST | /v1/shred-reports | the shred report of `{userId}`, privacy team only, when configured (shred-report/http.ts) |
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { AppError, isAppError } from '../lib/errors.ts';
 import { silentLogger, type Logger } from '../lib/logger.ts';
 import { currentVersion, type AvroSchemaJson, type EventTypeRecord } from '../lib/registry/types.ts';
 import type { Composer } from './composer.ts';
+import { shredReportHandler, type ShredReportEndpoint } from './shred-report/http.ts';
 import { parseSpecText, validateSpec } from './spec.ts';
 import { TeamTokens } from './team-tokens.ts';
 
@@ -29,6 +31,8 @@ export interface ApiOptions {
   tokens: ReadonlyMap<string, string>;
   bodyLimit?: string;
   logger?: Logger;
+  /** Serves `POST /v1/shred-reports` when given. */
+  shredReport?: ShredReportEndpoint;
 }
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
@@ -142,6 +146,8 @@ export function createComposerApp(options: ApiOptions): express.Express {
     const result = await composer.reconcile(name);
     res.json({ eventType: name, changes: result.changes, provisioning: result.record.provisioning });
   });
+
+  if (options.shredReport !== undefined) v1.post('/shred-reports', shredReportHandler(options.shredReport, teamOf));
 
   app.use('/v1', v1);
   app.use((_req, _res, next) => next(new AppError('NOT_FOUND', { message: 'no such route' })));

@@ -39,6 +39,13 @@ commands:
   export registry --out <file>      write every record as {"eventTypes": [...]} JSON
   compat <reader.avsc> <writer.avsc> [--mode MODE]
                                     can data written with writer be read with reader?
+  capacity [spec…] --events-per-second N
+                                    size workers, shards, Pub/Sub, GCS and cost (capacity --help)
+  shred-report <userId> --padlock <url> --service <name> --secret-env <VAR> [...]
+                                    what a user's encrypted data is and whether it still
+                                    decrypts (shred-report --help for its options)
+  replay <type> --dead-letters [--since T] [--dry-run] | --hour H
+                                    re-publish dead letters, or re-close an hour that never closed (replay --help)
 
 options:
   --registry-dir <dir>   registry folder (env REGISTRY_DIR, default .data/registry)
@@ -308,6 +315,12 @@ async function unlisted(registry: RegistryReader, specified: ReadonlySet<string>
 /** Runs the CLI; returns the exit code. Never exits the process itself. */
 export async function runCli(argv: readonly string[], env: Env, io: CliIo): Promise<number> {
   try {
+    // Its own options and usage (composer/replay/command.ts, node:util parseArgs).
+    if (argv[0] === 'replay') return await (await import('./replay/command.ts')).runReplay(argv.slice(1), env, io);
+    // Parses its own options (composer/capacity/command.ts).
+    if (argv[0] === 'capacity') return await (await import('./capacity/command.ts')).runCapacityCommand(argv.slice(1), io);
+    // A command module with its own option parser.
+    if (argv[0] === 'shred-report') return await (await import('./shred-report/command.ts')).shredReportCommand(argv.slice(1), env, io);
     const args = parseArgs(argv);
     if (args.flags.help === true || args.command === 'help') {
       io.out(USAGE);

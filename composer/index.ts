@@ -16,6 +16,7 @@ import { Composer, type ApplyResult } from './composer.ts';
 import type { ComposerConfig } from './config.ts';
 import type { ProvisioningOptions } from './defaults.ts';
 import { Provisioner } from './provisioning.ts';
+import type { ShredReportEndpoint } from './shred-report/http.ts';
 import { formatProblems, loadSpecs } from './spec.ts';
 
 export { loadConfig, type ComposerConfig } from './config.ts';
@@ -38,6 +39,8 @@ export interface ComposerOverrides {
   registry?: RegistryStore;
   logger?: Logger;
   provisioning?: Partial<ProvisioningOptions>;
+  /** Serves the shred report (`POST /v1/shred-reports`, composer/shred-report/http.ts). */
+  shredReport?: ShredReportEndpoint;
 }
 
 /** Builds the composer (registry, Pub/Sub provisioner, catalogue) from config. */
@@ -114,7 +117,7 @@ export async function startComposer(config: ComposerConfig, overrides: ComposerO
       logger.info('specs applied at start', { count: applied.length, changed: applied.filter((a) => a.action !== 'none' || a.changes.length > 0).length });
     }
     if (config.tokens.size === 0) logger.warn('no COMPOSER_TOKENS configured: every API request will be refused (401)');
-    const app = createComposerApp({ composer: parts.composer, tokens: config.tokens, bodyLimit: config.bodyLimit, logger });
+    const app = createComposerApp({ composer: parts.composer, tokens: config.tokens, bodyLimit: config.bodyLimit, logger, ...(overrides.shredReport ? { shredReport: overrides.shredReport } : {}) });
     const server: Server = await new Promise((resolve, reject) => {
       const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
     });

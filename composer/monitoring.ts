@@ -8,7 +8,10 @@
  * partitions closed at their SLO deadline (a log-based metric over the ETL's
  * `partition closed` log entry), and for a type stored in BigQuery its loader
  * stopping on a permanent failure (a log-based metric over the ETL's ERROR
- * `bigquery loading stopped`), lib/names.ts `metricTypes`.
+ * `bigquery loading stopped`), lib/names.ts `metricTypes`, and the close lag
+ * of the type's oldest unclosed partition, a Prometheus gauge the ETL serves
+ * (lib/metrics.ts `etlMetrics.partitionCloseLag`, its threshold
+ * `closeLagThresholdSeconds`), collected in GCP by Managed Service for Prometheus.
  *
  * SLO by priority: a partition of a `high` type is delivered (closed with its
  * manifest) within 3 h of the end of its hour, `normal` within 24 h, `low`
@@ -17,12 +20,13 @@
  */
 import type { EventTypeSettings, Priority } from '../lib/registry/types.ts';
 import { metricTypes, resourceNames } from '../lib/names.ts';
+import { CLOSE_LAG_ALERT_DURATION_SECONDS, closeLagThresholdSeconds, etlMetrics, prometheusMetricType } from '../lib/metrics.ts';
 
 /** Cloud Monitoring alert policy severities. */
 export type AlertSeverity = 'CRITICAL' | 'ERROR' | 'WARNING';
 
 /** The alerts a type has (`bigquery_loading_stopped` only if stored in BigQuery); the Terraform module keys its alert policies by these. */
-export type AlertKind = 'backlog_age' | 'dead_letters' | 'partition_lateness' | 'bigquery_loading_stopped';
+export type AlertKind = 'backlog_age' | 'dead_letters' | 'partition_close_lag' | 'partition_lateness' | 'bigquery_loading_stopped';
 
 export interface AlertDefinition {
   /** Stable id, e.g. `page_view-backlog-age`. */
@@ -30,7 +34,7 @@ export interface AlertDefinition {
   kind: AlertKind;
   /** What is measured (Cloud Monitoring metric type). */
   metric: string;
-  /** What the metric is filtered on: the Pub/Sub subscription, or the event type (the lateness metric's `event_type` label). */
+  /** What the metric is filtered on: the Pub/Sub subscription, or the event type (the ETL metrics' `event_type` label). */
   resource: string;
   comparison: 'GT';
   threshold: number;
@@ -94,6 +98,20 @@ export function monitoringFor(settings: Pick<EventTypeSettings, 'name' | 'priori
         notify,
         severity: 'WARNING',
         description: 'events dead-lettered by the ETL',
+      },
+      {
+        name: `${name}-close-lag`,
+        kind: 'partition_close_lag',
+        metric: prometheusMetricType(etlMetrics.partitionCloseLag),
+        resource: name,
+        comparison: 'GT',
+        // Fires while the oldest unclosed partition can still close complete: a third of the
+        // SLO before it would be closed at its deadline (high: at 2 h of 3 h).
+        threshold: closeLagThresholdSeconds(sloSeconds),
+        durationSeconds: CLOSE_LAG_ALERT_DURATION_SECONDS,
+        notify,
+        severity,
+        description: `oldest unclosed partition ${Math.round((closeLagThresholdSeconds(sloSeconds) / 3600) * 10) / 10} h past its end (SLO ${sloHours} h)`,
       },
       {
         name: `${name}-partition-late`,

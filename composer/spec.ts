@@ -44,7 +44,9 @@ export interface ValidateOptions {
 const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
 const PARTITIONINGS: readonly Partitioning[] = ['hourly', 'daily'];
 const STORAGE: readonly StorageTarget[] = ['gcs', 'bigquery'];
-const KNOWN_KEYS = new Set(['name', 'owner', 'description', 'priority', 'storage', 'partitioning', 'retentionDays', 'compatibility', 'schema']);
+const KNOWN_KEYS = new Set(['name', 'owner', 'description', 'priority', 'storage', 'partitioning', 'retentionDays', 'compatibility', 'schema', 'expectedEventsPerSecond']);
+/** Above Pub/Sub's per-topic publish quota by far: a typo, not a plan. */
+export const MAX_EXPECTED_EVENTS_PER_SECOND = 100_000_000;
 const OWNER_PATTERN = /^[a-z][a-z0-9-]{1,62}$/;
 export const MAX_RETENTION_DAYS = 3650;
 
@@ -107,6 +109,11 @@ export async function validateSpec(raw: unknown, options: ValidateOptions = {}):
     problem('compatibility', 'unknown-compatibility', `compatibility must be one of ${compatibilityModes.join(', ')}, not ${JSON.stringify(compatibility)}`);
   }
 
+  const expected = o.expectedEventsPerSecond;
+  if (expected !== undefined && (typeof expected !== 'number' || !Number.isFinite(expected) || expected < 0 || expected > MAX_EXPECTED_EVENTS_PER_SECOND)) {
+    problem('expectedEventsPerSecond', 'expected-volume-range', `expectedEventsPerSecond must be a number from 0 to ${MAX_EXPECTED_EVENTS_PER_SECOND}, not ${JSON.stringify(expected)}`);
+  }
+
   const schema = await resolveSchema(o.schema, options.baseDir, problem);
   if (schema !== undefined) {
     for (const p of schemaProblems(schema, options.catalogue ?? defaultCatalogue)) problem(p.path, p.rule, p.message);
@@ -125,6 +132,7 @@ export async function validateSpec(raw: unknown, options: ValidateOptions = {}):
       partitioning: partitioning as Partitioning,
       retentionDays: retentionDays as number,
       compatibility: compatibility as CompatibilityMode,
+      ...(expected === undefined ? {} : { expectedEventsPerSecond: expected as number }),
       schema: schema as AvroSchemaJson,
     },
   };

@@ -95,6 +95,16 @@ describe('exportTerraform', () => {
           working_hours_only: true,
           description: 'events dead-lettered by the ETL',
         },
+        partition_close_lag: {
+          metric: 'prometheus.googleapis.com/etl_partition_close_lag_seconds/gauge',
+          promql_metric: 'etl_partition_close_lag_seconds',
+          resource: 'plays',
+          threshold: 48 * 3600,
+          duration_seconds: 120,
+          severity: 'WARNING',
+          working_hours_only: true,
+          description: 'oldest unclosed partition 48 h past its end (SLO 72 h)',
+        },
         partition_lateness: {
           metric: 'logging.googleapis.com/user/etl_partitions_closed_at_deadline',
           promql_metric: 'logging_googleapis_com:user_etl_partitions_closed_at_deadline',

@@ -166,12 +166,14 @@ export function importBlocks(project: string, existing: ReadonlyMap<string, Read
 }
 
 /**
- * The export of the composer's registry: the event types, and in `terraform`
- * mode the import blocks of what exists on Pub/Sub (observed read-only).
+ * The export of the composer's registry: the event types, their worker-group
+ * sizing (composer/capacity/sizing.ts), and in `terraform` mode the import
+ * blocks of what exists on Pub/Sub (observed read-only).
  */
 export async function exportFromComposer(composer: Composer, projectId: string): Promise<ExportedFile[]> {
   const records = await composer.registry.listEventTypes();
-  const files = exportTerraform(records);
+  const { workerSizingFile } = await import('./capacity/sizing.ts');
+  const files = [...exportTerraform(records), workerSizingFile(records.filter(isExported))];
   const provisioner = composer.provisioner;
   if (provisioner === undefined || provisioner.mode !== 'terraform') return files;
   const existing = new Map<string, Set<PubsubResource>>();

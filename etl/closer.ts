@@ -6,9 +6,10 @@
  * intermediate runs if there are more files than `closeMergeFanIn` → a
  * counting merge (distinct ids per writer version, the audit) → a writing
  * merge that streams `part-NNNNN.avro` out (deterministic bytes) →
- * `_SUCCESS` (`ifGenerationMatch: 0`) → delete the runs and staged files.
- * A crash anywhere and a re-run give the same partition; staged files found
- * after `_SUCCESS` are handed to the late writer.
+ * `_SUCCESS` (`ifGenerationMatch: 0`) → seal the manifest's objects against
+ * deletion and replacement (seal.ts) → delete the runs and staged files.
+ * A crash anywhere and a re-run give the same partition (and seal it); staged
+ * files found after `_SUCCESS` are handed to the late writer.
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../lib/errors.ts';
@@ -42,6 +43,8 @@ import { leaseObjectName, periodKeyOfStagedName, runPeriodPrefix, stagingPeriodP
 import { compareStaged, limiter, mergeCursors, openCursor, summarize, type MergeSummary } from './merge.ts';
 import { PartSequence } from './parts.ts';
 import { reduceToFanIn, type MergeInput } from './runs.ts';
+import { PartitionSealer } from './seal.ts';
+import { writeSubjectIndex } from './subject-index.ts';
 import { createIfAbsent, deleteObject, exists, listObjects, type ObjectInfo } from './storage-io.ts';
 import type { TypeContext } from './context.ts';
 
@@ -70,7 +73,7 @@ export function closeDecision(p: {
 }
 
 /** Steps after which tests may inject a crash (a hook that throws); `staged-read` is the end of the counting merge. */
-export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-written' | 'manifest-written' | 'staging-deleted';
+export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-written' | 'manifest-written' | 'sealed' | 'staging-deleted';
 
 export interface CloserHooks {
   afterStep?(step: CloseStep, period: Period): void | Promise<void>;
@@ -99,12 +102,15 @@ export class PartitionCloser {
   private readonly counted = new Map<string, CountedSet>();
   /** Per open period: its staged set's signature and since when (ms) this closer has seen it unchanged. */
   private readonly stagedSince = new Map<string, { signature: string; sinceMs: number }>();
+  private readonly sealer: PartitionSealer;
 
   constructor(
     private readonly ctx: TypeContext,
     private readonly late: LateWriter,
     private readonly hooks: CloserHooks = {},
-  ) {}
+  ) {
+    this.sealer = new PartitionSealer(ctx, ctx.retentionDays);
+  }
 
   /** The stager tells us what it staged (distinct ids, and per instance), so the audit need not read it back. */
   noteStaged(period: Period, name: string, counts: StagedFileCounts): void {
@@ -181,10 +187,13 @@ export class PartitionCloser {
         ctx.logger.warn('closing a partition failed; will retry', { period: key, error: err as Error });
       }
     }
+    ctx.telemetry?.openPeriods([...candidates].filter((k) => !this.closed.has(k)));
   }
 
   private async check(period: Period, staged: ObjectInfo[], deadlineMs: number): Promise<void> {
     if (await this.isClosed(period)) {
+      // A close that crashed between `_SUCCESS` and its seal is sealed here (once per process and period).
+      await this.sealer.seal(period);
       if (staged.length > 0) await this.deliverLeftovers(period, staged.map((o) => o.name));
       return;
     }
@@ -241,6 +250,7 @@ export class PartitionCloser {
    */
   async closePartition(period: Period, opts: { force: boolean }): Promise<Manifest | undefined> {
     const { ctx } = this;
+    const started = performance.now();
     const lease = await acquireLease(ctx.staging, leaseObjectName(ctx.eventType, period), ctx.instanceId, ctx.now(), ctx.tuning.leaseMs);
     if (lease === undefined) return undefined;
     const heartbeat = this.heartbeat(lease);
@@ -249,6 +259,7 @@ export class PartitionCloser {
       const existing = await readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
       if (existing !== undefined) {
         this.markClosed(period);
+        await this.sealer.seal(period, existing);
         const leftovers = (await listObjects(ctx.staging, stagingPeriodPrefix(ctx.eventType, period))).map((o) => o.name);
         if (leftovers.length > 0) await this.deliverLeftovers(period, leftovers);
         await this.deleteRuns(period);
@@ -277,6 +288,7 @@ export class PartitionCloser {
 
       const fingerprints = await this.fingerprintsInOrder([...summary.byFingerprint.keys()]);
       const files = await this.writeParts(period, inputs, summary, fingerprints, heartbeat);
+      await writeSubjectIndex(ctx, period, files);
       await this.step('parts-written', period);
       const manifest = buildManifest({
         eventType: ctx.eventType,
@@ -296,11 +308,15 @@ export class PartitionCloser {
       });
       await this.step('manifest-written', period);
       this.markClosed(period);
+      const stored = written === 'created' ? manifest : await readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
+      await this.sealer.seal(period, stored);
+      await this.step('sealed', period);
       await this.deleteRuns(period);
       for (const o of staged) await deleteObject(ctx.staging, o.name);
       await this.step('staging-deleted', period);
-      if (written === 'exists') return readManifest(ctx.data.storage, ctx.data.name, ctx.eventType, period);
+      if (written === 'exists') return stored;
       ctx.metrics.partitionsClosed++;
+      ctx.telemetry?.closed(period, manifest.closedBy, started);
       ctx.logger.info('partition closed', {
         period: period.key,
         closedBy: manifest.closedBy,

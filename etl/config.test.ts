@@ -13,6 +13,13 @@ describe('loadConfig', () => {
     expect(c.projectId).toBe('local-project');
     expect(c.registry).toEqual({ kind: 'file', dir: '.data/registry' });
     expect(c.padlock).toBeUndefined();
+    expect(c.metricsPort).toBeUndefined();
+  });
+  it('serves metrics on ETL_METRICS_PORT and names a bad port', () => {
+    expect(loadConfig({ ...ok, ETL_METRICS_PORT: '9464' }).metricsPort).toBe(9464);
+    expect(loadConfig({ ...ok, ETL_METRICS_PORT: 'off' }).metricsPort).toBeUndefined();
+    expect(() => loadConfig({ ...ok, ETL_METRICS_PORT: '70000' })).toThrow(/ETL_METRICS_PORT/);
+    expect(() => loadConfig({ ...ok, ETL_METRICS_PORT: 'x' })).toThrow(/ETL_METRICS_PORT/);
   });
   it('reads the registry store and padlock settings', () => {
     expect(loadConfig({ ...ok, REGISTRY_DIR: '/srv/registry' }).registry).toEqual({ kind: 'file', dir: '/srv/registry' });

@@ -23,6 +23,7 @@
  * | BIGQUERY_LOCATION | — | location of the dataset and load jobs; absent: BigQuery's default |
  * | INSTANCE_ID | etl-<pid> | worker id (logs, dead-letter attributes, leases) |
  * | LOG_LEVEL | INFO | DEBUG, INFO, WARNING, ERROR |
+ * | ETL_METRICS_PORT | off | port of `GET /metrics` (Prometheus text format, lib/metrics.ts; 0: a free one); off by default so several workers fit on one machine, 9464 in a worker group (terraform/modules/worker-group) |
  * | ETL_* | see `defaultTuning` | flow control, flush, close, lease, poll, BigQuery load tunables |
  *
  * Without PADLOCK_URL a type whose schema has personal fields is refused
@@ -191,6 +192,8 @@ export interface EtlMainConfig {
   bigQuery: EtlBigQueryConfig;
   instanceId: string;
   logLevel: 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
+  /** Port of the Prometheus metrics endpoint; undefined: not served. */
+  metricsPort: number | undefined;
   tuning: EtlTuning;
   /** Shifts the workers' clock, ms (CLOCK_OFFSET_MS): system tests and drills only, with the event service's the same; 0 in production. */
   clockOffsetMs: number;
@@ -224,6 +227,12 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
       BIGQUERY_LOCATION: z.string().trim().regex(/^[A-Za-z0-9-]{2,40}$/, 'expected a BigQuery location such as EU or europe-west1').optional(),
       INSTANCE_ID: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected an instance id').optional(),
       LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
+      ETL_METRICS_PORT: z
+        .string()
+        .trim()
+        .regex(/^(off|\d{1,5})$/, 'expected a port (0-65535) or off')
+        .refine((s) => s === 'off' || Number(s) <= 65535, 'expected a port (0-65535) or off')
+        .default('off'),
       ETL_MAX_MESSAGES: positiveIntVar.optional(),
       ETL_MAX_BYTES: positiveIntVar.optional(),
       ETL_FLUSH_RECORDS: positiveIntVar.optional(),
@@ -284,6 +293,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
     bigQuery: { dataset: e.BIGQUERY_DATASET, endpoint: e.BIGQUERY_ENDPOINT, location: e.BIGQUERY_LOCATION, createTables: e.BIGQUERY_ENDPOINT !== undefined },
     instanceId: e.INSTANCE_ID ?? `etl-${process.pid}`,
     logLevel: e.LOG_LEVEL,
+    metricsPort: e.ETL_METRICS_PORT === 'off' ? undefined : Number(e.ETL_METRICS_PORT),
     tuning: resolveTuning(o),
     clockOffsetMs: e.CLOCK_OFFSET_MS ?? 0,
   };

@@ -4,12 +4,15 @@ import type { Logger } from '../lib/logger.ts';
 import type { Partitioning, Priority } from '../lib/registry/types.ts';
 import type { EtlTuning } from './config.ts';
 import type { PipelineMetrics } from './metrics.ts';
+import type { TypeTelemetry } from './metrics-prometheus.ts';
 import type { SchemaResolver } from './schemas.ts';
 
 export interface TypeContext {
   eventType: string;
   granularity: Partitioning;
   priority: Priority;
+  /** The type's retention: closed partitions are sealed until their period's end plus this (seal.ts). */
+  retentionDays: number;
   staging: Bucket;
   data: Bucket;
   schemas: SchemaResolver;
@@ -18,4 +21,6 @@ export interface TypeContext {
   logger: Logger;
   instanceId: string;
   metrics: PipelineMetrics;
+  /** Prometheus observations of the stager and closer (etl/metrics-prometheus.ts); absent: none. */
+  telemetry?: TypeTelemetry;
 }

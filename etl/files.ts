@@ -12,7 +12,7 @@ import { compareStaged } from './merge.ts';
 import { download, readRange, type ObjectInfo } from './storage-io.ts';
 
 /** Custom metadata of a staged object: its record count (the closer's completeness check sums them without reading). */
-export const STAGED_COUNT_KEY = 'edp-record-count';
+export { STAGED_COUNT_KEY } from '../lib/staging-layout.ts';
 
 /**
  * Blocks of staged files are small: the closing merge holds one block of every

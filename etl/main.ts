@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     ...(config.clockOffsetMs === 0 ? {} : { now: () => Date.now() + config.clockOffsetMs }),
     bigQuery: { dataset: config.bigQuery.dataset, endpoint: config.bigQuery.endpoint, location: config.bigQuery.location, createTables: config.bigQuery.createTables },
     ...(transform === undefined ? {} : { transform }),
+    ...(config.metricsPort === undefined ? {} : { metrics: { port: config.metricsPort, processMetrics: true } }),
   });
   logger.info('etl workers started', {
     eventTypes: workers.eventTypes(),
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
     encryption: transform === undefined ? 'off' : 'padlock',
     refused: Object.keys(workers.refused()),
     bigQueryLoaders: Object.keys(workers.loaderStats()),
+    metrics: workers.metricsUrl ?? 'off',
   });
   let stopping = false;
   const stop = (): void => {

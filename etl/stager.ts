@@ -176,6 +176,7 @@ export class Stager {
     this.closer.noteStaged(period, name, { records: records.length, byInstance: instanceCounts === undefined ? undefined : byInstance });
     this.ctx.metrics.stagedFiles++;
     this.ctx.metrics.stagedRecords += ids.length;
+    this.ctx.telemetry?.staged(records);
   }
 }
 

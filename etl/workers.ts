@@ -29,6 +29,8 @@ import { identityTransform, type RecordTransform } from './transform.ts';
 import type { CloserHooks } from './closer.ts';
 import { refusalError, type ClearPersonalData } from './personal-guard.ts';
 import { BigQueryLoader, type LoaderMetrics, type LoaderStopped } from './bigquery-load.ts';
+import { EtlTelemetry } from './metrics-prometheus.ts';
+import { startMetricsServer, type MetricsServer } from './metrics-server.ts';
 
 export interface EtlWorkersConfig {
   projectId: string;
@@ -59,6 +61,8 @@ export interface EtlWorkersConfig {
   closeEnabled?: boolean;
   /** Where types stored in BigQuery are loaded; absent: they are staged and closed, not loaded (a WARNING says so). */
   bigQuery?: EtlBigQueryTarget;
+  /** Serve the Prometheus metrics (etl/metrics-prometheus.ts) on `GET /metrics` at this port (0: a free one); absent: not served. */
+  metrics?: { port: number; host?: string; processMetrics?: boolean };
 }
 
 export interface EtlBigQueryTarget {
@@ -97,6 +101,10 @@ export interface EtlWorkers {
   loader(eventType: string): BigQueryLoader | undefined;
   /** Loader counters per type stored in BigQuery (`loadingStopped` = 1: a permanent failure stopped it). */
   loaderStats(): Record<string, LoaderMetrics & { stopped?: LoaderStopped }>;
+  /** The Prometheus metrics of every hosted type. */
+  telemetry: EtlTelemetry;
+  /** `http://…/metrics` when `metrics` was configured. */
+  metricsUrl: string | undefined;
 }
 
 export interface DrainOptions {
@@ -170,6 +178,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
   const bigquery =
     config.bigQuery === undefined ? undefined : (config.bigQuery.client ?? createBigQuery({ projectId: config.projectId, apiEndpoint: config.bigQuery.endpoint }));
   const hostMetrics: HostMetrics = { pipelinesRefused: 0 };
+  const telemetry = new EtlTelemetry({ now, pipelines: () => [...pipelines].map(([name, p]) => [name, p.metrics] as const), processMetrics: config.metrics?.processMetrics });
   let closed = false;
 
   const transformFor = (eventType: string): RecordTransform =>
@@ -202,6 +211,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
         eventType,
         granularity: record.settings.partitioning,
         priority: record.settings.priority,
+        retentionDays: record.settings.retentionDays,
         staging: storage.bucket(config.stagingBucket),
         data: storage.bucket(config.dataBucket),
         schemas,
@@ -210,6 +220,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
         logger: logger.child({ eventType }),
         instanceId,
         metrics: newMetrics(),
+        telemetry: telemetry.forType(eventType),
       },
       pubsub,
       transform,
@@ -287,6 +298,8 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
     return refreshing;
   };
 
+  // Before any pipeline starts: a port already taken fails the start with nothing to undo.
+  const metricsServer: MetricsServer | undefined = config.metrics === undefined ? undefined : await startMetricsServer(telemetry, { ...config.metrics, logger });
   await refresh();
   const poll = setInterval(() => void refresh(), tuning.registryPollMs);
   poll.unref();
@@ -333,6 +346,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
       if (closed) return;
       closed = true;
       clearInterval(poll);
+      await metricsServer?.close();
       await refreshing;
       await Promise.all([...loaders.keys()].map(stopLoader));
       await Promise.all([...pipelines.values()].map((p) => p.close()));
@@ -346,6 +360,8 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
     refused: () => Object.fromEntries([...refusedTypes].map(([name, r]) => [name, structuredClone(r)])),
     hostMetrics: () => ({ ...hostMetrics }),
     loader: (eventType) => loaders.get(eventType),
+    telemetry,
+    metricsUrl: metricsServer?.url,
     loaderStats: () =>
       Object.fromEntries(
         [...loaders].map(([name, l]) => [name, { ...l.metrics, ...(l.stopped === undefined ? {} : { stopped: { ...l.stopped } }) }]),

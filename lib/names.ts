@@ -64,9 +64,12 @@ export const metricTypes = {
 /**
  * A Cloud Monitoring metric type's name in PromQL: the first `/` becomes `:`, every other
  * `/` and every `.` becomes `_` (`pubsub.googleapis.com/subscription/x` →
- * `pubsub_googleapis_com:subscription_x`).
+ * `pubsub_googleapis_com:subscription_x`); a metric collected by Managed Service for
+ * Prometheus (`prometheus.googleapis.com/<name>/<kind>`) keeps its Prometheus name.
  */
 export function promqlMetricName(metricType: string): string {
+  const prometheus = /^prometheus\.googleapis\.com\/([a-zA-Z_:][a-zA-Z0-9_:]*)\/(counter|gauge|histogram|summary|unknown)$/.exec(metricType);
+  if (prometheus) return prometheus[1]!;
   const slash = metricType.indexOf('/');
   if (slash < 0) throw new Error(`not a metric type: ${metricType}`);
   const domain = metricType.slice(0, slash).replace(/\./g, '_');

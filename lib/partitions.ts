@@ -11,6 +11,8 @@
  *   that arrived after their partition closed)
  * - `<type>/dt=…/_LOADED` next to `_SUCCESS`: the partition's BigQuery load
  *   (types stored in BigQuery), written after the load is verified
+ * - `<type>/dt=…/_SUBJECTS` next to `_SUCCESS`, written before it: the
+ *   partition's subject index (lib/privacy/subject-index.ts)
  */
 import { z } from 'zod';
 import type { Storage } from '@google-cloud/storage';
@@ -96,6 +98,11 @@ export function lateCounterObjectName(eventType: string, period: Period): string
 /** The BigQuery load marker (JSON `LoadMarker`) next to the manifest, written once the partition is loaded. */
 export function loadMarkerObjectName(eventType: string, period: Period): string {
   return `${partitionPrefix(eventType, period)}_LOADED`;
+}
+
+/** The subject index (JSON `SubjectIndex`, lib/privacy/subject-index.ts) next to the manifest, written before `_SUCCESS`. */
+export function subjectIndexObjectName(eventType: string, period: Period): string {
+  return `${partitionPrefix(eventType, period)}_SUBJECTS`;
 }
 
 /** Parses `dt=…/hour=…/` back from an object name under `<type>/`; undefined if not a partition path. */

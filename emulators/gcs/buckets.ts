@@ -23,6 +23,7 @@ export async function createBucket(ctx: RequestContext): Promise<void> {
     ...(typeof body.location === 'string' ? { location: body.location } : {}),
     ...(typeof body.storageClass === 'string' ? { storageClass: body.storageClass } : {}),
     ...(labels === undefined ? {} : { labels }),
+    objectRetention: ctx.query.get('enableObjectRetention') === 'true',
   });
   sendJson(ctx.res, 200, bucketResource(rec, ctx.baseUrl));
 }

@@ -2,6 +2,7 @@
  * What the emulator stores: buckets and the live generation of each object.
  * Generations are decimal strings (they exceed 2^53 in GCS's microsecond scheme).
  */
+import type { ProtectionPatch } from './protection.ts';
 
 /** A stored bucket. */
 export interface BucketRecord {
@@ -12,6 +13,8 @@ export interface BucketRecord {
   location: string;
   storageClass: string;
   labels?: Record<string, string>;
+  /** Created with `enableObjectRetention=true`: objects may carry a retention (it cannot be turned off). */
+  objectRetention?: true;
 }
 
 /** Object metadata a writer may set (the JSON API's writable fields we keep). */
@@ -22,10 +25,26 @@ export interface WritableObjectFields {
   contentLanguage?: string;
   cacheControl?: string;
   metadata?: Record<string, string>;
+  /** Holds or a retention asked for at insert (protection.ts); not stored as such. */
+  protection?: ProtectionPatch;
+}
+
+/** An object's retention (Object Retention Lock): no delete or replace before `retainUntilTime`. */
+export interface ObjectRetention {
+  mode: 'Unlocked' | 'Locked';
+  /** RFC 3339. */
+  retainUntilTime: string;
+}
+
+/** What keeps an object from being deleted or replaced (protection.ts). */
+export interface ObjectProtection {
+  temporaryHold?: true;
+  eventBasedHold?: true;
+  retention?: ObjectRetention;
 }
 
 /** One live object generation and where its bytes are. */
-export interface ObjectRecord extends WritableObjectFields {
+export interface ObjectRecord extends WritableObjectFields, ObjectProtection {
   bucket: string;
   name: string;
   generation: string;

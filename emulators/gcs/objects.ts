@@ -6,6 +6,7 @@ import { errors, gcsError } from './gcs-errors.ts';
 import { generationParam, intParam, parseRange, readJson, sendEmpty, sendJson } from './http-util.ts';
 import { applyMetadataPatch, pickWritable, writableFieldNames, type ObjectRecord, type WritableObjectFields } from './model.ts';
 import { checkPreconditions, preconditionsFrom, preconditionsFromJson } from './preconditions.ts';
+import { pickProtection } from './protection.ts';
 import { etagOf, objectResource } from './resources.ts';
 
 /** GCS's limit on compose sources. */
@@ -80,7 +81,9 @@ export function listObjects(ctx: RequestContext, bucket: string): void {
 
 export async function updateObject(ctx: RequestContext, bucket: string, name: string, replace: boolean): Promise<void> {
   const body = await readJson(ctx.body);
-  const rec = await ctx.store.updateObject(bucket, name, generationParam(ctx.query), pickWritable(body), preconditionsFrom(ctx.query), replace);
+  const patch = { ...pickWritable(body), protection: pickProtection(body) };
+  const override = ctx.query.get('overrideUnlockedRetention') === 'true';
+  const rec = await ctx.store.updateObject(bucket, name, generationParam(ctx.query), patch, preconditionsFrom(ctx.query), replace, override);
   sendJson(ctx.res, 200, objectResource(rec, ctx.baseUrl));
 }
 

@@ -1,5 +1,6 @@
 /** The JSON API's representations of buckets and objects. */
 import type { BucketRecord, ObjectRecord } from './model.ts';
+import { protectionResource } from './protection.ts';
 
 export function bucketResource(b: BucketRecord, baseUrl: string): Record<string, unknown> {
   return {
@@ -17,6 +18,7 @@ export function bucketResource(b: BucketRecord, baseUrl: string): Record<string,
     updated: b.updated,
     iamConfiguration: { uniformBucketLevelAccess: { enabled: true }, publicAccessPrevention: 'inherited' },
     ...(b.labels === undefined ? {} : { labels: b.labels }),
+    ...(b.objectRetention === true ? { objectRetention: { mode: 'Enabled' } } : {}),
   };
 }
 
@@ -47,6 +49,7 @@ export function objectResource(o: ObjectRecord, baseUrl: string): Record<string,
     ...(o.cacheControl === undefined ? {} : { cacheControl: o.cacheControl }),
     ...(o.metadata === undefined ? {} : { metadata: o.metadata }),
     ...(o.componentCount === undefined ? {} : { componentCount: o.componentCount }),
+    ...protectionResource(o),
   };
 }
 

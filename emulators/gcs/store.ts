@@ -19,6 +19,7 @@ import {
   type WritableObjectFields,
 } from './model.ts';
 import { checkPreconditions, type Preconditions } from './preconditions.ts';
+import { nextProtection, protectionAtInsert, protectionFailure, type ProtectionPatch } from './protection.ts';
 
 interface BucketState {
   record: BucketRecord;
@@ -70,7 +71,10 @@ export class Store {
 
   // ---- buckets
 
-  async createBucket(name: string, fields: { location?: string; storageClass?: string; labels?: Record<string, string> }): Promise<BucketRecord> {
+  async createBucket(
+    name: string,
+    fields: { location?: string; storageClass?: string; labels?: Record<string, string>; objectRetention?: boolean },
+  ): Promise<BucketRecord> {
     if (!BUCKET_NAME.test(name) || name.includes('..')) throw errors.invalid(`Invalid bucket name: '${name}'`);
     if (this.buckets.has(name) || this.creating.has(name)) throw errors.bucketExists();
     const now = new Date().toISOString();
@@ -82,6 +86,7 @@ export class Store {
       location: (fields.location ?? 'US').toUpperCase(),
       storageClass: fields.storageClass ?? 'STANDARD',
       ...(fields.labels === undefined ? {} : { labels: fields.labels }),
+      ...(fields.objectRetention === true ? { objectRetention: true as const } : {}),
     };
     this.creating.add(name);
     try {
@@ -146,18 +151,28 @@ export class Store {
 
   /**
    * Makes a draft the live generation of `bucket/name` if `pre` holds, then
-   * persists it and drops the replaced generation's bytes. On failure the
-   * draft's bytes are discarded.
+   * persists it and drops the replaced generation's bytes. A held or retained
+   * live generation is not replaced (403). On failure the draft's bytes are discarded.
    */
   async commitObject(bucket: string, name: string, draft: ObjectDraft, pre: Preconditions): Promise<ObjectRecord> {
     const state = this.buckets.get(bucket);
     const current = state?.objects.get(name);
-    const failure = state === undefined ? errors.noSuchBucket() : checkPreconditions(pre, current);
+    const nowMs = Date.now();
+    let failure = state === undefined ? errors.noSuchBucket() : checkPreconditions(pre, current);
+    if (failure === undefined && current !== undefined) failure = protectionFailure(current, nowMs);
+    let protection = {};
+    if (failure === undefined && state !== undefined && draft.fields.protection !== undefined) {
+      try {
+        protection = protectionAtInsert(state.record, draft.fields.protection, nowMs);
+      } catch (err) {
+        failure = err as typeof failure;
+      }
+    }
     if (failure !== undefined || state === undefined) {
       await this.backend.deleteBlob(draft.blob);
       throw failure ?? errors.noSuchBucket();
     }
-    const now = new Date().toISOString();
+    const now = new Date(nowMs).toISOString();
     const rec: ObjectRecord = {
       bucket,
       name,
@@ -170,6 +185,7 @@ export class Store {
       updated: now,
       ...cleanFields(draft.fields),
       ...(draft.componentCount === undefined ? {} : { componentCount: draft.componentCount }),
+      ...protection,
       blob: draft.blob,
     };
     if (current === undefined) state.sorted = undefined;
@@ -181,19 +197,29 @@ export class Store {
     return rec;
   }
 
-  /** Patches (or, with `replace`, replaces) the writable metadata; bumps the metageneration. */
+  /**
+   * Patches (or, with `replace`, replaces) the writable metadata, holds and
+   * retention (`overrideUnlockedRetention` allows shortening an Unlocked one); bumps the metageneration.
+   */
   async updateObject(
     bucket: string,
     name: string,
     generation: string | undefined,
-    patch: WritableObjectFields & { metadataPatch?: Record<string, string | null> },
+    patch: WritableObjectFields & { metadataPatch?: Record<string, string | null>; protection?: ProtectionPatch },
     pre: Preconditions,
     replace: boolean,
+    overrideUnlockedRetention = false,
   ): Promise<ObjectRecord> {
     const current = this.getObject(bucket, name, generation);
     const failure = checkPreconditions(pre, current);
     if (failure !== undefined) throw failure;
-    const next: ObjectRecord = { ...current, metageneration: current.metageneration + 1, updated: new Date().toISOString() };
+    const nowMs = Date.now();
+    const protection = nextProtection(this.bucket(bucket).record, current, patch.protection ?? {}, { override: overrideUnlockedRetention, nowMs, replace });
+    const next: ObjectRecord = { ...current, metageneration: current.metageneration + 1, updated: new Date(nowMs).toISOString() };
+    delete next.temporaryHold;
+    delete next.eventBasedHold;
+    delete next.retention;
+    Object.assign(next, protection);
     for (const f of writableFieldNames) {
       if (patch[f] !== undefined) next[f] = patch[f];
       else if (replace) delete next[f];
@@ -209,7 +235,7 @@ export class Store {
   async deleteObject(bucket: string, name: string, generation: string | undefined, pre: Preconditions): Promise<void> {
     const state = this.bucket(bucket);
     const current = this.getObject(bucket, name, generation);
-    const failure = checkPreconditions(pre, current);
+    const failure = checkPreconditions(pre, current) ?? protectionFailure(current, Date.now());
     if (failure !== undefined) throw failure;
     state.objects.delete(name);
     state.sorted = undefined;

@@ -9,6 +9,7 @@ import { readJson, sendEmpty, sendJson } from './http-util.ts';
 import { applyMetadataPatch, pickWritable, type WritableObjectFields } from './model.ts';
 import { boundaryOf, MultipartParser } from './multipart.ts';
 import { checkPreconditions, preconditionsFrom } from './preconditions.ts';
+import { pickProtection } from './protection.ts';
 import { objectResource } from './resources.ts';
 import type { UploadSession } from './upload-sessions.ts';
 
@@ -28,7 +29,9 @@ function fieldsFrom(body: unknown): { fields: WritableObjectFields; name?: strin
   const { metadataPatch, ...fields } = picked;
   const metadata = applyMetadataPatch(undefined, metadataPatch);
   const name = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).name : undefined;
-  return { fields: metadata === undefined ? fields : { ...fields, metadata }, ...(typeof name === 'string' ? { name } : {}) };
+  const protection = pickProtection(body);
+  const withProtection = Object.keys(protection).length === 0 ? fields : { ...fields, protection };
+  return { fields: metadata === undefined ? withProtection : { ...withProtection, metadata }, ...(typeof name === 'string' ? { name } : {}) };
 }
 
 function objectName(ctx: RequestContext, fromBody: string | undefined): string {

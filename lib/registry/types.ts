@@ -29,6 +29,8 @@ export interface EventTypeSettings {
   partitioning: Partitioning;
   retentionDays: number;
   compatibility: CompatibilityMode;
+  /** The events per second the owners expect (peak hour average): sizes the worker group (composer/capacity). */
+  expectedEventsPerSecond?: number;
 }
 
 export interface SchemaVersion {

@@ -12,7 +12,7 @@ import { createStorage } from '../../lib/gcp/clients.ts';
 import { startGcsEmulator, type GcsEmulator } from '../../emulators/gcs/index.ts';
 import { MemoryRegistryStore } from '../../lib/registry/memory.ts';
 import { silentLogger } from '../../lib/logger.ts';
-import { periodOf, partitionPrefix, successObjectName, type Manifest, type Period } from '../../lib/partitions.ts';
+import { periodOf, partitionPrefix, subjectIndexObjectName, successObjectName, type Manifest, type Period } from '../../lib/partitions.ts';
 import { PartitionCloser, type CloseStep } from '../../etl/closer.ts';
 import { LateWriter } from '../../etl/late.ts';
 import { SchemaResolver } from '../../etl/schemas.ts';
@@ -31,7 +31,7 @@ import { uniqueName } from '../support/names.ts';
 
 const HOUR = 3_600_000;
 const TYPE = 'close_test_type';
-const steps: CloseStep[] = ['leased', 'staged-read', 'part-written', 'parts-written', 'manifest-written', 'staging-deleted'];
+const steps: CloseStep[] = ['leased', 'staged-read', 'part-written', 'parts-written', 'manifest-written', 'sealed', 'staging-deleted'];
 
 describe('closing a partition', () => {
   const projectId = inject('projectId');
@@ -51,7 +51,7 @@ describe('closing a partition', () => {
   function context(staging: Bucket, data: Bucket, partMaxRecords = 150, closeMergeFanIn?: number): TypeContext {
     const tuning = resolveTuning({ partMaxRecords, leaseMs: 60_000, ...(closeMergeFanIn === undefined ? {} : { closeMergeFanIn }) });
     const schemas = new SchemaResolver(TYPE, registry, identityTransform, 0);
-    return { eventType: TYPE, granularity: 'hourly', priority: 'normal', staging, data, schemas, tuning, now: () => period.endMs + HOUR, logger: silentLogger, instanceId: 'closer-test', metrics: newMetrics() };
+    return { eventType: TYPE, granularity: 'hourly', priority: 'normal', retentionDays: 30, staging, data, schemas, tuning, now: () => period.endMs + HOUR, logger: silentLogger, instanceId: 'closer-test', metrics: newMetrics() };
   }
 
   function staged(slice: typeof events, schema = pageViewSchema): StagedRecord[] {
@@ -88,7 +88,7 @@ describe('closing a partition', () => {
     expect(manifest).toMatchObject({ recordCount: 500, closedBy: 'complete', audit: { accepted: 500, delivered: 500, duplicatesDropped: 60 }, transformStats: { nulledFields: 500 } });
     expect(manifest!.files.map((f) => f.recordCount)).toEqual([150, 150, 100, 100]);
     const reference = await partitionBytes(ref.data);
-    expect([...reference.keys()].sort()).toEqual([...manifest!.files.map((f) => f.name), successObjectName(TYPE, period)].sort());
+    expect([...reference.keys()].sort()).toEqual([...manifest!.files.map((f) => f.name), subjectIndexObjectName(TYPE, period), successObjectName(TYPE, period)].sort());
 
     for (const step of steps) {
       const run = await setup();
@@ -138,7 +138,7 @@ describe('closing a partition', () => {
     const m = await new PartitionCloser(ctx2, new LateWriter(ctx2)).closePartition(period, { force: true });
     expect(m).toMatchObject({ recordCount: 520, closedBy: 'deadline', audit: { accepted: 500, delivered: 520, complete: false } });
     const bytes = await partitionBytes(run.data);
-    expect([...bytes.keys()].sort()).toEqual([...m!.files.map((f) => f.name), successObjectName(TYPE, period)].sort());
+    expect([...bytes.keys()].sort()).toEqual([...m!.files.map((f) => f.name), subjectIndexObjectName(TYPE, period), successObjectName(TYPE, period)].sort());
     for (const f of m!.files) expect(Buffer.from(bytes.get(f.name)!, 'base64').length).toBe(f.size);
   });
 

@@ -53,7 +53,7 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 /** `npm start`'s entry point on free ports, in a process group of its own; resolves once it printed its endpoints. */
 async function startPlatform(dataDir: string): Promise<Platform> {
-  const ports = ['--pubsub-port', '0', '--gcs-port', '0', '--bigquery-port', '0', '--padlock-port', '0', '--composer-port', '0', '--event-service-port', '0'];
+  const ports = ['--pubsub-port', '0', '--gcs-port', '0', '--bigquery-port', '0', '--padlock-port', '0', '--composer-port', '0', '--event-service-port', '0', '--status-port', '0'];
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/start.ts', '--data-dir', dataDir, ...ports], {
     cwd: ROOT,
     detached: true,
@@ -180,6 +180,10 @@ describe('npm start, restarted', () => {
       await Promise.all([0, 1, 2, 3].map((k) => ids.slice(i + k * BATCH, i + (k + 1) * BATCH)).filter((b) => b.length > 0).map(send));
     }
     expect(accepted).toBe(TOTAL);
+    // The partition status page runs beside them and shows the example types.
+    const grid = await fetch(`${first.endpoints.status!}/`);
+    expect(grid.status).toBe(200);
+    expect(await grid.text()).toContain('data-type="page_view"');
 
     killGroup(first.child, 'SIGTERM');
     // Intake stops first: a producer is told to come back later, not refused a connection.

@@ -21,6 +21,7 @@ import { loadConfig as loadPadlockConfig } from '../../functions/padlock/config.
 import { serviceEntry } from '../../functions/padlock/services.ts';
 import { schemaFingerprint } from '../../lib/avro/fingerprint.ts';
 import { bucketNames, keychainFamilies, metricNames, promqlMetricName, resourceNames } from '../../lib/names.ts';
+import { ETL_METRICS_PORT } from '../../lib/metrics.ts';
 import type { AvroSchemaJson, EventTypeRecord, EventTypeSettings, StorageTarget } from '../../lib/registry/types.ts';
 import { evaluateTemplate, loadAll, moduleDirs, parseType, splitArguments, terraformRoot as root, typeErrors, type Block, type HclConfig, type ModuleKey } from '../support/terraform-hcl.ts';
 
@@ -401,6 +402,7 @@ const samples: Record<string, string> = {
   '${join(",", var.platform.padlock_urls)}': 'https://padlock-abc123-ew.a.run.app,https://padlock-mirror-abc123-ew.a.run.app',
   '${each.key == "padlock" ? google_bigtable_app_profile.padlock.app_profile_id : google_bigtable_app_profile.padlock_mirror.app_profile_id}': 'padlock',
   'field:metadata.name': 'etl-page-view-5d8f7c9b6-x2x7q',
+  '${tostring(local.metrics_port)}': String(ETL_METRICS_PORT),
 };
 const secretSamples: Record<string, string> = {
   PADLOCK_SERVICES: JSON.stringify([serviceEntry('etl', etlSecret, { contexts: ['events'] })]),
@@ -576,8 +578,17 @@ describe('issue 17: deployable on Google Cloud', () => {
     expect(grant).toMatchObject({ topic: '${local.names.dead_letter_topic}', role: 'roles/pubsub.publisher', member: 'serviceAccount:${var.platform.etl_service_account_email}' });
   });
 
-  it('defect 4: the ETL may delete and overwrite in the data bucket, whose deleted objects stay restorable; staging keeps no soft-deleted churn (defect 11)', () => {
-    expect(resourceOf('platform', 'google_storage_bucket_iam_member', 'etl_data').role).toBe('roles/storage.objectUser');
+  it('defect 4: the ETL may delete, overwrite and seal (setRetention, never override) in the data bucket, which has object retention; staging keeps no soft-deleted churn (defect 11)', () => {
+    expect(resourceOf('platform', 'google_storage_bucket_iam_member', 'etl_data').role).toBe('${google_project_iam_custom_role.etl_data_writer.id}');
+    expect(resourceOf('platform', 'google_project_iam_custom_role', 'etl_data_writer').permissions).toEqual([
+      'storage.objects.create',
+      'storage.objects.delete',
+      'storage.objects.get',
+      'storage.objects.list',
+      'storage.objects.setRetention',
+      'storage.objects.update',
+    ]);
+    expect(resourceOf('platform', 'google_storage_bucket', 'data').enable_object_retention).toBe(true);
     expect(at(resourceOf('platform', 'google_storage_bucket', 'data'), 'soft_delete_policy')?.retention_duration_seconds).toBe('${var.storage.data_soft_delete_days * 86400}');
     expect(at(resourceOf('platform', 'google_storage_bucket', 'staging'), 'soft_delete_policy')?.retention_duration_seconds).toBe(0);
   });

@@ -178,6 +178,31 @@ resource "google_pubsub_topic_iam_member" "event_service_publisher" {
   depends_on = [google_pubsub_topic.events]
 }
 
+# `composer replay <type> --dead-letters` (composer/replay/dead-letters.ts) pulls the type's
+# dead letters, re-publishes each to its topic and then acknowledges it. In composer mode the
+# composer's project-wide roles/pubsub.editor (platform module) already allows both.
+resource "google_pubsub_subscription_iam_member" "composer_replay_subscriber" {
+  count = local.owns_pubsub ? 1 : 0
+
+  project      = var.project_id
+  subscription = local.names.dead_letter_subscription
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${var.platform.composer_service_account_email}"
+
+  depends_on = [google_pubsub_subscription.dead_letter]
+}
+
+resource "google_pubsub_topic_iam_member" "composer_replay_publisher" {
+  count = local.owns_pubsub ? 1 : 0
+
+  project = var.project_id
+  topic   = local.names.topic
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${var.platform.composer_service_account_email}"
+
+  depends_on = [google_pubsub_topic.events]
+}
+
 resource "google_pubsub_subscription_iam_member" "etl_subscriber" {
   project      = var.project_id
   subscription = local.names.etl_subscription
@@ -244,11 +269,15 @@ locals {
     and on() (day_of_week(${local.local_time}) >= 1 <= 5)
   EOT
 
-  # The metric's selector: Pub/Sub metrics by subscription, the ETL's lateness metric by type.
+  # The metric's selector: Pub/Sub metrics by subscription; the ETL's Prometheus gauges
+  # (lib/metrics.ts, scraped by Managed Service for Prometheus) by type, the worst worker's
+  # value; the ETL's log-based counters by type, over the last hour.
   alert_queries = {
     for kind, a in var.event_type.alerts : kind => (
       startswith(a.metric, "pubsub.googleapis.com/")
       ? "max(${a.promql_metric}{monitored_resource=\"pubsub_subscription\",subscription_id=\"${a.resource}\"}) > ${a.threshold}"
+      : startswith(a.metric, "prometheus.googleapis.com/")
+      ? "max(${a.promql_metric}{event_type=\"${a.resource}\"}) > ${a.threshold}"
       : "sum(increase(${a.promql_metric}{event_type=\"${a.resource}\"}[1h])) > ${a.threshold}"
     )
   }

@@ -87,15 +87,16 @@ variable "event_type" {
 variable "platform" {
   description = "What the platform module provides to every event type: pass `module.platform.event_type_platform` (plus the Kubernetes namespace of the ETL worker groups)."
   type = object({
-    project_number              = string
-    labels                      = map(string)
-    dataset_id                  = string
-    data_bucket                 = string
-    etl_service_account_email   = string
-    etl_service_account_name    = string
-    event_service_account_email = string
-    kubernetes_namespace        = string
-    provisioning                = string
+    project_number                 = string
+    labels                         = map(string)
+    dataset_id                     = string
+    data_bucket                    = string
+    etl_service_account_email      = string
+    etl_service_account_name       = string
+    event_service_account_email    = string
+    composer_service_account_email = string
+    kubernetes_namespace           = string
+    provisioning                   = string
     notification_channels = object({
       high   = list(string)
       normal = list(string)

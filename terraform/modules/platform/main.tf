@@ -117,10 +117,18 @@ resource "google_storage_bucket" "data" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
 
-  # The ETL may delete and overwrite objects here (stale parts of a crashed close, the _LATE
-  # counter), so IAM alone cannot keep a closed partition immutable: soft delete keeps every
-  # deleted or overwritten object restorable for this long (the code never touches a closed
-  # partition; the manifest's checksums detect any change).
+  # Closed partitions are immutable through Object Retention Lock: after _SUCCESS the ETL gives
+  # each object its manifest lists, and _SUCCESS, an Unlocked retention until the period's end
+  # plus the type's retention (etl/seal.ts), which nobody without
+  # storage.objects.overrideUnlockedRetention (an admin's permission, not the ETL's) can shorten
+  # or remove. A bucket retention policy (Bucket Lock) would not do: it would also freeze the
+  # objects the ETL must still delete or overwrite (stale parts of a crashed close, _LATE).
+  # Set at creation only; for a bucket created before, enable it in the console first
+  # (docs/operations.md).
+  enable_object_retention = true
+
+  # Deleted or overwritten objects that nothing retains (late files, _LATE, stale parts) stay
+  # restorable for this long.
   soft_delete_policy {
     retention_duration_seconds = var.storage.data_soft_delete_days * 86400
   }
@@ -196,12 +204,28 @@ resource "google_storage_bucket_iam_member" "etl_staging" {
   member = local.sa["etl"]
 }
 
-# Partitions: create, read, list, and delete/overwrite, which the ETL's own code does
-# (etl/closer.ts deletes stale parts of a crashed close, etl/late.ts rewrites _LATE).
-# Closed partitions stay restorable through the bucket's soft delete.
+# What the ETL does in the data bucket, and no more: create, read, list, delete/overwrite (its
+# own code does: etl/closer.ts deletes stale parts of a crashed close, etl/late.ts rewrites
+# _LATE), and seal closed partitions (update + setRetention, etl/seal.ts). No predefined role
+# has setRetention without overrideUnlockedRetention, which would let the ETL lift a seal.
+resource "google_project_iam_custom_role" "etl_data_writer" {
+  project     = var.project_id
+  role_id     = "edpEtlDataWriter"
+  title       = "Event platform ETL: data bucket writer"
+  description = "Writes partitions and seals closed ones with an object retention it cannot shorten or remove (no storage.objects.overrideUnlockedRetention)."
+  permissions = [
+    "storage.objects.create",
+    "storage.objects.delete",
+    "storage.objects.get",
+    "storage.objects.list",
+    "storage.objects.setRetention",
+    "storage.objects.update",
+  ]
+}
+
 resource "google_storage_bucket_iam_member" "etl_data" {
   bucket = google_storage_bucket.data.name
-  role   = "roles/storage.objectUser"
+  role   = google_project_iam_custom_role.etl_data_writer.id
   member = local.sa["etl"]
 }
 

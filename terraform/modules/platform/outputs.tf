@@ -1,17 +1,18 @@
 output "event_type_platform" {
   description = "What every event type needs from the platform: pass it as the event-type module's `platform` input."
   value = {
-    project_number              = data.google_project.this.number
-    labels                      = var.labels
-    dataset_id                  = google_bigquery_dataset.events.dataset_id
-    data_bucket                 = google_storage_bucket.data.name
-    etl_service_account_email   = google_service_account.component["etl"].email
-    etl_service_account_name    = google_service_account.component["etl"].name
-    event_service_account_email = google_service_account.component["event-service"].email
-    kubernetes_namespace        = var.etl.namespace
-    provisioning                = var.provisioning
-    notification_channels       = var.alerting.notification_channels
-    working_hours               = var.alerting.working_hours
+    project_number                 = data.google_project.this.number
+    labels                         = var.labels
+    dataset_id                     = google_bigquery_dataset.events.dataset_id
+    data_bucket                    = google_storage_bucket.data.name
+    etl_service_account_email      = google_service_account.component["etl"].email
+    etl_service_account_name       = google_service_account.component["etl"].name
+    event_service_account_email    = google_service_account.component["event-service"].email
+    composer_service_account_email = google_service_account.component["composer"].email
+    kubernetes_namespace           = var.etl.namespace
+    provisioning                   = var.provisioning
+    notification_channels          = var.alerting.notification_channels
+    working_hours                  = var.alerting.working_hours
   }
 }
 

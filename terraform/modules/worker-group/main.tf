@@ -5,6 +5,11 @@
 locals {
   name = var.event_type.name
 
+  # MUST equal lib/metrics.ts ETL_METRICS_PORT and METRICS_PATH (test/repo/metric-names.test.ts):
+  # where the ETL serves its Prometheus metrics, and the PodMonitoring below scrapes them.
+  metrics_port = 9464
+  metrics_path = "/metrics"
+
   # MUST equal `resourceNames` in lib/names.ts (test/terraform.test.ts).
   names = {
     etl_subscription = "events-${local.name}-etl"
@@ -150,6 +155,15 @@ resource "kubernetes_deployment_v1" "worker" {
               }
             }
           }
+          env {
+            # The ETL's Prometheus metrics (lib/metrics.ts), scraped by the PodMonitoring below.
+            name  = "ETL_METRICS_PORT"
+            value = tostring(local.metrics_port)
+          }
+          port {
+            name           = "metrics"
+            container_port = local.metrics_port
+          }
           dynamic "env" {
             for_each = local.to_bigquery ? local.loader_env : {}
             content {
@@ -234,3 +248,36 @@ resource "kubernetes_horizontal_pod_autoscaler_v2" "worker" {
   }
 }
 
+
+# --- Metrics ---------------------------------------------------------------------------
+# Google Cloud Managed Service for Prometheus (on by default in Autopilot) scrapes every
+# worker's /metrics and stores each series in Cloud Monitoring as
+# prometheus.googleapis.com/<name>/<kind>; the event-type module's alert policies query them
+# by their Prometheus names (composer/monitoring.ts). The collector writes with the nodes'
+# identity (roles/container.defaultNodeServiceAccount includes monitoring.timeSeries.create).
+
+resource "kubernetes_manifest" "worker_metrics" {
+  manifest = {
+    apiVersion = "monitoring.googleapis.com/v1"
+    kind       = "PodMonitoring"
+    metadata = {
+      name      = local.names.worker_group
+      namespace = var.platform.kubernetes_namespace
+      labels    = local.labels
+    }
+    spec = {
+      selector = {
+        matchLabels = {
+          app = local.names.worker_group
+        }
+      }
+      endpoints = [
+        {
+          port     = "metrics"
+          path     = local.metrics_path
+          interval = "60s"
+        }
+      ]
+    }
+  }
+}

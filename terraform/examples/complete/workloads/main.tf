@@ -21,6 +21,9 @@ locals {
   # The same export stage 1 applies: every type, BigQuery-only ones included, gets a worker
   # group, so no subscription is left unconsumed.
   event_types = jsondecode(file("${path.module}/../event_types.auto.tfvars.json")).event_types
+  # The capacity model's sizing of types with an expected volume (`composer export terraform`
+  # writes it beside the export; docs/capacity.md). Absent: the module's defaults.
+  worker_sizing = try(jsondecode(file("${path.module}/../worker_sizing.json")).worker_sizing, {})
 }
 
 provider "kubernetes" {
@@ -45,9 +48,13 @@ module "worker_group" {
   for_each = local.event_types
 
   project_id = var.project_id
-  # Ops' worker sizing, if any, replaces the exported default.
-  event_type = merge(each.value, { for name, w in var.worker_overrides : "worker" => w if name == each.key })
-  platform   = local.platform.worker_group_platform
+  # The capacity model's sizing, then ops' worker sizing, if any, replace the module's default.
+  event_type = merge(
+    each.value,
+    { for name, w in local.worker_sizing : "worker" => { min_replicas = w.min_replicas, max_replicas = w.max_replicas, heap_mb = w.heap_mb } if name == each.key },
+    { for name, w in var.worker_overrides : "worker" => w if name == each.key },
+  )
+  platform = local.platform.worker_group_platform
 
   depends_on = [kubernetes_namespace_v1.etl, module.custom_metrics_adapter]
 }
