@@ -1,7 +1,7 @@
 /**
  * Completeness per accepting event-service instance (etl/completeness.ts):
  * - two real event-service processes accept events under load, one is
- *   SIGKILLed mid-hour: the hour closes after the grace (not at its deadline)
+ *   SIGKILLed mid-hour: the hour closes after the grace, once staging drained (not at its deadline)
  *   as `complete-after-instance-loss` naming the lost instance, with every id
  *   a client was told accepted delivered exactly once;
  * - a live instance whose events are still in flight (its count not final)
@@ -41,7 +41,7 @@ describe('an event-service instance lost mid-hour', () => {
     await pubsub.close();
   });
 
-  it('closes its hour within the grace as complete-after-instance-loss, every accepted id exactly once', async () => {
+  it('closes its hour once the grace passed and staging drained, not at its deadline, as complete-after-instance-loss, every accepted id exactly once', async () => {
     const staging = uniqueName('loss', 'staging');
     const data = uniqueName('loss', 'data');
     await storage.createBucket(staging);

@@ -156,7 +156,8 @@ export async function readPartition(storage: Storage, dataBucket: string, eventT
     fileBytes.set(f.name, bytes);
     const contents = readContainer(bytes);
     const type = avroType(contents.schema);
-    records.push(...decodeRecords(contents, (b, p) => type.decode(b, p) as { value: ReadPartition['records'][number]; offset: number }));
+    // One push per record: spreading a part of 100k+ records overflows the call stack.
+    for (const r of decodeRecords(contents, (b, p) => type.decode(b, p) as { value: ReadPartition['records'][number]; offset: number })) records.push(r);
   }
   return { manifest, records, fileBytes };
 }
