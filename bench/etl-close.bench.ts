@@ -24,10 +24,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Bucket } from '@google-cloud/storage';
-import { avroType } from '../lib/avro/long.ts';
-import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
-import { auditObjectName, type AuditCount } from '../lib/events/contract.ts';
 import { createStorage } from '../lib/gcp/clients.ts';
 import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { silentLogger } from '../lib/logger.ts';
@@ -36,14 +32,11 @@ import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { PartitionCloser } from '../etl/closer.ts';
 import { resolveTuning } from '../etl/config.ts';
 import type { TypeContext } from '../etl/context.ts';
-import { idSetHash, type StagedRecord } from '../etl/envelope.ts';
-import { buildStagedFile, STAGED_COUNT_KEY } from '../etl/files.ts';
 import { LateWriter } from '../etl/late.ts';
-import { stagedObjectName } from '../etl/layout.ts';
 import { newMetrics } from '../etl/metrics.ts';
 import { SchemaResolver } from '../etl/schemas.ts';
-import { createIfAbsent } from '../etl/storage-io.ts';
 import { eventTypeRecord, pageViewSchema } from '../test/support/etl.ts';
+import { stageHour } from './close-staging.ts';
 import { identityTransform } from '../etl/transform.ts';
 
 const HOUR = 3_600_000;
@@ -136,34 +129,6 @@ function runChild(job: CloseJob, heapMb: number): Promise<CloseResult> {
   });
 }
 
-/** Stages `size` records of the page-view shape, files of `perFile` overlapping by 2%, and the audit count. */
-async function stageHour(staging: Bucket, eventType: string, size: number, perFile: number): Promise<number> {
-  const type = avroType(pageViewSchema);
-  const fingerprint = schemaFingerprint(pageViewSchema);
-  const overlap = Math.floor(perFile / 50);
-  let files = 0;
-  for (let from = 0; from < size; from += perFile) {
-    const records: StagedRecord[] = [];
-    for (let i = Math.max(0, from - overlap); i < Math.min(size, from + perFile); i++) {
-      records.push({
-        eventId: `e-${String(i).padStart(8, '0')}`,
-        receiveTime: period.startMs + Math.floor((i * HOUR) / size),
-        schemaFingerprint: fingerprint,
-        stats: {},
-        instanceId: 'bench',
-        record: type.toBuffer({ userId: `user-${i % 97}`, url: `https://example.com/p/${i}`, durationMs: i }),
-      });
-    }
-    const name = stagedObjectName(eventType, period, idSetHash(records.map((r) => r.eventId)));
-    await createIfAbsent(staging, name, buildStagedFile(name, eventType, period, records), { metadata: { [STAGED_COUNT_KEY]: String(records.length) } });
-    files++;
-  }
-  const hour = period.key;
-  const count: AuditCount = { eventType, hour, instanceId: 'bench', accepted: size, final: true, updatedAt: new Date().toISOString() };
-  await staging.file(auditObjectName(eventType, hour, 'bench')).save(JSON.stringify(count), { resumable: false });
-  return files;
-}
-
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const MiB = (n: number): string => (n / 2 ** 20).toFixed(0);
 
@@ -186,14 +151,14 @@ try {
     const eventType = `close_bench_${i}`;
     const [staging] = await storage.createBucket(`close-bench-staging-${i}`);
     const [data] = await storage.createBucket(`close-bench-data-${i}`);
-    const files = await stageHour(staging, eventType, size, perFile);
+    const files = await stageHour(staging, eventType, period, size, perFile);
     const results: CloseResult[] = [];
     for (let r = 0; r < runs; r++) {
       if (r > 0) {
         // Close the same staged hour again from scratch: the first close deleted what it staged.
         await data.deleteFiles({ force: true });
         await staging.deleteFiles({ force: true });
-        await stageHour(staging, eventType, size, perFile);
+        await stageHour(staging, eventType, period, size, perFile);
       }
       results.push(await runChild({ url: gcs.url, eventType, staging: staging.name, data: data.name, size, fanIn }, heapMb));
     }

@@ -143,6 +143,51 @@ export function bareDecodeEncode(messages: readonly Buffer[]): number {
 
 type Handler = (m: Message) => void;
 
+/** Delivery state of one run: what the client library's flow control keeps. */
+interface FlowState {
+  next: number;
+  inFlight: number;
+  settled: number;
+  nacked: number;
+  pumping: boolean;
+  scheduled: boolean;
+  total: number;
+  pump(): void;
+  done(): void;
+}
+
+/** The fields of a Pub/Sub message the pipeline reads, and ack/nack that free a flow-control slot. */
+class FakeMessage {
+  private settledOnce = false;
+  constructor(
+    readonly id: string,
+    readonly data: Buffer,
+    readonly attributes: Record<string, string>,
+    private readonly flow: FlowState,
+  ) {}
+
+  ack(): void {
+    this.settle(true);
+  }
+
+  nack(): void {
+    this.settle(false);
+  }
+
+  private settle(ok: boolean): void {
+    if (this.settledOnce) return;
+    this.settledOnce = true;
+    const flow = this.flow;
+    if (!ok) flow.nacked++;
+    flow.inFlight--;
+    if (++flow.settled === flow.total) flow.done();
+    else if (!flow.pumping && !flow.scheduled) {
+      flow.scheduled = true;
+      setImmediate(flow.pump);
+    }
+  }
+}
+
 /** The part of the Pub/Sub client the pipeline uses, in memory; dead letters are counted, not sent. */
 class FakePubSub {
   readonly subscriptions = new Map<string, EventEmitter>();
@@ -252,45 +297,31 @@ export async function startEtlHarness(gcs: StagingEmulator, schema: AvroSchemaJs
   const run = async (messages: readonly Buffer[]): Promise<RunFigures> => {
     const prefix = `r${runs++}-`;
     const receiveTime = new Date().toISOString();
-    // Messages built before timing: the client library's work, not the worker's.
-    const fakes = messages.map((data, i) => ({ id: `${prefix}${i}`, data, attributes: { [messageAttributes.eventType]: eventType, [messageAttributes.schemaFingerprint]: fingerprint, [messageAttributes.eventId]: `${prefix}${i}`, [messageAttributes.receiveTime]: receiveTime } }));
+    const attributes = (id: string): Record<string, string> => ({ [messageAttributes.eventType]: eventType, [messageAttributes.schemaFingerprint]: fingerprint, [messageAttributes.eventId]: id, [messageAttributes.receiveTime]: receiveTime });
+    let resolveRun: () => void = () => undefined;
+    const flow: FlowState = { next: 0, inFlight: 0, settled: 0, nacked: 0, pumping: false, scheduled: false, total: messages.length, pump: () => pump(), done: () => resolveRun() };
+    // Messages built before timing, as the client library builds them before the handler sees them.
+    const fakes = messages.map((data, i) => new FakeMessage(`${prefix}${i}`, data, attributes(`${prefix}${i}`), flow));
     const deadBefore = pubsub.deadLettered;
     const stagedBefore = workers.stats()[eventType]?.stagedRecords ?? 0;
-    let nacked = 0;
+    const pump = (): void => {
+      flow.scheduled = false;
+      if (flow.pumping) return;
+      flow.pumping = true;
+      // Like the client's flow control: deliver while under the in-flight limit.
+      while (flow.inFlight < maxInFlight && flow.next < fakes.length) {
+        flow.inFlight++;
+        handler(fakes[flow.next++] as unknown as Message);
+      }
+      flow.pumping = false;
+    };
     const figures = await measure(messages.length, () =>
       new Promise<void>((resolve) => {
-        let next = 0;
-        let inFlight = 0;
-        let settled = 0;
-        let pumping = false;
-        let scheduled = false;
-        const pump = (): void => {
-          scheduled = false;
-          if (pumping) return;
-          pumping = true;
-          // Like the client's flow control: deliver while under the in-flight limit.
-          while (inFlight < maxInFlight && next < fakes.length) {
-            const f = fakes[next++]!;
-            inFlight++;
-            let done = false;
-            const settle = (ok: boolean): void => {
-              if (done) return;
-              done = true;
-              if (!ok) nacked++;
-              inFlight--;
-              if (++settled === fakes.length) resolve();
-              else if (!pumping && !scheduled) {
-                scheduled = true;
-                setImmediate(pump);
-              }
-            };
-            handler({ ...f, ack: () => settle(true), nack: () => settle(false) } as unknown as Message);
-          }
-          pumping = false;
-        };
+        resolveRun = resolve;
         pump();
       }),
     );
+    const nacked = flow.nacked;
     if (nacked > 0 || pubsub.deadLettered !== deadBefore) throw new Error(`bench run not clean: ${nacked} nacked, ${pubsub.deadLettered - deadBefore} dead-lettered`);
     const staged = (workers.stats()[eventType]?.stagedRecords ?? 0) - stagedBefore;
     if (staged !== messages.length) throw new Error(`bench run staged ${staged} records, expected ${messages.length}`);

@@ -22,7 +22,7 @@ export interface RecordChange {
   newVersion?: number;
 }
 
-const SETTINGS_KEYS: readonly (keyof EventTypeSettings)[] = ['owner', 'description', 'priority', 'storage', 'partitioning', 'retentionDays', 'compatibility', 'expectedEventsPerSecond'];
+const SETTINGS_KEYS: readonly (keyof EventTypeSettings)[] = ['owner', 'description', 'priority', 'storage', 'partitioning', 'retentionDays', 'compatibility', 'shardsPerPeriod', 'expectedEventsPerSecond'];
 
 export function settingsOf(spec: EventTypeSpec): EventTypeSettings {
   const { schema: _schema, ...settings } = spec;

@@ -29,6 +29,7 @@ describe('spec loading', () => {
         partitioning: 'weekly',
         retentionDays: 0,
         compatibility: 'SIDEWAYS',
+        shardsPerPeriod: 2.5,
         colour: 'blue',
         schema: {
           type: 'record',
@@ -51,10 +52,23 @@ describe('spec loading', () => {
       ['storage', 'unknown-storage'],
       ['partitioning', 'unknown-partitioning'],
       ['retentionDays', 'retention-range'],
+      ['shardsPerPeriod', 'shards-range'],
       ['compatibility', 'unknown-compatibility'],
       ['schema.nick', 'unknown-semantic-type'],
       ['schema.email', 'missing-subject'],
     ]);
+  });
+
+  it('takes shardsPerPeriod from 1 to 256, kept in the settings only above 1', async () => {
+    const schema = { type: 'record', name: 'X', fields: [{ name: 'a', type: 'string' }] };
+    const four = await validateSpec({ name: 'abc', owner: 'team-a', shardsPerPeriod: 4, schema });
+    expect(four).toMatchObject({ ok: true, spec: { shardsPerPeriod: 4 } });
+    const one = await validateSpec({ name: 'abc', owner: 'team-a', shardsPerPeriod: 1, schema });
+    expect(one.ok && 'shardsPerPeriod' in one.spec).toBe(false);
+    for (const bad of [0, 257, '4', -1]) {
+      const r = await validateSpec({ name: 'abc', owner: 'team-a', shardsPerPeriod: bad, schema });
+      expect(r.ok ? [] : r.problems.map((p) => [p.path, p.rule]), String(bad)).toEqual([['shardsPerPeriod', 'shards-range']]);
+    }
   });
 
   it('reports invalid Avro and non-record schemas', async () => {

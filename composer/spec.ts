@@ -6,7 +6,7 @@
  *
  * Required: `name`, `owner`, `schema`. Defaults: description `""`,
  * priority `normal`, storage `[gcs]`, partitioning `hourly`, retentionDays 365,
- * compatibility `BACKWARD_TRANSITIVE`.
+ * compatibility `BACKWARD_TRANSITIVE`, shardsPerPeriod 1.
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import YAML from 'yaml';
 import { parseSchema, SchemaError } from '../lib/avro/schema.ts';
 import { inspectAnnotations } from '../lib/avro/annotations.ts';
 import { eventTypeNamePattern } from '../lib/names.ts';
-import type { AvroSchemaJson, CompatibilityMode, EventTypeSettings, Partitioning, Priority, StorageTarget } from '../lib/registry/types.ts';
+import { MAX_SHARDS_PER_PERIOD, type AvroSchemaJson, type CompatibilityMode, type EventTypeSettings, type Partitioning, type Priority, type StorageTarget } from '../lib/registry/types.ts';
 import { defaultCatalogue, type SemanticCatalogue } from '../lib/semantic-types.ts';
 import { compatibilityModes } from './compatibility.ts';
 
@@ -44,7 +44,7 @@ export interface ValidateOptions {
 const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
 const PARTITIONINGS: readonly Partitioning[] = ['hourly', 'daily'];
 const STORAGE: readonly StorageTarget[] = ['gcs', 'bigquery'];
-const KNOWN_KEYS = new Set(['name', 'owner', 'description', 'priority', 'storage', 'partitioning', 'retentionDays', 'compatibility', 'schema', 'expectedEventsPerSecond']);
+const KNOWN_KEYS = new Set(['name', 'owner', 'description', 'priority', 'storage', 'partitioning', 'retentionDays', 'compatibility', 'shardsPerPeriod', 'schema', 'expectedEventsPerSecond']);
 /** Above Pub/Sub's per-topic publish quota by far: a typo, not a plan. */
 export const MAX_EXPECTED_EVENTS_PER_SECOND = 100_000_000;
 const OWNER_PATTERN = /^[a-z][a-z0-9-]{1,62}$/;
@@ -104,6 +104,11 @@ export async function validateSpec(raw: unknown, options: ValidateOptions = {}):
     problem('retentionDays', 'retention-range', `retentionDays must be an integer from 1 to ${MAX_RETENTION_DAYS}, not ${JSON.stringify(retentionDays)}`);
   }
 
+  const shardsPerPeriod = o.shardsPerPeriod ?? 1;
+  if (typeof shardsPerPeriod !== 'number' || !Number.isInteger(shardsPerPeriod) || shardsPerPeriod < 1 || shardsPerPeriod > MAX_SHARDS_PER_PERIOD) {
+    problem('shardsPerPeriod', 'shards-range', `shardsPerPeriod must be an integer from 1 to ${MAX_SHARDS_PER_PERIOD}, not ${JSON.stringify(shardsPerPeriod)}`);
+  }
+
   const compatibility = o.compatibility ?? 'BACKWARD_TRANSITIVE';
   if (!compatibilityModes.includes(compatibility as CompatibilityMode)) {
     problem('compatibility', 'unknown-compatibility', `compatibility must be one of ${compatibilityModes.join(', ')}, not ${JSON.stringify(compatibility)}`);
@@ -132,6 +137,8 @@ export async function validateSpec(raw: unknown, options: ValidateOptions = {}):
       partitioning: partitioning as Partitioning,
       retentionDays: retentionDays as number,
       compatibility: compatibility as CompatibilityMode,
+      // Absent when 1, so records (and their exports) of unsharded types stay as they were.
+      ...(shardsPerPeriod === 1 ? {} : { shardsPerPeriod: shardsPerPeriod as number }),
       ...(expected === undefined ? {} : { expectedEventsPerSecond: expected as number }),
       schema: schema as AvroSchemaJson,
     },

@@ -53,6 +53,10 @@ function exported(records: EventTypeRecord[]): Record<string, Record<string, unk
 }
 
 describe('exportTerraform', () => {
+  it('exports shardsPerPeriod as shards_per_period', () => {
+    expect(toTerraformEventType(record('plays', { settings: { shardsPerPeriod: 8 } })).shards_per_period).toBe(8);
+  });
+
   it('maps settings, the current schema and the composer defaults to the module input', () => {
     const t = toTerraformEventType(record('plays', { schemas: [v1, v2], settings: { storage: ['gcs', 'bigquery', 'gcs'] } }));
     expect(t).toEqual({
@@ -64,6 +68,7 @@ describe('exportTerraform', () => {
       partitioning: 'hourly',
       retention_days: 30,
       compatibility: 'BACKWARD_TRANSITIVE',
+      shards_per_period: 1,
       schema_version: 2,
       schema_fingerprint: schemaFingerprint(v2),
       schema_definition: canonicalForm(v2),

@@ -48,6 +48,8 @@ export interface TerraformEventType {
   partitioning: string;
   retention_days: number;
   compatibility: string;
+  /** Shards per period (spec `shardsPerPeriod`, 1 when absent): how many workers can close one period in parallel. */
+  shards_per_period: number;
   schema_version: number;
   schema_fingerprint: string;
   /** Parsing Canonical Form of the current schema: the topic's Pub/Sub AVRO schema. */
@@ -107,6 +109,7 @@ export function toTerraformEventType(record: EventTypeRecord): TerraformEventTyp
     partitioning: s.partitioning,
     retention_days: s.retentionDays,
     compatibility: s.compatibility,
+    shards_per_period: s.shardsPerPeriod ?? 1,
     schema_version: version.version,
     schema_fingerprint: version.fingerprint,
     schema_definition: canonicalForm(version.schema),

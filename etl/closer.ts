@@ -9,7 +9,8 @@
  * `_SUCCESS` (`ifGenerationMatch: 0`) → seal the manifest's objects against
  * deletion and replacement (seal.ts) → delete the runs and staged files.
  * A crash anywhere and a re-run give the same partition (and seal it); staged
- * files found after `_SUCCESS` are handed to the late writer.
+ * files found after `_SUCCESS` are handed to the late writer. A period staged
+ * in shards is closed shard by shard (etl/shard-close.ts).
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../lib/errors.ts';
@@ -39,9 +40,10 @@ import { compareIds, type StagedRecord } from './envelope.ts';
 import { countStagedRecords, readStagedFile, STAGED_COUNT_KEY } from './files.ts';
 import { LateWriter, readLateCount } from './late.ts';
 import { acquireLease, releaseLease, renewLease, type Lease } from './lease.ts';
-import { leaseObjectName, periodKeyOfStagedName, runPeriodPrefix, stagingPeriodPrefix, stagingTypePrefix } from './layout.ts';
+import { leaseObjectName, periodKeyOfStagedName, runPeriodPrefix, shardRecordsPrefix, stagingPeriodPrefix, stagingTypePrefix } from './layout.ts';
 import { compareStaged, limiter, mergeCursors, openCursor, summarize, type MergeSummary } from './merge.ts';
 import { PartSequence } from './parts.ts';
+import { ShardCloser } from './shard-close.ts';
 import { reduceToFanIn, type MergeInput } from './runs.ts';
 import { PartitionSealer } from './seal.ts';
 import { writeSubjectIndex } from './subject-index.ts';
@@ -73,7 +75,7 @@ export function closeDecision(p: {
 }
 
 /** Steps after which tests may inject a crash (a hook that throws); `staged-read` is the end of the counting merge. */
-export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-written' | 'manifest-written' | 'sealed' | 'staging-deleted';
+export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-written' | 'manifest-written' | 'sealed' | 'staging-deleted' | 'shard-closed';
 
 export interface CloserHooks {
   afterStep?(step: CloseStep, period: Period): void | Promise<void>;
@@ -82,7 +84,8 @@ export interface CloserHooks {
 /** Range reads in flight in one merge, whatever its fan-in. */
 const READS_IN_FLIGHT = 16;
 
-const PART_NAME = /\/part-\d{5}\.avro$/;
+/** Parts of an unsharded or a sharded close (`part-SSS-NNNNN.avro`): either can be stale after the shard count changed. */
+const PART_NAME = /\/part-(\d{3}-)?\d{5}\.avro$/;
 
 /**
  * The counting merge of one set of staged files, reused while that set is
@@ -102,6 +105,7 @@ export class PartitionCloser {
   private readonly counted = new Map<string, CountedSet>();
   /** Per open period: its staged set's signature and since when (ms) this closer has seen it unchanged. */
   private readonly stagedSince = new Map<string, { signature: string; sinceMs: number }>();
+  private readonly sharded: ShardCloser;
   private readonly sealer: PartitionSealer;
 
   constructor(
@@ -110,6 +114,14 @@ export class PartitionCloser {
     private readonly hooks: CloserHooks = {},
   ) {
     this.sealer = new PartitionSealer(ctx, ctx.retentionDays);
+    this.sharded = new ShardCloser(ctx, {
+      step: (s, p) => this.step(s, p),
+      fingerprintsInOrder: (fps) => this.fingerprintsInOrder(fps),
+      deliveredSchemas: (fps) => this.deliveredSchemas(fps),
+      markClosed: (p) => this.markClosed(p),
+      buildManifest,
+      seal: (p, m) => this.sealer.seal(p, m),
+    });
   }
 
   /** The stager tells us what it staged (distinct ids, and per instance), so the audit need not read it back. */
@@ -251,6 +263,15 @@ export class PartitionCloser {
   async closePartition(period: Period, opts: { force: boolean }): Promise<Manifest | undefined> {
     const { ctx } = this;
     const started = performance.now();
+    const shards = await this.sharded.planOf(period);
+    if (shards > 1) {
+      // Sharded periods keep the total-count rule for now: ShardCloser passes only the delivered total,
+      // not the per-instance counts (summary.byInstance, which sum across shards) the per-instance rule needs.
+      return this.sharded.close(period, shards, opts, async (delivered) => {
+        const accepted = (await readInstanceAudits(ctx.staging, ctx.eventType, period)).reduce((n, a) => n + a.accepted, 0);
+        return { accepted, complete: accepted === delivered };
+      });
+    }
     const lease = await acquireLease(ctx.staging, leaseObjectName(ctx.eventType, period), ctx.instanceId, ctx.now(), ctx.tuning.leaseMs);
     if (lease === undefined) return undefined;
     const heartbeat = this.heartbeat(lease);
@@ -450,8 +471,10 @@ export class PartitionCloser {
     return files;
   }
 
+  /** Removes the period's intermediate runs and shard records (a closed period needs neither). */
   private async deleteRuns(period: Period): Promise<void> {
     for (const o of await listObjects(this.ctx.staging, runPeriodPrefix(this.ctx.eventType, period))) await deleteObject(this.ctx.staging, o.name);
+    for (const o of await listObjects(this.ctx.staging, shardRecordsPrefix(this.ctx.eventType, period))) await deleteObject(this.ctx.staging, o.name);
   }
 
   /** Staged files of a closed period: their new ids go to the late location, then the files go. */

@@ -21,6 +21,8 @@ export interface TypeContext {
   logger: Logger;
   instanceId: string;
   metrics: PipelineMetrics;
+  /** Shards per period (registry `shardsPerPeriod`); absent: 1, unsharded. */
+  shards?: number;
   /** Prometheus observations of the stager and closer (etl/metrics-prometheus.ts); absent: none. */
   telemetry?: TypeTelemetry;
 }

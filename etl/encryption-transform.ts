@@ -18,9 +18,9 @@ import type { Logger } from '../lib/logger.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import type { SemanticCatalogue } from '../lib/semantic-types.ts';
 import type { KeySource } from '../lib/privacy/keys.ts';
-import { RecordEncryptor, type EncryptedRecord, type RecordToEncrypt } from '../lib/privacy/record-encryptor.ts';
+import { RecordEncryptor, type RecordToEncrypt, type ScannedRecord } from '../lib/privacy/record-encryptor.ts';
 import { userIdProblem } from '../lib/user-id.ts';
-import type { RecordTransform, TransformInput, TransformOutput } from './transform.ts';
+import type { EncodedInput, EncodedOutput, RecordTransform, TransformInput, TransformOutput } from './transform.ts';
 
 export interface EncryptionTransformOptions {
   /** A padlock client (lib/padlock-client) authenticated as the ETL's service. */
@@ -35,57 +35,112 @@ export interface EncryptionTransformOptions {
 export function createEncryptionTransform(options: EncryptionTransformOptions): RecordTransform {
   const encryptor = new RecordEncryptor(options);
 
-  /** Why the record's subject can never be looked up in padlock, or undefined. */
-  const subjectProblem = (r: TransformInput): string | undefined => {
+  /** Why a subject value can never be looked up in padlock, or undefined. */
+  const subjectProblem = (subject: unknown, subjectPath: readonly string[] | undefined): string | undefined => {
+    // Not a string (absent, null, a number): the encryptor's own rules apply.
+    if (subjectPath === undefined || typeof subject !== 'string') return undefined;
+    const problem = userIdProblem(subject);
+    return problem === undefined ? undefined : `subject ${subjectPath.join('.')}: ${problem}`;
+  };
+  const recordProblem = (r: TransformInput): string | undefined => {
     const plan = encryptor.plan(r.version.schema, r.version.fingerprint);
     if (plan.root === undefined || plan.subjectPath === undefined) return undefined;
-    const subject = valueAt(r.record, plan.subjectPath);
-    // Not a string (absent, null, a number): the encryptor's own rules apply.
-    if (typeof subject !== 'string') return undefined;
-    const problem = userIdProblem(subject);
-    return problem === undefined ? undefined : `subject ${plan.subjectPath.join('.')}: ${problem}`;
+    return subjectProblem(valueAt(r.record, plan.subjectPath), plan.subjectPath);
   };
 
   /** Encrypts `items`; if padlock refuses one of their subjects, each alone, so one refused subject does not hold back the rest. */
-  const encryptIsolating = async (eventType: string, items: RecordToEncrypt[]): Promise<(EncryptedRecord | Rejection)[]> => {
+  const encryptIsolating = async <T, R>(items: T[], encrypt: (items: T[]) => Promise<R[]>): Promise<(R | Rejection)[]> => {
     try {
-      return await encryptor.encryptBatch(eventType, items);
+      return await encrypt(items);
     } catch (err) {
       const refused = subjectRefusalOf(err);
       if (refused === undefined) throw err;
       if (items.length === 1) return [refused];
-      const out: (EncryptedRecord | Rejection)[] = [];
-      for (const item of items) out.push(...(await encryptIsolating(eventType, [item])));
+      const out: (R | Rejection)[] = [];
+      for (const item of items) out.push(...(await encryptIsolating([item], encrypt)));
       return out;
     }
   };
 
+  const logRejected = (eventType: string, outputs: readonly { rejected?: unknown }[]): void => {
+    const rejected = outputs.filter((o) => o.rejected !== undefined).length;
+    if (rejected > 0) options.logger?.warn('records with an invalid subject rejected', { eventType, rejected });
+  };
+
+  /** The object path for records whose schema the byte scan does not cover: decode, encrypt, re-encode. */
+  const encodeViaObjects = async (eventType: string, records: EncodedInput[]): Promise<EncodedOutput[]> => {
+    const inputs = records.map((r) => ({ record: r.writerType.decode(r.bytes, 0).value as unknown, version: r.version, eventId: r.eventId }));
+    const outputs = await transformBatch(eventType, inputs);
+    return outputs.map((o, i) => (o.rejected !== undefined ? { rejected: o.rejected } : { payload: records[i]!.deliveredType.toBuffer(o.record), ...(o.stats ? { stats: o.stats } : {}) }));
+  };
+
+  const transformBatch = async (eventType: string, records: TransformInput[]): Promise<TransformOutput[]> => {
+    const outputs = new Array<TransformOutput>(records.length);
+    const items: RecordToEncrypt[] = [];
+    const positions: number[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      const problem = recordProblem(r);
+      if (problem !== undefined) {
+        outputs[i] = { record: null, rejected: { code: 'EVENT_INVALID', reason: problem } };
+        continue;
+      }
+      items.push({ record: r.record, schema: r.version.schema, fingerprint: r.version.fingerprint });
+      positions.push(i);
+    }
+    const encrypted = items.length === 0 ? [] : await encryptIsolating(items, (batch) => encryptor.encryptBatch(eventType, batch));
+    for (let k = 0; k < positions.length; k++) {
+      const e = encrypted[k]!;
+      outputs[positions[k]!] =
+        'reason' in e ? { record: null, rejected: e } : { record: e.record, stats: { encryptedFields: e.stats.encryptedFields, nulledFields: e.stats.nulledFields } };
+    }
+    logRejected(eventType, outputs);
+    return outputs;
+  };
+
+  const transformEncodedBatch = async (eventType: string, records: EncodedInput[]): Promise<EncodedOutput[]> => {
+    const outputs = new Array<EncodedOutput>(records.length);
+    const items: ScannedRecord[] = [];
+    const positions: number[] = [];
+    const viaObjects: number[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      let scanned: ScannedRecord | undefined;
+      try {
+        scanned = encryptor.scanEncoded(eventType, { bytes: r.bytes, schema: r.version.schema, fingerprint: r.version.fingerprint });
+      } catch {
+        outputs[i] = { rejected: { code: 'DECODE_FAILED', reason: 'record does not decode with its writer schema' } };
+        continue;
+      }
+      if (scanned === undefined) {
+        viaObjects.push(i);
+        continue;
+      }
+      const problem = scanned.plan.root === undefined ? undefined : subjectProblem(scanned.scanned.subject, scanned.plan.subjectPath);
+      if (problem !== undefined) {
+        outputs[i] = { rejected: { code: 'EVENT_INVALID', reason: problem } };
+        continue;
+      }
+      items.push(scanned);
+      positions.push(i);
+    }
+    const encrypted = items.length === 0 ? [] : await encryptIsolating(items, (batch) => encryptor.encryptScanned(eventType, batch));
+    for (let k = 0; k < positions.length; k++) {
+      const e = encrypted[k]!;
+      outputs[positions[k]!] = 'reason' in e ? { rejected: e } : { payload: e.payload, stats: e.stats as unknown as Record<string, number> };
+    }
+    logRejected(eventType, outputs);
+    if (viaObjects.length > 0) {
+      const slow = await encodeViaObjects(eventType, viaObjects.map((i) => records[i]!));
+      viaObjects.forEach((i, k) => (outputs[i] = slow[k]!));
+    }
+    return outputs;
+  };
+
   return {
     deliveredSchema: (source: AvroSchemaJson): AvroSchemaJson => encryptor.deliveredSchema(source),
-    async transformBatch(eventType: string, records: TransformInput[]): Promise<TransformOutput[]> {
-      const outputs = new Array<TransformOutput>(records.length);
-      const items: RecordToEncrypt[] = [];
-      const positions: number[] = [];
-      for (let i = 0; i < records.length; i++) {
-        const r = records[i]!;
-        const problem = subjectProblem(r);
-        if (problem !== undefined) {
-          outputs[i] = { record: null, rejected: { code: 'EVENT_INVALID', reason: problem } };
-          continue;
-        }
-        items.push({ record: r.record, schema: r.version.schema, fingerprint: r.version.fingerprint });
-        positions.push(i);
-      }
-      const encrypted = items.length === 0 ? [] : await encryptIsolating(eventType, items);
-      for (let k = 0; k < positions.length; k++) {
-        const e = encrypted[k]!;
-        outputs[positions[k]!] =
-          'reason' in e ? { record: null, rejected: e } : { record: e.record, stats: { encryptedFields: e.stats.encryptedFields, nulledFields: e.stats.nulledFields } };
-      }
-      const rejected = outputs.filter((o) => o.rejected !== undefined).length;
-      if (rejected > 0) options.logger?.warn('records with an invalid subject rejected', { eventType, rejected });
-      return outputs;
-    },
+    transformBatch,
+    transformEncodedBatch,
   };
 }
 

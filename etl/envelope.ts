@@ -47,25 +47,30 @@ export interface StagedRecord {
 
 const stagedType = avroType(stagedEnvelopeSchema);
 
-/** One staged record's Avro binary, written into one allocation (the hot path of staging). */
+/** One staged record's Avro binary, written into one allocation (the hot path of staging: no other object per record). */
 export function encodeStaged(r: StagedRecord): Buffer {
-  const id = Buffer.from(r.eventId, 'utf8');
-  const stats = Object.entries(r.stats);
+  const idLength = Buffer.byteLength(r.eventId, 'utf8');
   const instance = r.instanceId ?? '';
-  let size = 10 + id.length + 10 + 10 + r.schemaFingerprint.length + 10 + 10 + r.record.length + 10 + Buffer.byteLength(instance, 'utf8');
-  for (const [k] of stats) size += 20 + Buffer.byteLength(k, 'utf8');
+  let size = 10 + idLength + 10 + 10 + r.schemaFingerprint.length + 10 + 10 + r.record.length + 10 + Buffer.byteLength(instance, 'utf8');
+  let entries = 0;
+  for (const k in r.stats) {
+    if (!Object.hasOwn(r.stats, k)) continue;
+    entries++;
+    size += 20 + Buffer.byteLength(k, 'utf8');
+  }
   const buf = Buffer.allocUnsafe(size);
-  let pos = writeLong(buf, 0, id.length);
-  pos += id.copy(buf, pos);
+  let pos = writeLong(buf, 0, idLength);
+  pos += buf.write(r.eventId, pos, 'utf8');
   pos = writeLong(buf, pos, r.receiveTime);
   pos = writeLong(buf, pos, r.schemaFingerprint.length);
   pos += buf.write(r.schemaFingerprint, pos, 'latin1');
-  if (stats.length > 0) {
-    pos = writeLong(buf, pos, stats.length);
-    for (const [k, v] of stats) {
+  if (entries > 0) {
+    pos = writeLong(buf, pos, entries);
+    for (const k in r.stats) {
+      if (!Object.hasOwn(r.stats, k)) continue;
       pos = writeLong(buf, pos, Buffer.byteLength(k, 'utf8'));
       pos += buf.write(k, pos, 'utf8');
-      pos = writeLong(buf, pos, v);
+      pos = writeLong(buf, pos, r.stats[k]!);
     }
   }
   pos = writeLong(buf, pos, 0);
@@ -102,7 +107,8 @@ export function syncMarkerFor(objectName: string): Buffer {
 export function idSetHash(ids: Iterable<string>, salt = ''): string {
   const sorted = [...new Set(ids)].sort();
   const h = createHash('sha256').update(salt);
-  for (const id of sorted) h.update(id).update('\n');
+  // One update of `id\n…id\n` (the same bytes as an update per id, without 2 native calls per id).
+  if (sorted.length > 0) h.update(`${sorted.join('\n')}\n`);
   return h.digest('hex');
 }
 

@@ -21,17 +21,34 @@ export { STAGED_COUNT_KEY } from '../lib/staging-layout.ts';
 export const STAGED_BLOCK_BYTES = 64 * 1024;
 
 /**
+ * Staged files are read once, by the closer, then deleted: deflate's fastest
+ * level costs ≈ 1.3 CPU µs per 500-byte record against ≈ 3.5 at the default
+ * level 6, for files ≈ 13% larger (`npm run bench etl-processing`).
+ */
+export const STAGED_DEFLATE_LEVEL = 1;
+
+/**
  * A staged file's bytes: envelopes sorted in the merge order (event id, then
  * fingerprint, then bytes: `compareStaged`), deflate, deterministic sync marker.
  */
 export function buildStagedFile(objectName: string, eventType: string, period: Period, records: readonly StagedRecord[]): Buffer {
-  return writeContainer([...records].sort(compareStaged).map(encodeStaged), {
+  const sorted = isSorted(records) ? records : [...records].sort(compareStaged);
+  const encoded = new Array<Buffer>(sorted.length);
+  for (let i = 0; i < sorted.length; i++) encoded[i] = encodeStaged(sorted[i]!);
+  return writeContainer(encoded, {
     schema: stagedEnvelopeSchema,
     syncMarker: syncMarkerFor(objectName),
     codec: 'deflate',
+    level: STAGED_DEFLATE_LEVEL,
     blockBytes: STAGED_BLOCK_BYTES,
     metadata: { 'edp.eventType': eventType, 'edp.period': period.key },
   });
+}
+
+/** In `compareStaged` order already (the stager sorts by id first): no copy, no second sort. */
+function isSorted(records: readonly StagedRecord[]): boolean {
+  for (let i = 1; i < records.length; i++) if (compareStaged(records[i - 1]!, records[i]!) > 0) return false;
+  return true;
 }
 
 /** Records in a staged object, from its block headers (nothing is decompressed or decoded). */

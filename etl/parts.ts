@@ -22,6 +22,8 @@ export interface PartTarget {
   fingerprint: string;
   deliveredSchema: AvroSchemaJson;
   partMaxRecords: number;
+  /** The object name of part `index`; default `part-NNNNN.avro` (`partObjectName`). */
+  partName?: (index: number) => string;
   /** Throws if the partition was closed meanwhile (a part of ours must then not be replaced). */
   assertOpen(): Promise<void>;
   /** Called after each part is stored and verified. */
@@ -69,7 +71,8 @@ export class PartSequence {
 
   private async open(): Promise<OpenPart> {
     const t = this.target;
-    const name = partObjectName(t.eventType, t.period, this.index++);
+    const index = this.index++;
+    const name = t.partName === undefined ? partObjectName(t.eventType, t.period, index) : t.partName(index);
     const there = await statObject(t.data, name);
     if (there !== undefined) await t.assertOpen();
     const upload = openUpload(t.data, name, { ifGenerationMatch: there?.generation ?? 0, contentType: 'avro/binary' });

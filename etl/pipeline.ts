@@ -12,8 +12,10 @@ import { resourceNames } from '../lib/names.ts';
 import { Backoff, sleep } from './backoff.ts';
 import { PartitionCloser, type CloserHooks } from './closer.ts';
 import { LateWriter } from './late.ts';
-import { Stager } from './stager.ts';
-import { identityTransform, type RecordTransform, type TransformOutput } from './transform.ts';
+import { Stager, type PendingRecord } from './stager.ts';
+import type { StagedRecord } from './envelope.ts';
+import { compileSkipper, isExactDatum } from '../lib/avro/skip.ts';
+import { identityTransform, type EncodedOutput, type RecordTransform } from './transform.ts';
 import type { TypeContext } from './context.ts';
 import type { ResolvedVersion } from './schemas.ts';
 import type { PipelineMetrics } from './metrics.ts';
@@ -23,6 +25,7 @@ interface Decoded {
   eventId: string;
   receiveTime: number;
   resolved: ResolvedVersion;
+  /** The decoded record, only for a transform without `transformEncodedBatch`. */
   record: unknown;
 }
 
@@ -50,6 +53,8 @@ export class TypePipeline {
   readonly stager: Stager;
   private readonly ctx: TypeContext;
   private readonly transform: RecordTransform;
+  /** The transform takes decoded records (no `transformEncodedBatch`, not the identity). */
+  private readonly needsObjects: boolean;
   private readonly deadLetterTopic: Topic;
   private subscription: Subscription | undefined;
   private readonly transformQueue: Decoded[] = [];
@@ -64,6 +69,7 @@ export class TypePipeline {
   constructor(private readonly opts: PipelineOptions) {
     this.ctx = opts.ctx;
     this.transform = opts.transform ?? identityTransform;
+    this.needsObjects = this.transform !== identityTransform && this.transform.transformEncodedBatch === undefined;
     const late = new LateWriter(this.ctx);
     this.closer = new PartitionCloser(this.ctx, late, opts.closerHooks);
     this.stager = new Stager(this.ctx, this.closer, late);
@@ -199,14 +205,20 @@ export class TypePipeline {
     await this.deadLetter(m, 'DECODE_FAILED', reason, attempts);
   }
 
-  /** Decodes `m` with its writer schema and enqueues it; false if the bytes do not decode. */
+  /**
+   * Checks that `m` holds exactly one datum of its writer schema and enqueues
+   * it; false if it does not. Only a transform that works on objects gets the
+   * record decoded; the identity path and a byte transform never build it.
+   */
   private decodeAndEnqueue(m: Message, eventId: string, receiveTime: number, resolved: ResolvedVersion): boolean {
     let record: unknown;
-    try {
-      record = decodeExact(resolved, m.data);
-    } catch {
-      return false;
-    }
+    if (this.needsObjects) {
+      try {
+        record = decodeExact(resolved, m.data);
+      } catch {
+        return false;
+      }
+    } else if (!isExactDatum(compileSkipper(resolved.writerType), m.data)) return false;
     this.enqueue({ message: m, eventId, receiveTime, resolved, record });
     return true;
   }
@@ -239,17 +251,15 @@ export class TypePipeline {
 
   private async transformAndStage(batch: Decoded[]): Promise<void> {
     const identity = this.transform === identityTransform;
-    let outputs: TransformOutput[] | undefined;
+    let outputs: EncodedOutput[] | undefined;
     while (outputs === undefined) {
       if (identity) {
-        outputs = batch.map((d) => ({ record: d.record }));
+        // The message bytes are the delivered bytes.
+        outputs = batch.map((d) => ({ payload: d.message.data }));
         break;
       }
       try {
-        outputs = await this.transform.transformBatch(
-          this.ctx.eventType,
-          batch.map((d) => ({ record: d.record, version: d.resolved.version, eventId: d.eventId })),
-        );
+        outputs = await this.transformBatch(batch);
         if (outputs.length !== batch.length) throw new AppError('INTERNAL', { message: 'transform returned a different number of records' });
         this.transformBackoff.reset();
       } catch (err) {
@@ -277,34 +287,44 @@ export class TypePipeline {
         void this.deadLetter(d.message, out.rejected.code, out.rejected.reason, 1);
         continue;
       }
-      let payload: Buffer;
-      try {
-        payload = identity ? d.message.data : d.resolved.deliveredType.toBuffer(out.record);
-      } catch {
+      const payload = out.payload;
+      if (payload === undefined) {
         void this.deadLetter(d.message, 'DECODE_FAILED', 'transformed record does not match the delivered schema', 1);
         continue;
       }
-      const m = d.message;
-      this.stager.add({
-        staged: {
-          eventId: d.eventId,
-          receiveTime: d.receiveTime,
-          schemaFingerprint: d.resolved.version.fingerprint,
-          stats: out.stats ?? {},
-          record: payload,
-          // Validated on receipt; absent for a direct producer's message.
-          ...(m.attributes[messageAttributes.instanceId] ? { instanceId: m.attributes[messageAttributes.instanceId] } : {}),
-        },
-        ack: () => {
-          this.ctx.metrics.acked++;
-          m.ack();
-        },
-        nack: () => {
-          this.ctx.metrics.nacked++;
-          m.nack();
-        },
-      });
+      this.stager.add(
+        new PendingMessage(
+          { eventId: d.eventId, receiveTime: d.receiveTime, schemaFingerprint: d.resolved.version.fingerprint, stats: out.stats ?? NO_STATS, record: payload, ...(d.message.attributes[messageAttributes.instanceId] ? { instanceId: d.message.attributes[messageAttributes.instanceId] } : {}) },
+          d.message,
+          this.ctx.metrics,
+        ),
+      );
     }
+  }
+
+  /** The transform's delivered bytes of a batch: from the message bytes, or (an object transform) decoded records re-encoded. */
+  private async transformBatch(batch: Decoded[]): Promise<EncodedOutput[]> {
+    const eventType = this.ctx.eventType;
+    if (this.transform.transformEncodedBatch !== undefined) {
+      return this.transform.transformEncodedBatch(
+        eventType,
+        batch.map((d) => ({ bytes: d.message.data, version: d.resolved.version, eventId: d.eventId, writerType: d.resolved.writerType, deliveredType: d.resolved.deliveredType })),
+      );
+    }
+    const outputs = await this.transform.transformBatch(
+      eventType,
+      batch.map((d) => ({ record: d.record, version: d.resolved.version, eventId: d.eventId })),
+    );
+    return outputs.map((out, i) => {
+      if (out.rejected !== undefined) return { rejected: out.rejected };
+      let payload: Buffer | undefined;
+      try {
+        payload = batch[i]!.resolved.deliveredType.toBuffer(out.record);
+      } catch {
+        payload = undefined; // dead-lettered by the caller: does not match the delivered schema
+      }
+      return { payload, ...(out.stats ? { stats: out.stats } : {}) };
+    });
   }
 
   /** Publishes the message to the type's dead-letter topic (reason in attributes), then acks it. */
@@ -337,6 +357,28 @@ export class TypePipeline {
     }
   }
 }
+
+/** A staged record and its message's ack/nack, counted (a class: no closures per message). */
+class PendingMessage implements PendingRecord {
+  constructor(
+    readonly staged: StagedRecord,
+    private readonly message: Message,
+    private readonly metrics: PipelineMetrics,
+  ) {}
+
+  ack(): void {
+    this.metrics.acked++;
+    this.message.ack();
+  }
+
+  nack(): void {
+    this.metrics.nacked++;
+    this.message.nack();
+  }
+}
+
+/** Shared empty stats of records whose transform gives none (the envelope writer only reads it). */
+const NO_STATS: Record<string, number> = Object.freeze({}) as Record<string, number>;
 
 /** Decodes the whole buffer with the writer type; throws if anything is left over or missing. */
 function decodeExact(resolved: ResolvedVersion, data: Buffer): unknown {

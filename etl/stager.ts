@@ -4,7 +4,9 @@
  * (`ifGenerationMatch: 0`; 412 = already there = success). A message is acked
  * only once the file holding it is written; storage failures back off
  * (exponential, jittered, capped) with the messages kept un-acked, so flow
- * control pauses the pull instead of a redelivery hot loop.
+ * control pauses the pull instead of a redelivery hot loop. A sharded type
+ * (`ctx.shards` > 1) buffers per period and shard (`shardOf(eventId)`) and
+ * writes each shard's files in its own folder.
  */
 import { periodOf, type Period } from '../lib/partitions.ts';
 import { Backoff, sleep } from './backoff.ts';
@@ -12,6 +14,7 @@ import { compareIds, idSetHash, type StagedRecord } from './envelope.ts';
 import { buildStagedFile, STAGED_COUNT_KEY } from './files.ts';
 import { distinctPerInstance, encodeInstanceCounts, STAGED_INSTANCES_KEY } from './completeness.ts';
 import { stagedObjectName } from './layout.ts';
+import { shardOf, type Shard } from './shards.ts';
 import { createIfAbsent } from './storage-io.ts';
 import type { TypeContext } from './context.ts';
 import type { PartitionCloser } from './closer.ts';
@@ -26,6 +29,8 @@ export interface PendingRecord {
 
 interface PeriodBuffer {
   period: Period;
+  /** Undefined for an unsharded type. */
+  shard: Shard | undefined;
   items: PendingRecord[];
   bytes: number;
   since: number;
@@ -33,7 +38,7 @@ interface PeriodBuffer {
 
 export class Stager {
   private readonly buffers = new Map<string, PeriodBuffer>();
-  private readonly queue: { period: Period; items: PendingRecord[] }[] = [];
+  private readonly queue: { period: Period; shard: Shard | undefined; items: PendingRecord[] }[] = [];
   private active = 0;
   private readonly idle: (() => void)[] = [];
   private readonly backoff: Backoff;
@@ -70,14 +75,17 @@ export class Stager {
 
   add(item: PendingRecord): void {
     const period = periodOf(item.staged.receiveTime, this.ctx.granularity);
-    let buf = this.buffers.get(period.key);
+    const shards = this.ctx.shards ?? 1;
+    const shard = shards > 1 ? { index: shardOf(item.staged.eventId, shards), count: shards } : undefined;
+    const key = shard === undefined ? period.key : `${period.key}/${shard.index}`;
+    let buf = this.buffers.get(key);
     if (buf === undefined) {
-      buf = { period, items: [], bytes: 0, since: this.ctx.now() };
-      this.buffers.set(period.key, buf);
+      buf = { period, shard, items: [], bytes: 0, since: this.ctx.now() };
+      this.buffers.set(key, buf);
     }
     buf.items.push(item);
     buf.bytes += item.staged.record.length + item.staged.eventId.length + 32;
-    if (buf.items.length >= this.ctx.tuning.flushRecords || buf.bytes >= this.ctx.tuning.flushBytes) this.flush(period.key);
+    if (buf.items.length >= this.ctx.tuning.flushRecords || buf.bytes >= this.ctx.tuning.flushBytes) this.flush(key);
   }
 
   /** Flushes every buffer now (shutdown, tests). */
@@ -112,7 +120,7 @@ export class Stager {
     const buf = this.buffers.get(key);
     if (buf === undefined) return;
     this.buffers.delete(key);
-    this.queue.push({ period: buf.period, items: buf.items });
+    this.queue.push({ period: buf.period, shard: buf.shard, items: buf.items });
     this.pump();
   }
 
@@ -120,7 +128,7 @@ export class Stager {
     while (this.active < this.ctx.tuning.flushConcurrency && this.queue.length > 0) {
       const job = this.queue.shift()!;
       this.active++;
-      void this.runJob(job.period, job.items).finally(() => {
+      void this.runJob(job.period, job.shard, job.items).finally(() => {
         this.active--;
         this.pump();
         if (this.active === 0 && this.queue.length === 0) for (const f of this.idle.splice(0)) f();
@@ -128,14 +136,14 @@ export class Stager {
     }
   }
 
-  private async runJob(period: Period, items: PendingRecord[]): Promise<void> {
+  private async runJob(period: Period, shard: Shard | undefined, items: PendingRecord[]): Promise<void> {
     for (;;) {
       if (this.abort.signal.aborted) {
         for (const i of items) i.nack();
         return;
       }
       try {
-        await this.write(period, items);
+        await this.write(period, shard, items);
         this.backoff.reset();
         for (const i of items) i.ack();
         return;
@@ -157,7 +165,7 @@ export class Stager {
    * redelivery within the buffer included, so the closer's dedup counts it
    * in `audit.duplicatesDropped` like a redelivery staged in another file.
    */
-  private async write(period: Period, items: PendingRecord[]): Promise<void> {
+  private async write(period: Period, shard: Shard | undefined, items: PendingRecord[]): Promise<void> {
     const records = items.map((i) => i.staged);
     if (await this.closer.isClosed(period)) {
       await this.late.write(period, records);
@@ -165,7 +173,7 @@ export class Stager {
     }
     records.sort(stagedOrder);
     const ids = [...new Set(records.map((r) => r.eventId))];
-    const name = stagedObjectName(this.ctx.eventType, period, idSetHash(ids));
+    const name = stagedObjectName(this.ctx.eventType, period, idSetHash(ids), shard);
     // Distinct ids per accepting instance: the closer's per-instance completeness check reads them without the file.
     const byInstance = distinctPerInstance(records);
     const instanceCounts = encodeInstanceCounts(byInstance);

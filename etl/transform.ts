@@ -4,6 +4,7 @@
  * dead-letters the batch's records. A record the transform refuses on its own
  * (`rejected`) is dead-lettered alone and the rest of the batch goes on.
  */
+import type avro from 'avsc';
 import type { ErrorCode } from '../lib/errors.ts';
 import type { AvroSchemaJson, SchemaVersion } from '../lib/registry/types.ts';
 
@@ -22,11 +23,34 @@ export interface TransformOutput {
   rejected?: { code: ErrorCode; reason: string };
 }
 
+/** A message's payload as received: Avro binary of one datum of `version`'s schema (already checked to be exactly one). */
+export interface EncodedInput {
+  bytes: Buffer;
+  version: SchemaVersion;
+  eventId: string;
+  /** avsc types of the writer and delivered schemas (lib/avro/long.ts), for a transform that needs to decode or re-encode. */
+  writerType: avro.Type;
+  deliveredType: avro.Type;
+}
+
+export interface EncodedOutput {
+  /** Avro binary of the record in `deliveredSchema(version.schema)`; absent when rejected. */
+  payload?: Buffer;
+  stats?: Record<string, number>;
+  rejected?: { code: ErrorCode; reason: string };
+}
+
 export interface RecordTransform {
   /** The delivered schema of a source (writer) schema, e.g. personal fields as `bytes`. */
   deliveredSchema(source: AvroSchemaJson): AvroSchemaJson;
   /** Transforms a batch (same order, same length), so keys for many subjects are fetched at once. */
   transformBatch(eventType: string, records: TransformInput[]): Promise<TransformOutput[]>;
+  /**
+   * Optional, the same transform from message bytes to delivered bytes. When
+   * a transform has it the pipeline uses it instead of `transformBatch` and
+   * never decodes records into objects (decode once, untouched bytes kept).
+   */
+  transformEncodedBatch?(eventType: string, records: EncodedInput[]): Promise<EncodedOutput[]>;
 }
 
 /** Delivers records as produced. The pipeline recognises it and keeps the original bytes. */

@@ -27,6 +27,7 @@ import { TypePipeline } from './pipeline.ts';
 import { SchemaResolver } from './schemas.ts';
 import { identityTransform, type RecordTransform } from './transform.ts';
 import type { CloserHooks } from './closer.ts';
+import { shardCount } from './shards.ts';
 import { refusalError, type ClearPersonalData } from './personal-guard.ts';
 import { BigQueryLoader, type LoaderMetrics, type LoaderStopped } from './bigquery-load.ts';
 import { EtlTelemetry } from './metrics-prometheus.ts';
@@ -197,6 +198,16 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
     });
   };
 
+  /** A registry value the composer would have refused falls back to one shard (always exact), with an ERROR. */
+  const shardsOf = (record: EventTypeRecord): number => {
+    try {
+      return shardCount(record.settings.shardsPerPeriod);
+    } catch (err) {
+      logger.error('bad shardsPerPeriod in the registry; closing unsharded', { eventType: record.settings.name, error: err as Error });
+      return 1;
+    }
+  };
+
   const startPipeline = (record: EventTypeRecord): void => {
     const eventType = record.settings.name;
     const transform = transformFor(eventType);
@@ -208,6 +219,7 @@ export async function startEtlWorkers(config: EtlWorkersConfig): Promise<EtlWork
     }
     const pipeline = new TypePipeline({
       ctx: {
+        shards: shardsOf(record),
         eventType,
         granularity: record.settings.partitioning,
         priority: record.settings.priority,

@@ -6,6 +6,7 @@ import {
   lateCounterObjectName,
   latePrefix,
   parseManifest,
+  shardPartObjectName,
   parsePeriodKey,
   partObjectName,
   partitionPrefix,
@@ -60,5 +61,27 @@ describe('partition periods and paths', () => {
   it('validates manifests', () => {
     expect(() => parseManifest('{')).toThrow();
     expect(() => parseManifest('{"formatVersion":1}')).toThrow();
+  });
+
+  it('reads the shard count of a sharded partition, absent for an unsharded one', () => {
+    const manifest = {
+      formatVersion: 1,
+      eventType: 'page_view',
+      partitioning: 'hourly',
+      period: '2026-11-23T09',
+      files: [{ name: 'page_view/dt=2026-11-23/hour=09/part-001-00000.avro', size: 10, crc32c: 'AAAAAA==', md5Hash: '', recordCount: 1, schemaFingerprint: 'f' }],
+      recordCount: 1,
+      schemaFingerprints: ['f'],
+      deliveredSchemas: { f: { type: 'record' } },
+      timeRange: { start: '2026-11-23T09:00:00.000Z', end: '2026-11-23T10:00:00.000Z' },
+      audit: { accepted: 1, delivered: 1, duplicatesDropped: 0, complete: true },
+      closedBy: 'complete',
+      transformStats: {},
+      lateCount: 0,
+    };
+    expect(parseManifest(JSON.stringify(manifest)).shards).toBeUndefined();
+    expect(parseManifest(JSON.stringify({ ...manifest, shards: 4 })).shards).toBe(4);
+    for (const bad of [1, 257, 2.5]) expect(() => parseManifest(JSON.stringify({ ...manifest, shards: bad })), String(bad)).toThrow(/manifest is not valid/);
+    expect(shardPartObjectName('page_view', parsePeriodKey('2026-11-23T09'), 1, 0)).toBe(manifest.files[0]!.name);
   });
 });

@@ -7,6 +7,8 @@
  * Layout in the data bucket:
  * - `<type>/dt=YYYY-MM-DD/hour=HH/part-NNNNN.avro` + `_SUCCESS` (hourly)
  * - `<type>/dt=YYYY-MM-DD/part-NNNNN.avro` + `_SUCCESS` (daily)
+ * - `part-SSS-NNNNN.avro` instead of `part-NNNNN.avro` when the period is
+ *   closed in shards (`shards` in the manifest): shard SSS's parts
  * - `<type>/late/dt=YYYY-MM-DD[/hour=HH]/late-<hash>.avro` + `_LATE` (events
  *   that arrived after their partition closed)
  * - `<type>/dt=…/_LOADED` next to `_SUCCESS`: the partition's BigQuery load
@@ -17,7 +19,7 @@
 import { z } from 'zod';
 import type { Storage } from '@google-cloud/storage';
 import { AppError } from './errors.ts';
-import type { AvroSchemaJson, Partitioning } from './registry/types.ts';
+import { MAX_SHARDS_PER_PERIOD, type AvroSchemaJson, type Partitioning } from './registry/types.ts';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -83,6 +85,14 @@ export function successObjectName(eventType: string, period: Period): string {
 /** `part-NNNNN.avro` (index from 0) inside the partition. */
 export function partObjectName(eventType: string, period: Period, index: number): string {
   return `${partitionPrefix(eventType, period)}part-${String(index).padStart(5, '0')}.avro`;
+}
+
+/**
+ * `part-SSS-NNNNN.avro` inside the partition: the parts of shard `shard` of a
+ * sharded period (`shardsPerPeriod` > 1), numbered from 0 within the shard.
+ */
+export function shardPartObjectName(eventType: string, period: Period, shard: number, index: number): string {
+  return `${partitionPrefix(eventType, period)}part-${String(shard).padStart(3, '0')}-${String(index).padStart(5, '0')}.avro`;
 }
 
 /** `<type>/late/dt=YYYY-MM-DD[/hour=HH]/`: events that arrived after their partition closed. */
@@ -212,6 +222,12 @@ export const manifestSchema = z.object({
   lateCount: z.number().int().nonnegative(),
   /** Per accepting instance, audited vs delivered, and the rule that closed the partition (absent from manifests written before it). */
   completeness: completenessSchema.optional(),
+  /**
+   * Present when the period was closed in shards (2 or more): `files` then lists
+   * shard 0's parts first, then shard 1's, …, each shard's in name order. The
+   * files hold disjoint event ids, each shard's sorted by id; nothing else changes.
+   */
+  shards: z.number().int().min(2).max(MAX_SHARDS_PER_PERIOD).optional(),
 });
 
 /** The `_SUCCESS` manifest (contract). */

@@ -37,6 +37,7 @@ export function parseLeaseName(name: string): { eventType: string; periodKey: st
 
 /** `{eventType, periodKey}` of a staged object name under `staging/`, if it is one. */
 export function parseStagedName(name: string): { eventType: string; periodKey: string } | undefined {
-  const m = /^staging\/([^/]+)\/([^/]+)\/[^/]+\.avro$/.exec(name);
+  // A sharded type's staged files are one folder deeper: `…/<period>/shard-<i>-of-<n>/<sha256>.avro`.
+  const m = /^staging\/([^/]+)\/([^/]+)\/(?:shard-\d{1,3}-of-\d{1,3}\/)?[^/]+\.avro$/.exec(name);
   return m === null ? undefined : { eventType: m[1]!, periodKey: m[2]! };
 }

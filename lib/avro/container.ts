@@ -22,6 +22,8 @@ export interface ContainerOptions {
   metadata?: Record<string, string>;
   /** Uncompressed bytes per block before starting a new one. */
   blockBytes?: number;
+  /** zlib level of the `deflate` codec (default: zlib's, 6). */
+  level?: number;
 }
 
 /** The bytes of a container file holding `records` (each one record's Avro binary). */
@@ -43,7 +45,7 @@ export function writeContainer(records: readonly Buffer[], opts: ContainerOption
   const flush = (): void => {
     if (block.length === 0) return;
     const raw = Buffer.concat(block, size);
-    const data = codec === 'deflate' ? zlib.deflateRawSync(raw) : raw;
+    const data = codec === 'deflate' ? zlib.deflateRawSync(raw, opts.level === undefined ? {} : { level: opts.level }) : raw;
     parts.push(encodeLong(block.length), encodeLong(data.length), data, opts.syncMarker);
     block = [];
     size = 0;

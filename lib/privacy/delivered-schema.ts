@@ -73,6 +73,8 @@ export interface PersonalNode {
    * empty `bytes` for an array item, since BigQuery has no null array elements.
    */
   withoutKey: 'null' | 'empty';
+  /** How `encode` makes the plaintext. */
+  plaintext: PlaintextEncoding;
   /** Plaintext bytes of a (non-null) source value. */
   encode(value: unknown): Buffer;
 }
@@ -327,7 +329,7 @@ function personalLeaf(node: AvroNode, semanticType: string, state: WalkState): W
   };
   return {
     delivered: ['null', { type: 'bytes', [ENCRYPTION_ATTRIBUTE]: annotation }],
-    node: { kind: 'personal', category: entry.category, withoutKey: 'null', encode: plaintextEncoder(plaintext, sourceType) },
+    node: { kind: 'personal', category: entry.category, withoutKey: 'null', plaintext, encode: plaintextEncoder(plaintext, sourceType) },
   };
 }
 

@@ -7,7 +7,10 @@
  * subject) becomes `null` (an empty `bytes` as an array item: see
  * delivered-schema.ts) and is counted — never written in clear.
  */
+import type avro from 'avsc';
 import { isUserId } from '../user-id.ts';
+import { avroType } from '../avro/long.ts';
+import { writeLong } from '../avro/binary.ts';
 import { AppError, isAppError } from '../errors.ts';
 import { associatedData, encrypt, type AeadKey } from '../crypto/aead.ts';
 import type { Logger } from '../logger.ts';
@@ -15,6 +18,7 @@ import type { AvroSchemaJson } from '../registry/types.ts';
 import type { SemanticCatalogue } from '../semantic-types.ts';
 import { compileEncryptionPlan, DEFAULT_KEY_CONTEXT, type EncryptionPlan, type PlanNode } from './delivered-schema.ts';
 import { fieldStep, itemStep, valueStep } from './field-path.ts';
+import { compileScanner, UnsupportedScan, type ScannedDatum } from './encoded-scan.ts';
 import type { KeyRequest, KeyResult, KeySource } from './keys.ts';
 
 export interface RecordEncryptorOptions {
@@ -48,8 +52,31 @@ export interface EncryptedRecord {
   stats: EncryptionStats;
 }
 
+/** One writer-schema datum (Avro binary) to encrypt. */
+export interface EncodedToEncrypt {
+  /** Avro binary of one record of `schema`. */
+  bytes: Buffer;
+  schema: AvroSchemaJson;
+  fingerprint: string;
+}
+
+/** A datum scanned by `scanEncoded`, ready for `encryptScanned`. */
+export interface ScannedRecord {
+  bytes: Buffer;
+  plan: EncryptionPlan;
+  scanned: ScannedDatum;
+}
+
+export interface EncryptedEncoded {
+  /** Avro binary of the record in the delivered schema. */
+  payload: Buffer;
+  stats: EncryptionStats;
+}
+
 export class RecordEncryptor {
   private readonly plans = new Map<string, EncryptionPlan>();
+  /** Byte scanners per event type and writer fingerprint (null: the schema needs the object path). */
+  private readonly scanners = new Map<string, ((buf: Buffer) => ScannedDatum) | null>();
   private readonly plansBySource = new WeakMap<AvroSchemaJson, EncryptionPlan>();
   private readonly adCaches = new Map<string, AdCache>();
   private readonly keyContext: string;
@@ -123,6 +150,50 @@ export class RecordEncryptor {
     return out;
   }
 
+  /**
+   * Scans one encoded record (its subject and personal values) without
+   * decoding it into objects; undefined if its schema needs the object path
+   * (`encryptBatch`). Throws if the bytes are not one datum of the schema.
+   */
+  scanEncoded(eventType: string, item: EncodedToEncrypt): ScannedRecord | undefined {
+    const plan = this.plan(item.schema, item.fingerprint);
+    const key = `${eventType}\u0000${item.fingerprint}`;
+    let scanner = this.scanners.get(key);
+    if (scanner === undefined) {
+      if (this.scanners.size >= MAX_CACHED_SCANNERS) this.scanners.clear();
+      scanner = compileScannerOrNull(eventType, item.schema, plan);
+      this.scanners.set(key, scanner);
+    }
+    return scanner === null ? undefined : { bytes: item.bytes, plan, scanned: scanner(item.bytes) };
+  }
+
+  /**
+   * Encrypts scanned records into delivered-schema bytes: the source bytes are
+   * copied as they are, each personal value replaced by its ciphertext (or
+   * null/empty without a key). Same keys, associated data, format and stats
+   * as `encryptBatch`; throws the same retryable AppError when padlock cannot answer.
+   */
+  async encryptScanned(eventType: string, items: readonly ScannedRecord[]): Promise<EncryptedEncoded[]> {
+    const subjects: (string | undefined)[] = new Array<string | undefined>(items.length);
+    const wanted = new Map<string, Set<string>>();
+    for (let i = 0; i < items.length; i++) {
+      const { plan, scanned } = items[i]!;
+      const subject = plan.root === undefined ? undefined : subjectId(scanned.subject);
+      subjects[i] = subject;
+      if (subject === undefined) continue;
+      let categories = wanted.get(subject);
+      if (categories === undefined) wanted.set(subject, (categories = new Set()));
+      for (const category of plan.categories) categories.add(category);
+    }
+    const keys = await this.fetchKeys(eventType, wanted);
+    const out = new Array<EncryptedEncoded>(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const subject = subjects[i];
+      out[i] = writeDelivered(items[i]!, subject === undefined ? undefined : keys.get(subject));
+    }
+    return out;
+  }
+
   /** The associated-data cache of an event type (bounded: paths under maps and arrays can vary without end). */
   private adCacheOf(eventType: string): AdCache {
     let cache = this.adCaches.get(eventType);
@@ -181,6 +252,11 @@ export function subjectOf(record: unknown, path: readonly string[] | undefined):
     if (v === null || typeof v !== 'object') return undefined;
     v = (v as Record<string, unknown>)[name];
   }
+  return subjectId(v);
+}
+
+/** A subject value as padlock takes it, or undefined if not usable. */
+export function subjectId(v: unknown): string | undefined {
   if (typeof v === 'string') return isUserId(v) ? v : undefined;
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);
   return undefined;
@@ -256,3 +332,64 @@ function encryptUnion(node: Extract<PlanNode, { kind: 'union' }>, value: unknown
   const branch = node.branches.find((b) => b.isValid(value));
   return branch === undefined ? value : encryptValue(branch.node, value, path, ctx);
 }
+
+const MAX_CACHED_SCANNERS = 1024;
+
+function compileScannerOrNull(eventType: string, schema: AvroSchemaJson, plan: EncryptionPlan): ((buf: Buffer) => ScannedDatum) | null {
+  const writer: avro.Type = avroType(schema);
+  const delivered: avro.Type = plan.root === undefined ? writer : avroType(plan.delivered);
+  try {
+    return compileScanner(eventType, writer, delivered, plan);
+  } catch (err) {
+    if (err instanceof UnsupportedScan) return null;
+    throw err;
+  }
+}
+
+/** Delivered bytes of a scanned record: untouched ranges copied, personal values written in their delivered form. */
+function writeDelivered(item: ScannedRecord, subjectKeys: Map<string, AeadKey> | undefined): EncryptedEncoded {
+  const stats: EncryptionStats = { encryptedFields: 0, nulledFields: 0 };
+  const { bytes, scanned } = item;
+  const slots = scanned.slots;
+  if (slots.length === 0) return { payload: bytes, stats };
+  const values = new Array<Buffer | null>(slots.length);
+  let size = bytes.length;
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots[i]!;
+    let value: Buffer | null;
+    if (slot.plaintext === null) value = null;
+    else {
+      const key = subjectKeys?.get(slot.category);
+      if (key === undefined) {
+        stats.nulledFields++;
+        value = slot.withoutKey === 'empty' ? EMPTY : null;
+      } else {
+        stats.encryptedFields++;
+        value = encrypt(key, slot.plaintext, slot.ad);
+      }
+    }
+    if (value === null && !slot.nullable) throw new AppError('INTERNAL', { message: 'a null value for a non-nullable encrypted item' });
+    values[i] = value;
+    // union index (1 byte) + length (≤ 5 bytes for any buffer) + bytes
+    size += 6 + (value?.length ?? 0) - (slot.end - slot.start);
+  }
+  const out = Buffer.allocUnsafe(size);
+  let pos = 0;
+  let from = 0;
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots[i]!;
+    const value = values[i]!;
+    pos += bytes.copy(out, pos, from, slot.start);
+    if (value === null) out[pos++] = 0; // union branch 0: null
+    else {
+      if (slot.nullable) out[pos++] = 2; // union branch 1 (zig-zag): bytes
+      pos = writeLong(out, pos, value.length);
+      pos += value.copy(out, pos);
+    }
+    from = slot.end;
+  }
+  pos += bytes.copy(out, pos, from);
+  return { payload: out.subarray(0, pos), stats };
+}
+
+const EMPTY = Buffer.alloc(0);

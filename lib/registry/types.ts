@@ -19,6 +19,9 @@ export type CompatibilityMode =
 /** An Avro schema as JSON, annotations (`semanticType`) included. */
 export type AvroSchemaJson = Record<string, unknown>;
 
+/** Most shards a period may have (spec `shardsPerPeriod`): shard part names carry 3 digits. */
+export const MAX_SHARDS_PER_PERIOD = 256;
+
 /** The settings of an event-type spec (DESIGN.md §3), schema apart. */
 export interface EventTypeSettings {
   name: string;
@@ -29,6 +32,12 @@ export interface EventTypeSettings {
   partitioning: Partitioning;
   retentionDays: number;
   compatibility: CompatibilityMode;
+  /**
+   * Shards per period (default 1): the ETL stages each record into shard
+   * `hash(eventId) mod N` and closes the shards of one period in parallel
+   * (etl/shards.ts). Absent in records written before the field existed.
+   */
+  shardsPerPeriod?: number;
   /** The events per second the owners expect (peak hour average): sizes the worker group (composer/capacity). */
   expectedEventsPerSecond?: number;
 }

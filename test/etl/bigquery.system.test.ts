@@ -239,6 +239,30 @@ describe('BigQuery delivery', () => {
     expect(s1.jobsInserted + s2.jobsInserted).toBe(1);
   }, 180_000);
 
+  it('loads a sharded hour (3 shards closed by two workers): the manifest lists every shard\'s parts, one job loads them, every row once', async () => {
+    const dataset = typeName('bqload', 'ds');
+    const registry = new MemoryRegistryStore();
+    const type = typeName('bqload', 'sharded');
+    const r = record(type, ['bigquery']);
+    await registry.putEventType({ ...r, settings: { ...r.settings, shardsPerPeriod: 3 } }, 0);
+    const { topic } = await provisionType(pubsub, type);
+    const base = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
+    const period = periodOf(base, 'hourly');
+    const events = makeEvents(900, (i) => base + i * 1000, 'sh');
+    await publishEvents(topic, type, pageViewSchema, events);
+    await publishEvents(topic, type, pageViewSchema, events.slice(0, 40));
+    await writeAudit(storage, staging, type, events);
+    const w1 = await start(registry, dataset);
+    await start(registry, dataset);
+    expect(await loaded(type, [period])).toBe(true);
+    const manifest = JSON.parse((await storage.bucket(data).file(successObjectName(type, period)).download())[0].toString('utf8')) as { shards?: number; files: { name: string }[]; recordCount: number };
+    expect(manifest).toMatchObject({ shards: 3, recordCount: 900 });
+    expect(new Set(manifest.files.map((f) => /part-(\d{3})-\d{5}\.avro$/.exec(f.name)?.[1]))).toEqual(new Set(['000', '001', '002']));
+    expect(await readMarker(storage, data, type, period)).toMatchObject({ rows: 900 });
+    expect(compare(await tableRows(bq, dataset, type), events)).toEqual({ missing: 0, duplicated: 0, unexpected: 0, mismatched: [] });
+    expect(w1.loaderStats()[type]!.loadingStopped).toBe(0);
+  }, 180_000);
+
   it('loads a second schema version with field addition: new column, old rows null, every row once', async () => {
     const dataset = typeName('bqload', 'ds');
     const registry = new MemoryRegistryStore();

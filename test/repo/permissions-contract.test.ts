@@ -324,9 +324,9 @@ describe('permissions contract against the Terraform', () => {
 
   it('the composer edits Pub/Sub only in composer mode, and never administers it (defect 9)', () => {
     const composerRoles = (mode: Mode): string[] => grantsOf(configs, mode).filter((g) => g.principal === 'composer').map((g) => g.role).sort();
-    expect(composerRoles('composer')).toEqual(['roles/datastore.user', 'roles/pubsub.editor', 'roles/storage.legacyBucketReader']);
+    expect(composerRoles('composer')).toEqual(['roles/datastore.user', 'roles/pubsub.editor', 'roles/storage.legacyBucketReader', 'roles/storage.legacyObjectReader']);
     // Plus, for `replay --dead-letters`, publishing to the type's topic and consuming its dead-letter subscription (issue 19).
-    expect(composerRoles('terraform')).toEqual(['roles/datastore.user', 'roles/pubsub.publisher', 'roles/pubsub.subscriber', 'roles/pubsub.viewer', 'roles/storage.legacyBucketReader']);
+    expect(composerRoles('terraform')).toEqual(['roles/datastore.user', 'roles/pubsub.publisher', 'roles/pubsub.subscriber', 'roles/pubsub.viewer', 'roles/storage.legacyBucketReader', 'roles/storage.legacyObjectReader']);
   });
 
   it('an unused or broader grant is refused: BigQuery for the composer, padlock\'s Bigtable role beyond its table (defect 9)', () => {

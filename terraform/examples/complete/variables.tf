@@ -75,6 +75,7 @@ variable "event_types" {
     partitioning                  = string
     retention_days                = number
     compatibility                 = optional(string, "BACKWARD_TRANSITIVE")
+    shards_per_period             = optional(number, 1)
     schema_version                = number
     schema_fingerprint            = string
     schema_definition             = string

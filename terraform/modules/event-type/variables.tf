@@ -21,6 +21,7 @@ variable "event_type" {
     partitioning                  = string
     retention_days                = number
     compatibility                 = optional(string, "BACKWARD_TRANSITIVE")
+    shards_per_period             = optional(number, 1)
     schema_version                = number
     schema_fingerprint            = string
     schema_definition             = string
@@ -62,6 +63,10 @@ variable "event_type" {
   validation {
     condition     = var.event_type.retention_days >= 1 && floor(var.event_type.retention_days) == var.event_type.retention_days
     error_message = "event_type.retention_days must be a whole number of days, at least 1."
+  }
+  validation {
+    condition     = var.event_type.shards_per_period >= 1 && var.event_type.shards_per_period <= 256 && floor(var.event_type.shards_per_period) == var.event_type.shards_per_period
+    error_message = "event_type.shards_per_period must be a whole number from 1 to 256 (lib/registry/types.ts MAX_SHARDS_PER_PERIOD)."
   }
   validation {
     condition     = var.event_type.slo_hours > 0

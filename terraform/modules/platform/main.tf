@@ -239,10 +239,18 @@ resource "google_storage_bucket_iam_member" "etl_data_loads" {
 }
 
 # The composer checks the data bucket exists (storage.buckets.get) before it records a
-# GCS type as provisioned.
+# GCS type as provisioned, and its shred report lists the data bucket (storage.objects.list).
 resource "google_storage_bucket_iam_member" "composer_data" {
   bucket = google_storage_bucket.data.name
   role   = "roles/storage.legacyBucketReader"
+  member = local.sa["composer"]
+}
+
+# The shred report reads subject indexes, parts and late files (storage.objects.get);
+# reading needs no listing beyond the bucket reader's.
+resource "google_storage_bucket_iam_member" "composer_data_objects" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.legacyObjectReader"
   member = local.sa["composer"]
 }
 

@@ -14,6 +14,7 @@ variable "event_type" {
     partitioning                  = string
     retention_days                = number
     compatibility                 = optional(string, "BACKWARD_TRANSITIVE")
+    shards_per_period             = optional(number, 1)
     schema_version                = number
     schema_fingerprint            = string
     schema_definition             = string
