@@ -26,6 +26,7 @@ export async function stageHour(staging: Bucket, eventType: string, period: Peri
         receiveTime: period.startMs + Math.floor((i * HOUR) / size),
         schemaFingerprint: fingerprint,
         stats: {},
+        instanceId: 'bench',
         record: type.toBuffer({ userId: `user-${i % 97}`, url: `https://example.com/p/${i}`, durationMs: i }),
       });
     }
@@ -34,7 +35,7 @@ export async function stageHour(staging: Bucket, eventType: string, period: Peri
     files++;
   }
   const hour = period.key;
-  const count: AuditCount = { eventType, hour, instanceId: 'bench', accepted: size, updatedAt: new Date().toISOString() };
+  const count: AuditCount = { eventType, hour, instanceId: 'bench', accepted: size, final: true, updatedAt: new Date().toISOString() };
   await staging.file(auditObjectName(eventType, hour, 'bench')).save(JSON.stringify(count), { resumable: false });
   return files;
 }

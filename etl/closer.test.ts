@@ -4,20 +4,26 @@ import { buildManifest, closeDecision, dedupById, summarizeRecords } from './clo
 import type { StagedRecord } from './envelope.ts';
 
 const period = periodOf(Date.parse('2026-11-23T09:00:00Z'), 'hourly');
-const base = { period, graceMs: 60_000, deadlineMs: 3 * 3_600_000 };
+const base = { period, graceMs: 60_000, deadlineMs: 3 * 3_600_000, livenessMs: 120_000, stagingQuietMs: 10 * 60_000 };
+const finalAudit = (accepted: number) => [{ instanceId: 'i1', accepted, unreported: 0, final: true, lastWriteMs: period.endMs }];
+const delivered = (n: number) => new Map([['i1', n]]);
 
 describe('closeDecision', () => {
   it('waits while the period is open or within its grace', () => {
-    expect(closeDecision({ ...base, nowMs: period.endMs - 1, accepted: 5, delivered: 5 })).toBe('wait');
-    expect(closeDecision({ ...base, nowMs: period.endMs + 59_999, accepted: 5, delivered: 5 })).toBe('wait');
+    expect(closeDecision({ ...base, nowMs: period.endMs - 1, audits: finalAudit(5), delivered: delivered(5) }).decision).toBe('wait');
+    expect(closeDecision({ ...base, nowMs: period.endMs + 59_999, audits: finalAudit(5), delivered: delivered(5) }).decision).toBe('wait');
   });
-  it('closes complete once the grace passed and the audit matches', () => {
-    expect(closeDecision({ ...base, nowMs: period.endMs + 60_000, accepted: 5, delivered: 5 })).toBe('complete');
+  it('closes complete once the grace passed and the final count matches', () => {
+    expect(closeDecision({ ...base, nowMs: period.endMs + 60_000, audits: finalAudit(5), delivered: delivered(5) }).decision).toBe('complete');
   });
-  it('waits for missing events (or a lagging audit) until the deadline, then closes', () => {
-    expect(closeDecision({ ...base, nowMs: period.endMs + 60_000, accepted: 6, delivered: 5 })).toBe('wait');
-    expect(closeDecision({ ...base, nowMs: period.endMs + 60_000, accepted: 4, delivered: 5 })).toBe('wait');
-    expect(closeDecision({ ...base, nowMs: period.endMs + 3 * 3_600_000, accepted: 6, delivered: 5 })).toBe('deadline');
+  it('waits for missing events (or duplicates counted) until the deadline, then closes', () => {
+    expect(closeDecision({ ...base, nowMs: period.endMs + 60_000, audits: finalAudit(6), delivered: delivered(5) }).decision).toBe('wait');
+    expect(closeDecision({ ...base, nowMs: period.endMs + 60_000, audits: finalAudit(4), delivered: delivered(5) }).decision).toBe('wait');
+    expect(closeDecision({ ...base, nowMs: period.endMs + 3 * 3_600_000, audits: finalAudit(6), delivered: delivered(5) }).decision).toBe('deadline');
+  });
+  it('with staged counts (an upper bound) a final instance needs at least its count: the counting merge decides', () => {
+    expect(closeDecision({ ...base, nowMs: period.endMs + 60_000, audits: finalAudit(4), delivered: delivered(5), upperBound: true }).decision).toBe('complete');
+    expect(closeDecision({ ...base, nowMs: period.endMs + 60_000, audits: finalAudit(6), delivered: delivered(5), upperBound: true }).decision).toBe('wait');
   });
 });
 

@@ -21,10 +21,21 @@ import {
   readManifest,
   successObjectName,
   type Manifest,
+  type ManifestCompleteness,
   type ManifestFile,
   type Period,
 } from '../lib/partitions.ts';
-import { auditTypePrefix, hourOfAuditName, sumAccepted } from './audit.ts';
+import { auditTypePrefix, hourOfAuditName, readInstanceAudits } from './audit.ts';
+import {
+  judgeCompleteness,
+  manifestCompleteness,
+  parseInstanceCounts,
+  STAGED_INSTANCES_KEY,
+  upperBoundsPerInstance,
+  type Completeness,
+  type InstanceAudit,
+  type StagedFileCounts,
+} from './completeness.ts';
 import { compareIds, type StagedRecord } from './envelope.ts';
 import { countStagedRecords, readStagedFile, STAGED_COUNT_KEY } from './files.ts';
 import { LateWriter, readLateCount } from './late.ts';
@@ -39,23 +50,28 @@ import { writeSubjectIndex } from './subject-index.ts';
 import { createIfAbsent, deleteObject, exists, listObjects, type ObjectInfo } from './storage-io.ts';
 import type { TypeContext } from './context.ts';
 
-export type CloseDecision = 'wait' | 'complete' | 'deadline';
+export type CloseDecision = Completeness['decision'];
 
 /**
- * When a period may close: complete once it is over plus the grace and every
- * accepted event is staged (distinct ids); at its SLO deadline regardless.
+ * When a period may close (etl/completeness.ts): complete once it is over
+ * plus the grace and every accepting instance is accounted for (its final
+ * count delivered, or gone with its last durable count delivered); at its
+ * SLO deadline regardless. With `upperBound`, `delivered` are the staged
+ * files' counts (duplicates across files included): a final instance then
+ * needs at least its count, and only the counting merge decides.
  */
 export function closeDecision(p: {
   nowMs: number;
   period: Period;
   graceMs: number;
   deadlineMs: number;
-  accepted: number;
-  delivered: number;
-}): CloseDecision {
-  if (p.nowMs >= p.period.endMs + p.graceMs && p.accepted === p.delivered) return 'complete';
-  if (p.nowMs >= p.period.endMs + p.deadlineMs) return 'deadline';
-  return 'wait';
+  livenessMs: number;
+  audits: readonly InstanceAudit[];
+  delivered: ReadonlyMap<string, number>;
+  upperBound?: boolean;
+  stagingQuietMs: number;
+}): Completeness {
+  return judgeCompleteness(p);
 }
 
 /** Steps after which tests may inject a crash (a hook that throws); `staged-read` is the end of the counting merge. */
@@ -83,10 +99,12 @@ interface CountedSet {
 
 export class PartitionCloser {
   private readonly closed = new Set<string>();
-  /** Records per staged file, per open period: an upper bound of the distinct count without reading ids. */
-  private readonly stagedCounts = new Map<string, Map<string, number>>();
+  /** Counts per staged file, per open period: upper bounds of the distinct counts without reading ids. */
+  private readonly stagedCounts = new Map<string, Map<string, StagedFileCounts>>();
   /** The last counting merge per open period. */
   private readonly counted = new Map<string, CountedSet>();
+  /** Per open period: its staged set's signature and since when (ms) this closer has seen it unchanged. */
+  private readonly stagedSince = new Map<string, { signature: string; sinceMs: number }>();
   private readonly sharded: ShardCloser;
   private readonly sealer: PartitionSealer;
 
@@ -106,11 +124,11 @@ export class PartitionCloser {
     });
   }
 
-  /** The stager tells us what it staged, so the audit need not read it back. */
-  noteStaged(period: Period, name: string, ids: readonly string[]): void {
+  /** The stager tells us what it staged (distinct ids, and per instance), so the audit need not read it back. */
+  noteStaged(period: Period, name: string, counts: StagedFileCounts): void {
     if (this.closed.has(period.key)) return;
-    const files = this.stagedCounts.get(period.key) ?? new Map<string, number>();
-    files.set(name, ids.length);
+    const files = this.stagedCounts.get(period.key) ?? new Map<string, StagedFileCounts>();
+    files.set(name, counts);
     this.stagedCounts.set(period.key, files);
   }
 
@@ -127,6 +145,21 @@ export class PartitionCloser {
     this.closed.add(period.key);
     this.stagedCounts.delete(period.key);
     this.counted.delete(period.key);
+    this.stagedSince.delete(period.key);
+  }
+
+  /** How long the period's staged set has been unchanged, as far as this closer has seen (0 when first seen). */
+  private stagingQuietMs(period: Period, staged: readonly ObjectInfo[], nowMs: number): number {
+    const signature = staged
+      .map((o) => `${o.name}#${o.generation}`)
+      .sort()
+      .join('\n');
+    const seen = this.stagedSince.get(period.key);
+    if (seen?.signature !== signature) {
+      this.stagedSince.set(period.key, { signature: signature, sinceMs: nowMs });
+      return 0;
+    }
+    return nowMs - seen.sinceMs;
   }
 
   /** One pass: every period with staged files or audit counts that may be due. */
@@ -176,41 +209,50 @@ export class PartitionCloser {
       if (staged.length > 0) await this.deliverLeftovers(period, staged.map((o) => o.name));
       return;
     }
-    const accepted = await sumAccepted(this.ctx.staging, this.ctx.eventType, period);
-    // Staged records bound the distinct ids from above: below the accepted count the period
-    // cannot be complete, and nothing needs merging. At or above it, closePartition recounts.
-    const stagedRecords = await this.stagedRecords(period, staged);
+    const audits = await readInstanceAudits(this.ctx.staging, this.ctx.eventType, period);
+    // Staged counts bound the distinct ids per instance from above: short of an instance's
+    // count the period cannot be complete, and nothing needs merging. Otherwise closePartition recounts.
     const nowMs = this.ctx.now();
-    const decision = closeDecision({
+    const verdict = closeDecision({
       nowMs,
       period,
       graceMs: this.ctx.tuning.closeGraceMs,
       deadlineMs,
-      accepted,
-      delivered: stagedRecords >= accepted ? accepted : stagedRecords,
+      livenessMs: this.ctx.tuning.auditLivenessMs,
+      audits,
+      delivered: await this.stagedUpperBounds(period, staged, audits),
+      upperBound: true,
+      stagingQuietMs: this.stagingQuietMs(period, staged, nowMs),
     });
-    if (decision === 'wait') return;
+    if (verdict.decision === 'wait') return;
     await this.closePartition(period, { force: nowMs >= period.endMs + deadlineMs });
   }
 
-  /** Sum of the staged files' record counts: noted by the stager, in the object's metadata, or counted from its block headers. */
-  private async stagedRecords(period: Period, staged: readonly ObjectInfo[]): Promise<number> {
-    const files = this.stagedCounts.get(period.key) ?? new Map<string, number>();
+  /**
+   * Distinct ids per instance, bounded from above by the staged files' counts: noted by the
+   * stager, in the object's metadata, or (older files) the file's record count for every instance.
+   */
+  private async stagedUpperBounds(period: Period, staged: readonly ObjectInfo[], audits: readonly InstanceAudit[]): Promise<Map<string, number>> {
+    const files = this.stagedCounts.get(period.key) ?? new Map<string, StagedFileCounts>();
     this.stagedCounts.set(period.key, files);
     const listed = new Set<string>();
-    let sum = 0;
+    const perFile: StagedFileCounts[] = [];
     for (const o of staged) {
       listed.add(o.name);
-      let n = files.get(o.name);
-      if (n === undefined) {
+      let counts = files.get(o.name);
+      if (counts === undefined) {
         const meta = Number(o.metadata[STAGED_COUNT_KEY]);
-        n = Number.isSafeInteger(meta) && meta >= 0 ? meta : await countStagedRecords(this.ctx.staging, o);
-        files.set(o.name, n);
+        const records = Number.isSafeInteger(meta) && meta >= 0 ? meta : await countStagedRecords(this.ctx.staging, o);
+        counts = { records, byInstance: parseInstanceCounts(o.metadata[STAGED_INSTANCES_KEY]) };
+        files.set(o.name, counts);
       }
-      sum += n;
+      perFile.push(counts);
     }
     for (const name of files.keys()) if (!listed.has(name)) files.delete(name);
-    return sum;
+    return upperBoundsPerInstance(
+      perFile,
+      audits.map((a) => a.instanceId),
+    );
   }
 
   /**
@@ -223,8 +265,10 @@ export class PartitionCloser {
     const started = performance.now();
     const shards = await this.sharded.planOf(period);
     if (shards > 1) {
+      // Sharded periods keep the total-count rule for now: ShardCloser passes only the delivered total,
+      // not the per-instance counts (summary.byInstance, which sum across shards) the per-instance rule needs.
       return this.sharded.close(period, shards, opts, async (delivered) => {
-        const accepted = await sumAccepted(ctx.staging, ctx.eventType, period);
+        const accepted = (await readInstanceAudits(ctx.staging, ctx.eventType, period)).reduce((n, a) => n + a.accepted, 0);
         return { accepted, complete: accepted === delivered };
       });
     }
@@ -246,9 +290,22 @@ export class PartitionCloser {
       const { inputs, summary } = await this.count(period, staged, heartbeat);
       await this.step('staged-read', period);
 
-      const accepted = await sumAccepted(ctx.staging, ctx.eventType, period);
-      const complete = accepted === summary.unique;
+      // The caller judged the grace; here every instance must be accounted for by the exact counts.
+      const audits = await readInstanceAudits(ctx.staging, ctx.eventType, period);
+      const nowMs = ctx.now();
+      const verdict = closeDecision({
+        nowMs,
+        stagingQuietMs: this.stagingQuietMs(period, staged, nowMs),
+        period,
+        graceMs: 0,
+        deadlineMs: Number.POSITIVE_INFINITY,
+        livenessMs: ctx.tuning.auditLivenessMs,
+        audits,
+        delivered: summary.byInstance,
+      });
+      const complete = verdict.decision === 'complete' || verdict.decision === 'complete-after-instance-loss';
       if (!complete && !opts.force) return undefined;
+      const accepted = audits.reduce((n, a) => n + a.accepted, 0);
 
       const fingerprints = await this.fingerprintsInOrder([...summary.byFingerprint.keys()]);
       const files = await this.writeParts(period, inputs, summary, fingerprints, heartbeat);
@@ -265,6 +322,7 @@ export class PartitionCloser {
         duplicatesDropped: summary.read - summary.unique,
         closedBy: complete ? 'complete' : 'deadline',
         lateCount: await readLateCount(ctx, period),
+        completeness: manifestCompleteness(complete ? verdict : { ...verdict, decision: 'deadline' }, ctx.tuning.auditLivenessMs),
       });
       const written = await createIfAbsent(ctx.data, successObjectName(ctx.eventType, period), Buffer.from(JSON.stringify(manifest, null, 2)), {
         contentType: 'application/json',
@@ -283,6 +341,8 @@ export class PartitionCloser {
       ctx.logger.info('partition closed', {
         period: period.key,
         closedBy: manifest.closedBy,
+        rule: manifest.completeness?.rule,
+        lostInstances: manifest.completeness?.lostInstances,
         records: manifest.recordCount,
         accepted,
         duplicatesDropped: manifest.audit.duplicatesDropped,
@@ -469,6 +529,7 @@ export function buildManifest(p: {
   duplicatesDropped: number;
   closedBy: 'complete' | 'deadline';
   lateCount: number;
+  completeness?: ManifestCompleteness;
 }): Manifest {
   const d = p.delivered;
   const timeRange: Manifest['timeRange'] = { start: new Date(p.period.startMs).toISOString(), end: new Date(p.period.endMs).toISOString() };
@@ -486,9 +547,15 @@ export function buildManifest(p: {
     schemaFingerprints: p.fingerprints,
     deliveredSchemas: p.deliveredSchemas,
     timeRange,
-    audit: { accepted: p.accepted, delivered: d.recordCount, duplicatesDropped: p.duplicatesDropped, complete: p.accepted === d.recordCount },
+    audit: {
+      accepted: p.accepted,
+      delivered: d.recordCount,
+      duplicatesDropped: p.duplicatesDropped,
+      complete: p.completeness === undefined ? p.accepted === d.recordCount : p.completeness.rule !== 'deadline',
+    },
     closedBy: p.closedBy,
     transformStats: Object.fromEntries(d.transformStats),
     lateCount: p.lateCount,
+    ...(p.completeness === undefined ? {} : { completeness: p.completeness }),
   };
 }

@@ -68,6 +68,15 @@ export interface EtlTuning {
   closeGraceMs: number;
   /** SLO deadline after the period's end, per priority: closed then even if incomplete. */
   closeDeadlineMs: Record<Priority, number>;
+  /**
+   * The liveness bound: an event-service instance that never wrote a final
+   * audit count and wrote none for longer than this is taken as gone
+   * (etl/completeness.ts), once the period's staged files were unchanged
+   * that long too. Must exceed the event service's audit heartbeat
+   * (AUDIT_HEARTBEAT_MS, 30 s) plus a write's retries, and the ETL
+   * subscription's ack deadline (60 s).
+   */
+  auditLivenessMs: number;
   /** A closer's lease; an expired lease (crashed closer) is taken over. */
   leaseMs: number;
   /** Records per final part file (files split beyond). */
@@ -116,6 +125,7 @@ export const defaultTuning: EtlTuning = {
   closeCheckIntervalMs: 15_000,
   closeGraceMs: 5 * 60_000,
   closeDeadlineMs: { high: 3 * HOUR, normal: 24 * HOUR, low: 72 * HOUR },
+  auditLivenessMs: 2 * 60_000,
   leaseMs: 5 * 60_000,
   partMaxRecords: 200_000,
   closeMergeFanIn: 512,
@@ -185,6 +195,8 @@ export interface EtlMainConfig {
   /** Port of the Prometheus metrics endpoint; undefined: not served. */
   metricsPort: number | undefined;
   tuning: EtlTuning;
+  /** Shifts the workers' clock, ms (CLOCK_OFFSET_MS): system tests and drills only, with the event service's the same; 0 in production. */
+  clockOffsetMs: number;
 }
 
 const bucketVar = z.string().trim().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'expected a bucket name');
@@ -228,6 +240,8 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
       ETL_FLUSH_AGE_MS: positiveIntVar.optional(),
       ETL_CLOSE_CHECK_MS: positiveIntVar.optional(),
       ETL_CLOSE_GRACE_MS: msVar.optional(),
+      ETL_AUDIT_LIVENESS_MS: positiveIntVar.optional(),
+      CLOCK_OFFSET_MS: z.string().trim().regex(/^-?\d{1,12}$/, 'expected milliseconds (an integer)').transform(Number).optional(),
       ETL_DEADLINE_HIGH_MS: positiveIntVar.optional(),
       ETL_DEADLINE_NORMAL_MS: positiveIntVar.optional(),
       ETL_DEADLINE_LOW_MS: positiveIntVar.optional(),
@@ -248,6 +262,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
   if (e.ETL_FLUSH_AGE_MS !== undefined) o.flushAgeMs = e.ETL_FLUSH_AGE_MS;
   if (e.ETL_CLOSE_CHECK_MS !== undefined) o.closeCheckIntervalMs = e.ETL_CLOSE_CHECK_MS;
   if (e.ETL_CLOSE_GRACE_MS !== undefined) o.closeGraceMs = e.ETL_CLOSE_GRACE_MS;
+  if (e.ETL_AUDIT_LIVENESS_MS !== undefined) o.auditLivenessMs = e.ETL_AUDIT_LIVENESS_MS;
   if (e.ETL_LEASE_MS !== undefined) o.leaseMs = e.ETL_LEASE_MS;
   if (e.ETL_CLOSE_MERGE_FAN_IN !== undefined) o.closeMergeFanIn = e.ETL_CLOSE_MERGE_FAN_IN;
   if (e.ETL_REGISTRY_POLL_MS !== undefined) o.registryPollMs = e.ETL_REGISTRY_POLL_MS;
@@ -280,5 +295,6 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
     logLevel: e.LOG_LEVEL,
     metricsPort: e.ETL_METRICS_PORT === 'off' ? undefined : Number(e.ETL_METRICS_PORT),
     tuning: resolveTuning(o),
+    clockOffsetMs: e.CLOCK_OFFSET_MS ?? 0,
   };
 }

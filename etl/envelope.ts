@@ -23,8 +23,16 @@ export const stagedEnvelopeSchema = {
     { name: 'schemaFingerprint', type: 'string' },
     { name: 'stats', type: { type: 'map', values: 'long' } },
     { name: 'record', type: 'bytes' },
+    // Added for per-instance completeness: staged files written before it lack it (read as '').
+    { name: 'instanceId', type: 'string', default: '' },
   ],
 } as const;
+
+/** Whether a staged container's writer schema has `instanceId` (files staged before it was added do not). */
+export function hasInstanceField(schema: unknown): boolean {
+  const fields = (schema as { fields?: unknown } | undefined)?.fields;
+  return Array.isArray(fields) && fields.some((f) => (f as { name?: unknown }).name === 'instanceId');
+}
 
 export interface StagedRecord {
   eventId: string;
@@ -33,6 +41,8 @@ export interface StagedRecord {
   stats: Record<string, number>;
   /** Avro binary of the payload with the delivered schema of `schemaFingerprint`'s version. */
   record: Buffer;
+  /** The event-service instance that accepted the event (message attribute); absent for a direct producer's event. */
+  instanceId?: string;
 }
 
 const stagedType = avroType(stagedEnvelopeSchema);
@@ -40,7 +50,8 @@ const stagedType = avroType(stagedEnvelopeSchema);
 /** One staged record's Avro binary, written into one allocation (the hot path of staging: no other object per record). */
 export function encodeStaged(r: StagedRecord): Buffer {
   const idLength = Buffer.byteLength(r.eventId, 'utf8');
-  let size = 10 + idLength + 10 + 10 + r.schemaFingerprint.length + 10 + 10 + r.record.length;
+  const instance = r.instanceId ?? '';
+  let size = 10 + idLength + 10 + 10 + r.schemaFingerprint.length + 10 + 10 + r.record.length + 10 + Buffer.byteLength(instance, 'utf8');
   let entries = 0;
   for (const k in r.stats) {
     if (!Object.hasOwn(r.stats, k)) continue;
@@ -65,11 +76,14 @@ export function encodeStaged(r: StagedRecord): Buffer {
   pos = writeLong(buf, pos, 0);
   pos = writeLong(buf, pos, r.record.length);
   pos += r.record.copy(buf, pos);
+  pos = writeLong(buf, pos, Buffer.byteLength(instance, 'utf8'));
+  pos += buf.write(instance, pos, 'utf8');
   return buf.subarray(0, pos);
 }
 
 export function decodeStaged(buf: Buffer, pos: number): { value: StagedRecord; offset: number } {
   const r = stagedType.decode(buf, pos) as { value: StagedRecord; offset: number };
+  if (r.value.instanceId === '') delete r.value.instanceId;
   return r;
 }
 

@@ -6,7 +6,7 @@ import { crc32c, crc32cToBase64 } from '../lib/crc32c.ts';
 import { deliveredFileSchema, type Period } from '../lib/partitions.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import { decodeRecords, readContainer, writeContainer } from '../lib/avro/container.ts';
-import { decodeStaged, encodeDelivered, encodeStaged, stagedEnvelopeSchema, syncMarkerFor, type StagedRecord } from './envelope.ts';
+import { decodeStaged, encodeDelivered, encodeStaged, hasInstanceField, stagedEnvelopeSchema, syncMarkerFor, type StagedRecord } from './envelope.ts';
 import { ContainerBlockReader } from './container-stream.ts';
 import { compareStaged } from './merge.ts';
 import { download, readRange, type ObjectInfo } from './storage-io.ts';
@@ -61,7 +61,11 @@ export async function countStagedRecords(bucket: Bucket, object: Pick<ObjectInfo
 }
 
 export function parseStagedFile(bytes: Buffer): StagedRecord[] {
-  return decodeRecords(readContainer(bytes), decodeStaged);
+  const contents = readContainer(bytes);
+  if (hasInstanceField(contents.schema)) return decodeRecords(contents, decodeStaged);
+  // Staged before envelopes carried the accepting instance: read with the file's own schema.
+  const type = avroType(contents.schema);
+  return decodeRecords(contents, (buf, pos) => type.decode(buf, pos) as { value: StagedRecord; offset: number });
 }
 
 /** Reads a staged file; [] if it is gone (a closer removed it). */

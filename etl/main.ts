@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     tuning: config.tuning,
     logger,
     instanceId: config.instanceId,
+    ...(config.clockOffsetMs === 0 ? {} : { now: () => Date.now() + config.clockOffsetMs }),
     bigQuery: { dataset: config.bigQuery.dataset, endpoint: config.bigQuery.endpoint, location: config.bigQuery.location, createTables: config.bigQuery.createTables },
     ...(transform === undefined ? {} : { transform }),
     ...(config.metricsPort === undefined ? {} : { metrics: { port: config.metricsPort, processMetrics: true } }),

@@ -9,7 +9,7 @@
 import type { Bucket } from '@google-cloud/storage';
 import { AppError } from '../lib/errors.ts';
 import { ContainerBlockReader } from './container-stream.ts';
-import { compareIds, type StagedRecord } from './envelope.ts';
+import { compareIds, encodeStaged, hasInstanceField, type StagedRecord } from './envelope.ts';
 import { readRange, type ObjectInfo } from './storage-io.ts';
 
 /**
@@ -23,7 +23,8 @@ export function compareStaged(a: StagedRecord, b: StagedRecord): number {
     compareIds(a.schemaFingerprint, b.schemaFingerprint) ||
     Buffer.compare(a.record, b.record) ||
     a.receiveTime - b.receiveTime ||
-    compareIds(statsKey(a.stats), statsKey(b.stats))
+    compareIds(statsKey(a.stats), statsKey(b.stats)) ||
+    compareIds(a.instanceId ?? '', b.instanceId ?? '')
   );
 }
 
@@ -60,6 +61,8 @@ export class ContainerCursor implements StagedCursor {
   private from = 0;
   private to = 0;
   private left = 0;
+  /** False for a file staged before envelopes carried `instanceId` (envelope.ts). */
+  private withInstance = true;
 
   constructor(
     readonly name: string,
@@ -73,12 +76,15 @@ export class ContainerCursor implements StagedCursor {
   }
 
   get currentBytes(): Buffer | undefined {
-    return this.id === undefined ? undefined : this.block.subarray(this.from, this.to);
+    if (this.id === undefined) return undefined;
+    // A run has today's envelope: an older file's record is re-encoded with the (empty) instance.
+    return this.withInstance ? this.block.subarray(this.from, this.to) : encodeStaged(this.current!);
   }
 
   /** Opens the file and moves to its first record. */
   async start(): Promise<this> {
     await this.reader.open();
+    this.withInstance = hasInstanceField(this.reader.schema);
     await this.advance();
     return this;
   }
@@ -112,7 +118,7 @@ export class ContainerCursor implements StagedCursor {
     const previous = this.id === undefined ? undefined : { id: this.id, block: this.block, from: this.from, decoded: this.decoded };
     const from = this.to;
     const id = readEventId(block, from);
-    const end = id === undefined ? -1 : skipEnvelopeRest(block, at);
+    const end = id === undefined ? -1 : skipEnvelopeRest(block, at, this.withInstance);
     if (id === undefined || end < 0) throw new AppError('DECODE_FAILED', { message: `${this.name}: a staged record does not decode` });
     this.block = block;
     this.from = from;
@@ -129,7 +135,7 @@ export class ContainerCursor implements StagedCursor {
   }
 
   private decode(block: Buffer, from: number): StagedRecord {
-    const r = readEnvelope(block, from);
+    const r = readEnvelope(block, from, this.withInstance);
     if (r === undefined) throw new AppError('DECODE_FAILED', { message: `${this.name}: a staged record does not decode` });
     return r.value;
   }
@@ -200,7 +206,13 @@ export interface MergeCounts {
  */
 export async function mergeCursors(
   cursors: readonly StagedCursor[],
-  opts: { dedup: boolean; /** Awaited every 64k records (lease renewal in a long close). */ heartbeat?: () => Promise<void> },
+  opts: {
+    dedup: boolean;
+    /** Awaited every 64k records (lease renewal in a long close). */
+    heartbeat?: () => Promise<void>;
+    /** Called with the cursor at each duplicate `dedup` drops. */
+    onDropped?: (at: StagedCursor) => void;
+  },
   onRecord: (at: StagedCursor) => void | Promise<void>,
 ): Promise<MergeCounts> {
   const heap = new CursorHeap();
@@ -216,6 +228,8 @@ export async function mergeCursors(
       emitted++;
       const pending = onRecord(top);
       if (pending !== undefined) await pending;
+    } else {
+      opts.onDropped?.(top);
     }
     const moved = top.advance();
     if (moved !== undefined) await moved;
@@ -242,6 +256,12 @@ export interface MergeSummary {
   maxReceiveTime: number | undefined;
   /** Summed transform stats of the unique records. */
   stats: Map<string, number>;
+  /**
+   * Distinct event ids per accepting instance ('' = direct producers): an id
+   * staged with several instances (a client's retry accepted by two) counts
+   * for each. Sums across disjoint id sets (shards).
+   */
+  byInstance: Map<string, number>;
 }
 
 /** Merges with dedup, counting instead of writing. */
@@ -250,8 +270,20 @@ export async function summarize(cursors: readonly StagedCursor[], heartbeat?: ()
   const stats = new Map<string, number>();
   let min: number | undefined;
   let max: number | undefined;
-  const counts = await mergeCursors(cursors, { dedup: true, heartbeat }, (c) => {
+  const byInstance = new Map<string, number>();
+  // Instances seen with the current id: duplicates are adjacent in the merge.
+  const instancesOfId = new Set<string>();
+  const countInstance = (r: StagedRecord): void => {
+    const instance = r.instanceId ?? '';
+    if (instancesOfId.has(instance)) return;
+    instancesOfId.add(instance);
+    byInstance.set(instance, (byInstance.get(instance) ?? 0) + 1);
+  };
+  const onDropped = (c: StagedCursor): void => countInstance(c.current!);
+  const counts = await mergeCursors(cursors, { dedup: true, heartbeat, onDropped }, (c) => {
     const r = c.current!;
+    instancesOfId.clear();
+    countInstance(r);
     byFingerprint.set(r.schemaFingerprint, (byFingerprint.get(r.schemaFingerprint) ?? 0) + 1);
     if (min === undefined || r.receiveTime < min) min = r.receiveTime;
     if (max === undefined || r.receiveTime > max) max = r.receiveTime;
@@ -259,7 +291,7 @@ export async function summarize(cursors: readonly StagedCursor[], heartbeat?: ()
       if (Object.hasOwn(r.stats, k)) stats.set(k, (stats.get(k) ?? 0) + r.stats[k]!);
     }
   });
-  return { read: counts.read, unique: counts.emitted, byFingerprint, minReceiveTime: min, maxReceiveTime: max, stats };
+  return { read: counts.read, unique: counts.emitted, byFingerprint, minReceiveTime: min, maxReceiveTime: max, stats, byInstance };
 }
 
 /** Read position of the envelope readers (module-level: no closure or object per record in the hot loop). */
@@ -306,7 +338,7 @@ function readEventId(buf: Buffer, pos: number): string | undefined {
 }
 
 /** The end offset of the envelope whose id ended at `from`; -1 if malformed. */
-function skipEnvelopeRest(buf: Buffer, from: number): number {
+function skipEnvelopeRest(buf: Buffer, from: number, withInstance: boolean): number {
   at = from;
   if (Number.isNaN(readSafeLong(buf)) || !skipBytes(buf)) return -1;
   for (;;) {
@@ -319,7 +351,23 @@ function skipEnvelopeRest(buf: Buffer, from: number): number {
     }
     for (let i = 0; i < count; i++) if (!skipBytes(buf) || Number.isNaN(readSafeLong(buf))) return -1;
   }
-  return skipBytes(buf) ? at : -1;
+  if (!skipBytes(buf)) return -1;
+  return !withInstance || skipBytes(buf) ? at : -1;
+}
+
+/** The last instance id decoded: a period has few per staged block, so their strings are shared. */
+let lastInstance = '';
+let lastInstanceBytes = Buffer.alloc(0);
+
+function readInstance(buf: Buffer): string | undefined {
+  const n = readSafeLong(buf);
+  if (!(n >= 0) || at + n > buf.length) return undefined;
+  if (n !== lastInstanceBytes.length || buf.compare(lastInstanceBytes, 0, n, at, at + n) !== 0) {
+    lastInstanceBytes = Buffer.from(buf.subarray(at, at + n));
+    lastInstance = lastInstanceBytes.toString('utf8');
+  }
+  at += n;
+  return lastInstance;
 }
 
 const NO_STATS: Record<string, number> = Object.freeze({}) as Record<string, number>;
@@ -344,7 +392,7 @@ function readFingerprint(buf: Buffer): string | undefined {
  * view into the block, and the longs (receive time, stats) must be safe
  * integers, as the stager writes them.
  */
-export function readEnvelope(buf: Buffer, pos: number): { value: StagedRecord; offset: number } | undefined {
+export function readEnvelope(buf: Buffer, pos: number, withInstance = true): { value: StagedRecord; offset: number } | undefined {
   at = pos;
   const eventId = readText(buf);
   const receiveTime = readSafeLong(buf);
@@ -370,7 +418,14 @@ export function readEnvelope(buf: Buffer, pos: number): { value: StagedRecord; o
   const size = readSafeLong(buf);
   if (!(size >= 0) || at + size > buf.length) return undefined;
   const record = buf.subarray(at, at + size);
-  return { value: { eventId, receiveTime, schemaFingerprint, stats, record }, offset: at + size };
+  at += size;
+  const value: StagedRecord = { eventId, receiveTime, schemaFingerprint, stats, record };
+  if (withInstance) {
+    const instanceId = readInstance(buf);
+    if (instanceId === undefined) return undefined;
+    if (instanceId !== '') value.instanceId = instanceId;
+  }
+  return { value, offset: at };
 }
 
 /** Runs at most `max` tasks at once, the others queued in order. */

@@ -7,7 +7,7 @@
 import type { Message, PubSub, Subscription, Topic } from '@google-cloud/pubsub';
 import { Duration } from '@google-cloud/pubsub';
 import { AppError, toAppError } from '../lib/errors.ts';
-import { messageAttributes } from '../lib/events/contract.ts';
+import { isInstanceId, messageAttributes } from '../lib/events/contract.ts';
 import { resourceNames } from '../lib/names.ts';
 import { Backoff, sleep } from './backoff.ts';
 import { PartitionCloser, type CloserHooks } from './closer.ts';
@@ -166,6 +166,11 @@ export class TypePipeline {
       void this.deadLetter(m, 'BAD_REQUEST', 'message attributes eventId, schemaFingerprint and receiveTime are required', 1);
       return;
     }
+    const instanceId = a[messageAttributes.instanceId];
+    if (instanceId !== undefined && !isInstanceId(instanceId)) {
+      void this.deadLetter(m, 'BAD_REQUEST', 'message attribute instanceId must be 1-128 letters, digits, . _ or -', 1);
+      return;
+    }
     const resolved = this.ctx.schemas.get(fingerprint);
     // Unknown fingerprint or corrupt bytes: retried after a registry refresh, then dead-lettered.
     if (resolved === undefined || !this.decodeAndEnqueue(m, eventId, receiveTime, resolved)) void this.decodeSlowly(m, eventId, receiveTime, fingerprint);
@@ -289,7 +294,7 @@ export class TypePipeline {
       }
       this.stager.add(
         new PendingMessage(
-          { eventId: d.eventId, receiveTime: d.receiveTime, schemaFingerprint: d.resolved.version.fingerprint, stats: out.stats ?? NO_STATS, record: payload },
+          { eventId: d.eventId, receiveTime: d.receiveTime, schemaFingerprint: d.resolved.version.fingerprint, stats: out.stats ?? NO_STATS, record: payload, ...(d.message.attributes[messageAttributes.instanceId] ? { instanceId: d.message.attributes[messageAttributes.instanceId] } : {}) },
           d.message,
           this.ctx.metrics,
         ),

@@ -12,6 +12,7 @@ import { periodOf, type Period } from '../lib/partitions.ts';
 import { Backoff, sleep } from './backoff.ts';
 import { compareIds, idSetHash, type StagedRecord } from './envelope.ts';
 import { buildStagedFile, STAGED_COUNT_KEY } from './files.ts';
+import { distinctPerInstance, encodeInstanceCounts, STAGED_INSTANCES_KEY } from './completeness.ts';
 import { stagedObjectName } from './layout.ts';
 import { shardOf, type Shard } from './shards.ts';
 import { createIfAbsent } from './storage-io.ts';
@@ -173,11 +174,14 @@ export class Stager {
     records.sort(stagedOrder);
     const ids = [...new Set(records.map((r) => r.eventId))];
     const name = stagedObjectName(this.ctx.eventType, period, idSetHash(ids), shard);
+    // Distinct ids per accepting instance: the closer's per-instance completeness check reads them without the file.
+    const byInstance = distinctPerInstance(records);
+    const instanceCounts = encodeInstanceCounts(byInstance);
     await createIfAbsent(this.ctx.staging, name, buildStagedFile(name, this.ctx.eventType, period, records), {
       contentType: 'avro/binary',
-      metadata: { [STAGED_COUNT_KEY]: String(records.length) },
+      metadata: { [STAGED_COUNT_KEY]: String(records.length), ...(instanceCounts === undefined ? {} : { [STAGED_INSTANCES_KEY]: instanceCounts }) },
     });
-    this.closer.noteStaged(period, name, ids);
+    this.closer.noteStaged(period, name, { records: records.length, byInstance: instanceCounts === undefined ? undefined : byInstance });
     this.ctx.metrics.stagedFiles++;
     this.ctx.metrics.stagedRecords += ids.length;
     this.ctx.telemetry?.staged(records);

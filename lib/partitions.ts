@@ -159,6 +159,37 @@ const fileEntry = z.object({
   schemaFingerprint: z.string(),
 });
 
+const completenessSchema = z.object({
+  /**
+   * `complete`: every accepting instance wrote a final count and exactly that
+   * many distinct ids were delivered for it; `complete-after-instance-loss`:
+   * the same, except for the instances in `lostInstances`, gone without a
+   * final count, for which at least their last count was delivered;
+   * `deadline`: closed at the SLO deadline without either.
+   */
+  rule: z.enum(['complete', 'complete-after-instance-loss', 'deadline']),
+  lostInstances: z.array(z.string()),
+  /** The liveness bound the rule used: an instance silent for longer, without a final count, was gone. */
+  livenessMs: z.number().int().nonnegative(),
+  instances: z.array(
+    z.object({
+      instanceId: z.string(),
+      /** Events the instance told its clients were accepted. */
+      audited: z.number().int().nonnegative(),
+      /** Events Pub/Sub confirmed after the instance answered their client with a timeout. */
+      unreported: z.number().int().nonnegative(),
+      final: z.boolean(),
+      /** Distinct event ids delivered that this instance accepted. */
+      delivered: z.number().int().nonnegative(),
+      state: z.enum(['final', 'lost', 'live']),
+    }),
+  ),
+  /** Events of direct producers (no accepting instance): delivered, not part of the audit. */
+  direct: z.object({ delivered: z.number().int().nonnegative() }),
+});
+/** The manifest's per-instance completeness section. */
+export type ManifestCompleteness = z.infer<typeof completenessSchema>;
+
 export const manifestSchema = z.object({
   formatVersion: z.literal(1),
   eventType: z.string(),
@@ -189,6 +220,8 @@ export const manifestSchema = z.object({
   transformStats: z.record(z.string(), z.number()),
   /** Late events already counted when the partition closed; the live count is in `_LATE`. */
   lateCount: z.number().int().nonnegative(),
+  /** Per accepting instance, audited vs delivered, and the rule that closed the partition (absent from manifests written before it). */
+  completeness: completenessSchema.optional(),
   /**
    * Present when the period was closed in shards (2 or more): `files` then lists
    * shard 0's parts first, then shard 1's, …, each shard's in name order. The

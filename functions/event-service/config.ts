@@ -46,6 +46,14 @@ export interface EventServiceConfig {
   registryRefreshMs: number;
   /** How often audit counts are written. */
   auditFlushMs: number;
+  /** How often a count not yet final is rewritten unchanged: the ETL's liveness signal (audit.ts). */
+  auditHeartbeatMs: number;
+  /**
+   * Shifts this process's clock (receive times, audit hours), ms. For system
+   * tests and drills that need an hour to end soon; the ETL takes the same
+   * (CLOCK_OFFSET_MS). 0 in production.
+   */
+  clockOffsetMs: number;
   /** Longest wait for Pub/Sub to confirm a publish before reporting PUBLISH_FAILED. */
   publishTimeoutMs: number;
   /** Pub/Sub client batching per type. */
@@ -84,6 +92,8 @@ export function withDefaults(partial: Partial<Omit<EventServiceConfig, 'limits'>
     instanceId: newInstanceId(),
     registryRefreshMs: 2000,
     auditFlushMs: 1000,
+    auditHeartbeatMs: 30_000,
+    clockOffsetMs: 0,
     publishTimeoutMs: 30_000,
     // 10 ms batches: confirmation latency stays small; throughput comes from concurrent batches.
     batching: { maxMessages: 1000, maxMilliseconds: 10, maxBytes: 4 * MiB },
@@ -106,7 +116,7 @@ export interface MainConfig {
  * REGISTRY_COLLECTION, FIRESTORE_EMULATOR_HOST: lib/registry/open.ts), INSTANCE_ID (a prefix: pid and
  * randomness are appended so every process is unique) and the tunables
  * (MAX_BODY_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, TYPE_BUDGET_BYTES,
- * MAX_CONCURRENT_REQUESTS, MAX_BUFFERED_BODY_BYTES, REGISTRY_REFRESH_MS, AUDIT_FLUSH_MS,
+ * MAX_CONCURRENT_REQUESTS, MAX_BUFFERED_BODY_BYTES, REGISTRY_REFRESH_MS, AUDIT_FLUSH_MS, AUDIT_HEARTBEAT_MS, CLOCK_OFFSET_MS,
  * PUBLISH_TIMEOUT_MS, RETRY_AFTER_SECONDS, LOG_LEVEL).
  * Throws AppError CONFIG_INVALID naming each bad variable.
  */
@@ -129,6 +139,8 @@ export function loadConfig(env: Env = process.env): MainConfig {
       MAX_BUFFERED_BODY_BYTES: positiveIntVar.optional(),
       REGISTRY_REFRESH_MS: positiveIntVar.optional(),
       AUDIT_FLUSH_MS: positiveIntVar.optional(),
+      AUDIT_HEARTBEAT_MS: positiveIntVar.optional(),
+      CLOCK_OFFSET_MS: z.string().trim().regex(/^-?\d{1,12}$/, 'expected milliseconds (an integer)').transform(Number).optional(),
       PUBLISH_TIMEOUT_MS: positiveIntVar.optional(),
       RETRY_AFTER_SECONDS: positiveIntVar.optional(),
       LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).optional(),
@@ -153,6 +165,8 @@ export function loadConfig(env: Env = process.env): MainConfig {
     ...(e.INSTANCE_ID === undefined ? {} : { instanceId: `${e.INSTANCE_ID}-${process.pid}-${randomBytes(4).toString('hex')}` }),
     ...(e.REGISTRY_REFRESH_MS === undefined ? {} : { registryRefreshMs: e.REGISTRY_REFRESH_MS }),
     ...(e.AUDIT_FLUSH_MS === undefined ? {} : { auditFlushMs: e.AUDIT_FLUSH_MS }),
+    ...(e.AUDIT_HEARTBEAT_MS === undefined ? {} : { auditHeartbeatMs: e.AUDIT_HEARTBEAT_MS }),
+    ...(e.CLOCK_OFFSET_MS === undefined ? {} : { clockOffsetMs: e.CLOCK_OFFSET_MS }),
     ...(e.PUBLISH_TIMEOUT_MS === undefined ? {} : { publishTimeoutMs: e.PUBLISH_TIMEOUT_MS }),
     ...(e.RETRY_AFTER_SECONDS === undefined ? {} : { retryAfterSeconds: e.RETRY_AFTER_SECONDS }),
     ...(e.LOG_LEVEL === undefined ? {} : { logLevel: e.LOG_LEVEL }),

@@ -274,8 +274,20 @@ export class Ingestor {
         schemaFingerprint: p.eventType.current.fingerprint,
         eventId: p.id,
         receiveTime: receiveIso,
+        instanceId: audit.instanceId,
       };
-      void publishers.get(p.eventType.name).publish(p.data, attributes).then((o) => settle(p, o));
+      // The audit tracks publishes in flight: an hour's count is final only once none is left.
+      audit.publishing(p.eventType.name, hour);
+      void publishers
+        .get(p.eventType.name)
+        .publish(p.data, attributes)
+        .then((o) => {
+          const answered = results[p.index] !== undefined;
+          settle(p, o);
+          // Confirmed after its client was told it timed out: delivered, so the audit must know.
+          if (answered && o.ok) audit.recordUnreported(p.eventType.name, hour);
+          audit.published(p.eventType.name, hour);
+        });
     }
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {

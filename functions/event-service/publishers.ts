@@ -115,6 +115,7 @@ export function messageSize(data: Buffer, attributes: EventMessageAttributes): n
     attributes.schemaFingerprint.length +
     attributes.eventId.length +
     attributes.receiveTime.length +
+    (attributes.instanceId?.length ?? 0) +
     64
   );
 }

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../../lib/logger.ts';
 import { createPubSub, createStorage } from '../../lib/gcp/clients.ts';
 import { answerHealth, bodyOf, closeServer, JSON_MEDIA_TYPE, listen, parseJsonBody, requireMediaType, sendError, sendJson } from '../../lib/http/index.ts';
 import type { RegistryReader } from '../../lib/registry/types.ts';
+import { hourKey } from '../../lib/events/contract.ts';
 import { AuditCounter, GcsAuditSink, type AuditSink } from './audit.ts';
 import type { EventServiceConfig } from './config.ts';
 import { batchStatus, Ingestor, type EventResult } from './ingest.ts';
@@ -83,7 +84,7 @@ function buildIngestion(config: EventServiceConfig, deps: EventServiceDeps, logg
     publishTimeoutMs: config.publishTimeoutMs,
   });
   metrics.inFlightBytesGauge(() => publishers.all().map((p) => ({ eventType: p.eventType, value: p.bytesInFlight })));
-  const audit = new AuditCounter({ instanceId: config.instanceId, sink, flushMs: config.auditFlushMs, logger });
+  const audit = new AuditCounter({ instanceId: config.instanceId, sink, flushMs: config.auditFlushMs, heartbeatMs: config.auditHeartbeatMs, logger, now: () => now(config) });
   const ingestor = new Ingestor({ cache, publishers, metrics, audit, limits: config.limits, publishTimeoutMs: config.publishTimeoutMs, logger });
   return { pubsub, ownPubSub, metrics, cache, publishers, audit, ingestor };
 }
@@ -117,6 +118,7 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
     (closing ??= (async () => {
       const closed = closeServer(server, CLOSE_GRACE_MS);
       await stopIntake();
+      // Intake stopped and every publish settled: the counts are final (audit.ts).
       await parts.audit.stop();
       parts.cache.stop();
       await closed;
@@ -125,6 +127,11 @@ export async function startEventService(config: EventServiceConfig, deps: EventS
     })());
 
   return { url, port, instanceId: config.instanceId, metrics: parts.metrics, audit: parts.audit, stopIntake, close };
+}
+
+/** The service's clock: the system clock shifted by `CLOCK_OFFSET_MS` (tests and drills; 0 in production). */
+function now(config: EventServiceConfig): Date {
+  return new Date(Date.now() + config.clockOffsetMs);
 }
 
 /** A request node could not parse: 400 and close, never a crash. */
@@ -188,7 +195,7 @@ class EventRoutes {
 
   /** `POST /v1/events`: admitted, its body reserved against the buffered-bytes bound, ingested. */
   private async events(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const receiveTime = new Date();
+    const receiveTime = now(this.config);
     const refused = this.admission();
     if (refused !== undefined) return this.fail(req, res, refused);
     let mediaType: string;
@@ -202,6 +209,9 @@ class EventRoutes {
     const reservation = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, limits.maxBodyBytes) : limits.maxBodyBytes;
     if (this.bufferedBodyBytes > 0 && this.bufferedBodyBytes + reservation > limits.maxBufferedBodyBytes) return this.fail(req, res, new AppError('OVERLOADED'));
     this.bufferedBodyBytes += reservation;
+    // The hour of this request's receive time cannot get a final audit count while it runs (audit.ts).
+    const hour = hourKey(receiveTime);
+    this.parts.audit.requestStarted(hour);
     try {
       const body = await bodyOf(req, limits.maxBodyBytes);
       if (body === undefined) return;
@@ -218,6 +228,7 @@ class EventRoutes {
       if (err instanceof AppError) return this.fail(req, res, err);
       throw err;
     } finally {
+      this.parts.audit.requestDone(hour);
       this.bufferedBodyBytes -= reservation;
     }
   }

@@ -271,7 +271,7 @@ describe('BigQuery delivery', () => {
     const { topic } = await provisionType(pubsub, type);
     const base = Math.floor(Date.now() / HOUR) * HOUR - 4 * HOUR;
     const v1 = makeEvents(200, (i) => base + i * 1000, 'v1');
-    await publishEvents(topic, type, pageViewSchema, v1);
+    await publishEvents(topic, type, pageViewSchema, v1, 'es-1');
     await writeAudit(storage, staging, type, v1, 'es-1');
     const w = await start(registry, dataset);
     const h0 = periodOf(base, 'hourly');
@@ -287,8 +287,8 @@ describe('BigQuery delivery', () => {
     const h1 = periodOf(base + HOUR, 'hourly');
     const mixedV1 = makeEvents(100, (i) => base + HOUR + i * 1000, 'm1');
     const mixedV2 = makeEvents(100, (i) => base + HOUR + 500 + i * 1000, 'm2').map((e) => ({ ...e, payload: { ...e.payload, referrer: `r-${e.eventId}` } }));
-    await publishEvents(topic, type, pageViewSchema, mixedV1);
-    await publishEvents(topic, type, pageViewSchemaV2, mixedV2);
+    await publishEvents(topic, type, pageViewSchema, mixedV1, 'es-2');
+    await publishEvents(topic, type, pageViewSchemaV2, mixedV2, 'es-2');
     await writeAudit(storage, staging, type, [...mixedV1, ...mixedV2], 'es-2');
     expect(await loaded(type, [h1])).toBe(true);
 

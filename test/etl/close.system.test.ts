@@ -56,7 +56,7 @@ describe('closing a partition', () => {
 
   function staged(slice: typeof events, schema = pageViewSchema): StagedRecord[] {
     const type = avro.Type.forSchema(schema as avro.Schema);
-    return slice.map((e) => ({ eventId: e.eventId, receiveTime: e.receiveTime, schemaFingerprint: schemaFingerprint(schema), stats: { nulledFields: 1 }, record: type.toBuffer({ ...e.payload, ...(schema === pageViewSchemaV2 ? { referrer: null } : {}) }) }));
+    return slice.map((e) => ({ eventId: e.eventId, receiveTime: e.receiveTime, schemaFingerprint: schemaFingerprint(schema), stats: { nulledFields: 1 }, instanceId: 'test-instance', record: type.toBuffer({ ...e.payload, ...(schema === pageViewSchemaV2 ? { referrer: null } : {}) }) }));
   }
 
   /** Buckets with the same staged files: overlapping batches (redeliveries), two versions. */

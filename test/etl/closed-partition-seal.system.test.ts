@@ -70,7 +70,7 @@ describe('closed partitions are sealed against deletion and replacement', () => 
   }
 
   const staged = (slice: typeof events): StagedRecord[] =>
-    slice.map((e) => ({ eventId: e.eventId, receiveTime: e.receiveTime, schemaFingerprint: schemaFingerprint(pageViewSchema), stats: {}, record: type.toBuffer(e.payload) }));
+    slice.map((e) => ({ eventId: e.eventId, receiveTime: e.receiveTime, schemaFingerprint: schemaFingerprint(pageViewSchema), stats: {}, instanceId: 'test-instance', record: type.toBuffer(e.payload) }));
 
   async function stage(staging: Bucket, records: StagedRecord[]): Promise<void> {
     const name = stagedObjectName(TYPE, period, idSetHash(records.map((r) => r.eventId)));

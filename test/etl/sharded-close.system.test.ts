@@ -71,7 +71,7 @@ async function stage(ctx: TypeContext, batches: readonly (readonly TestEvent[])[
     for (const e of batch) {
       total++;
       stager.add({
-        staged: { eventId: e.eventId, receiveTime: e.receiveTime, schemaFingerprint: fingerprint, stats: {}, record: payloadType.toBuffer(e.payload) },
+        staged: { eventId: e.eventId, receiveTime: e.receiveTime, schemaFingerprint: fingerprint, stats: {}, instanceId: 'test-instance', record: payloadType.toBuffer(e.payload) },
         ack: () => void acked++,
         nack: () => void nacked++,
       });

@@ -9,7 +9,7 @@ import type { Bucket, Storage } from '@google-cloud/storage';
 import type { PubSub } from '@google-cloud/pubsub';
 import { createPubSub, createStorage } from '../../lib/gcp/clients.ts';
 import { startGcsEmulator, type GcsEmulator } from '../../emulators/gcs/index.ts';
-import { auditHourPrefix, auditObjectName, hourKey, type AuditCount } from '../../lib/events/contract.ts';
+import { auditHourPrefix, auditObjectName, auditSummaryObjectName, hourKey, type AuditCount, type AuditSummary } from '../../lib/events/contract.ts';
 import { MemoryRegistryStore } from '../../lib/registry/memory.ts';
 import { resourceNames } from '../../lib/names.ts';
 import { silentLogger } from '../../lib/logger.ts';
@@ -36,6 +36,11 @@ describe('audit counts in GCS', () => {
     await gcs?.close();
   });
 
+  async function readJson(name: string): Promise<unknown> {
+    const [bytes] = await bucket.file(name).download();
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  }
+
   async function readCount(name: string): Promise<AuditCount | undefined> {
     const [exists] = await bucket.file(name).exists();
     if (!exists) return undefined;
@@ -44,7 +49,9 @@ describe('audit counts in GCS', () => {
   }
 
   it('writes the contract objects, and a count whose write failed is written by a later flush', async () => {
-    const counter = new AuditCounter({ instanceId: 'inst-a', sink: new GcsAuditSink(storage, bucket.name), flushMs: 60_000, logger: silentLogger });
+    // Mid-hour: the count is not final until the stop.
+    const now = (): Date => new Date('2026-01-02T03:30:00.000Z');
+    const counter = new AuditCounter({ instanceId: 'inst-a', sink: new GcsAuditSink(storage, bucket.name), flushMs: 60_000, logger: silentLogger, now });
     counter.record('page_view', '2026-01-02T03', 4);
     await counter.flush();
     expect(await readCount(auditObjectName('page_view', '2026-01-02T03', 'inst-a'))).toMatchObject({
@@ -60,7 +67,28 @@ describe('audit counts in GCS', () => {
     expect((await readCount(auditObjectName('page_view', '2026-01-02T03', 'inst-a')))?.accepted).toBe(4);
     gcs.faults.remove(rule);
     await counter.stop();
-    expect((await readCount(auditObjectName('page_view', '2026-01-02T03', 'inst-a')))?.accepted).toBe(7);
+    // The stop wrote it final and compacted it: the summary holds it, the instance's object is gone.
+    expect(await readCount(auditObjectName('page_view', '2026-01-02T03', 'inst-a'))).toBeUndefined();
+    const summary = await readJson(auditSummaryObjectName('page_view', '2026-01-02T03'));
+    expect(summary).toEqual({ eventType: 'page_view', hour: '2026-01-02T03', instances: [{ eventType: 'page_view', hour: '2026-01-02T03', instanceId: 'inst-a', accepted: 7, final: true, updatedAt: '2026-01-02T03:30:00.000Z' }] });
+  });
+
+  it('compacts the final counts of concurrent instances into one summary per type-hour, none lost, idempotently', async () => {
+    const hour = '2026-01-02T04';
+    const now = (): Date => new Date('2026-01-02T05:00:05.000Z');
+    const counters = Array.from({ length: 8 }, (_, i) => new AuditCounter({ instanceId: `inst-${i}`, sink: new GcsAuditSink(storage, bucket.name), flushMs: 1000, logger: silentLogger, now }));
+    counters.forEach((c, i) => c.record('sign_up', hour, i + 1));
+    // The hour is over: every flush writes final and folds into the same summary at once (precondition races).
+    await Promise.all(counters.map((c) => c.flush()));
+    const [names] = await bucket.getFiles({ prefix: auditHourPrefix('sign_up', hour) });
+    expect(names.map((f) => f.name)).toEqual([auditSummaryObjectName('sign_up', hour)]);
+    const summary = (await readJson(auditSummaryObjectName('sign_up', hour))) as AuditSummary;
+    expect(summary.instances.map((c) => [c.instanceId, c.accepted, c.final])).toEqual(counters.map((_, i) => [`inst-${i}`, i + 1, true]));
+    // Folding a count again (a retry after a crash between fold and delete) changes nothing.
+    const [before] = await bucket.file(auditSummaryObjectName('sign_up', hour)).getMetadata();
+    await new GcsAuditSink(storage, bucket.name).compact(summary.instances[3]!);
+    const [after] = await bucket.file(auditSummaryObjectName('sign_up', hour)).getMetadata();
+    expect(after.generation).toBe(before.generation);
   });
 
   it('a running service writes its accepted counts to the staging bucket (default GCS sink)', async () => {

@@ -336,7 +336,9 @@ describe('event service', () => {
     for (let i = 0; i < 200 && !(c.byId('shutdown-1') && c.byId('shutdown-2')); i++) await sleep(50);
     expect(c.byId('shutdown-1')).toBeDefined();
     expect(c.byId('shutdown-2')).toBeDefined();
-    const counts = [...sink.objects.values()].filter((x) => x.eventType === SIGN_UP);
+    // Shutdown writes the counts final and compacts them into the hours' summaries.
+    const counts = [...sink.summaries.values()].flatMap((s) => s.instances).filter((x) => x.eventType === SIGN_UP);
     expect(counts.reduce((n, x) => n + x.accepted, 0)).toBe(2);
+    expect(counts.every((x) => x.final === true)).toBe(true);
   });
 });

@@ -73,8 +73,18 @@ export interface TestEvent {
   payload: Record<string, unknown>;
 }
 
-/** Publishes events as the event service does (lib/events/contract.ts). */
-export async function publishEvents(topic: Topic, eventType: string, schema: AvroSchemaJson, events: readonly TestEvent[]): Promise<void> {
+/**
+ * Publishes events as the event service does (lib/events/contract.ts), as
+ * accepted by `instanceId` (the instance `writeAudit` counts for by default);
+ * `null` publishes as a direct producer (no instance).
+ */
+export async function publishEvents(
+  topic: Topic,
+  eventType: string,
+  schema: AvroSchemaJson,
+  events: readonly TestEvent[],
+  instanceId: string | null = 'test-instance',
+): Promise<void> {
   const type = avroType(schema);
   const fingerprint = schemaFingerprint(schema);
   const batchTopic = topic.pubsub.topic(topic.name, { batching: { maxMessages: 1000, maxMilliseconds: 10 } });
@@ -84,22 +94,39 @@ export async function publishEvents(topic: Topic, eventType: string, schema: Avr
       events.slice(i, i + chunk).map((e) =>
         batchTopic.publishMessage({
           data: type.toBuffer(e.payload),
-          attributes: { eventType, schemaFingerprint: fingerprint, eventId: e.eventId, receiveTime: new Date(e.receiveTime).toISOString() },
+          attributes: {
+            eventType,
+            schemaFingerprint: fingerprint,
+            eventId: e.eventId,
+            receiveTime: new Date(e.receiveTime).toISOString(),
+            ...(instanceId === null ? {} : { instanceId }),
+          },
         }),
       ),
     );
   }
 }
 
-/** Writes the accepted counts of `events` as one event-service instance would (per hour). */
-export async function writeAudit(storage: Storage, stagingBucket: string, eventType: string, events: readonly TestEvent[], instanceId = 'test-instance'): Promise<void> {
+/**
+ * Writes the accepted counts of `events` as one event-service instance would
+ * (per hour), final by default (as its graceful shutdown writes them).
+ */
+export async function writeAudit(
+  storage: Storage,
+  stagingBucket: string,
+  eventType: string,
+  events: readonly TestEvent[],
+  instanceId = 'test-instance',
+  opts: { final?: boolean; updatedAt?: Date } = {},
+): Promise<void> {
   const perHour = new Map<string, number>();
   for (const e of events) {
     const hour = new Date(e.receiveTime).toISOString().slice(0, 13);
     perHour.set(hour, (perHour.get(hour) ?? 0) + 1);
   }
   for (const [hour, accepted] of perHour) {
-    const count: AuditCount = { eventType, hour, instanceId, accepted, updatedAt: new Date().toISOString() };
+    const count: AuditCount = { eventType, hour, instanceId, accepted, updatedAt: (opts.updatedAt ?? new Date()).toISOString() };
+    if (opts.final ?? true) count.final = true;
     await storage.bucket(stagingBucket).file(auditObjectName(eventType, hour, instanceId)).save(JSON.stringify(count), { resumable: false });
   }
 }
@@ -129,7 +156,8 @@ export async function readPartition(storage: Storage, dataBucket: string, eventT
     fileBytes.set(f.name, bytes);
     const contents = readContainer(bytes);
     const type = avroType(contents.schema);
-    records.push(...decodeRecords(contents, (b, p) => type.decode(b, p) as { value: ReadPartition['records'][number]; offset: number }));
+    // One push per record: spreading a part of 100k+ records overflows the call stack.
+    for (const r of decodeRecords(contents, (b, p) => type.decode(b, p) as { value: ReadPartition['records'][number]; offset: number })) records.push(r);
   }
   return { manifest, records, fileBytes };
 }
