@@ -44,7 +44,7 @@ const port = (name: string, variable: keyof typeof defaultPorts): { type: 'strin
 /** `npm start`'s command line (each flag also an environment variable; flags win). */
 export const startCommand: CommandSpec = {
   usage: 'npm start -- [options]',
-  summary: 'Runs the whole platform on loopback (emulators, padlock, composer, event service, ETL); Ctrl-C stops it gracefully.',
+  summary: 'Runs the whole platform on loopback (emulators, padlock, composer, event service, ETL, status service); Ctrl-C stops it gracefully.',
   options: {
     'pubsub-port': port("the Pub/Sub emulator's", 'PUBSUB_PORT'),
     'gcs-port': port("the GCS emulator's", 'GCS_PORT'),
@@ -52,6 +52,7 @@ export const startCommand: CommandSpec = {
     'padlock-port': port("padlock's", 'PADLOCK_PORT'),
     'composer-port': port("the composer REST API's", 'COMPOSER_PORT'),
     'event-service-port': port("the event service's", 'EVENT_SERVICE_PORT'),
+    'status-port': port("the partition status service's", 'STATUS_PORT'),
     'data-dir': { type: 'string', value: '<folder>', description: 'where everything is kept (env DATA_DIR, default .data)' },
     'gcp-project': { type: 'string', value: '<id>', description: 'project id (env GCP_PROJECT, default local-project)' },
     'drain-timeout-seconds': { type: 'string', value: '<n>', description: `bound on a graceful stop's drain (env DRAIN_TIMEOUT_SECONDS, default ${defaultDrainTimeoutSeconds})` },

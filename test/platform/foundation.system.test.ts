@@ -75,13 +75,13 @@ describe('npm start', () => {
   it('prints endpoints and leaves no emulator behind on SIGINT', async () => {
     const port = await freePort();
     const dir = `/tmp/${uniqueName('start', 'sigint')}`;
-    const p = startPlatform({ PUBSUB_PORT: String(port), DATA_DIR: dir, GCS_PORT: '0', BIGQUERY_PORT: '0', EVENT_SERVICE_PORT: '0', COMPOSER_PORT: '0', PADLOCK_PORT: '0' });
+    const p = startPlatform({ PUBSUB_PORT: String(port), DATA_DIR: dir, GCS_PORT: '0', BIGQUERY_PORT: '0', EVENT_SERVICE_PORT: '0', COMPOSER_PORT: '0', PADLOCK_PORT: '0', STATUS_PORT: '0' });
     expect(await waitFor(() => p.output().includes('credentials: '), 90_000)).toBe(true);
     expect(p.output()).toContain(`pubsub: http://127.0.0.1:${port}`);
     const endpoints = Object.fromEntries(
       [...p.output().matchAll(/^([a-z-]+): (http:\/\/127\.0\.0\.1:\d+)$/gm)].map((m) => [m[1], m[2]]),
     );
-    expect(Object.keys(endpoints).sort()).toEqual(['bigquery', 'composer', 'event-service', 'gcs', 'padlock', 'pubsub']);
+    expect(Object.keys(endpoints).sort()).toEqual(['bigquery', 'composer', 'event-service', 'gcs', 'padlock', 'pubsub', 'status']);
     expect(emulatorPids(port).length).toBe(1);
 
     // The example types are provisioned and the event service accepts one of them.
@@ -100,7 +100,7 @@ describe('npm start', () => {
 
   it('leaves no emulator behind when killed with SIGKILL', async () => {
     const port = await freePort();
-    const p = startPlatform({ PUBSUB_PORT: String(port), DATA_DIR: `/tmp/${uniqueName('start', 'kill')}`, GCS_PORT: '0', BIGQUERY_PORT: '0', EVENT_SERVICE_PORT: '0', COMPOSER_PORT: '0', PADLOCK_PORT: '0' });
+    const p = startPlatform({ PUBSUB_PORT: String(port), DATA_DIR: `/tmp/${uniqueName('start', 'kill')}`, GCS_PORT: '0', BIGQUERY_PORT: '0', EVENT_SERVICE_PORT: '0', COMPOSER_PORT: '0', PADLOCK_PORT: '0', STATUS_PORT: '0' });
     expect(await waitFor(() => p.output().includes('credentials: '), 90_000)).toBe(true);
     const [pid] = emulatorPids(port);
     expect(pid).toBeDefined();

@@ -319,7 +319,7 @@ describe('shred report', () => {
   });
 
   it('the CLI prints the same report, and refuses bad usage with exit 2', async () => {
-    const cli = ['--import', 'tsx', 'composer/cli.ts', 'shred-report'];
+    const cli = ['--import', 'tsx', 'composer/main.ts', 'shred-report'];
     const opts = ['--padlock', padlock.url, '--service', 'privacy', '--secret-env', 'PRIVACY_SECRET', '--data-bucket', data, '--storage-endpoint', gcsUrl, '--project', projectId];
     const env = { ...process.env, PRIVACY_SECRET: secrets.privacy };
     const { stdout } = await run(process.execPath, [...cli, TARGET, ...opts, '--json'], { env });
