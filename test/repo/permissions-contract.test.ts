@@ -81,6 +81,8 @@ describe('permissions contract against the code', () => {
     expect(methodsOf('composer')).toContain('Bucket.exists');
     // Through padlock's structural adapter: kmsCallsOf(createKms(…)).
     expect(methodsOf('padlock')).toContain('KeyManagementServiceClient.decrypt');
+    // The status service peeks at dead letters and gives them back.
+    expect([...methodsOf('status')]).toEqual(expect.arrayContaining(['Bucket.getFiles', 'File.download', 'SubscriberClient.pull', 'SubscriberClient.modifyAckDeadline']));
   });
 
   it.each(components.map(([name]) => name))('%s: every client method it calls has known permissions', (name) => {
@@ -144,8 +146,8 @@ interface Grant {
   prefix?: string;
 }
 
-/** IAM members that are not platform principals: the producers allowed to call the event service (a variable). */
-const externalMembers = new Set(['google_cloud_run_v2_service_iam_member.event_service_invokers']);
+/** IAM members that are not platform principals (variables): the producers allowed to call the event service, the operators allowed to open the status page. */
+const externalMembers = new Set(['google_cloud_run_v2_service_iam_member.event_service_invokers', 'google_cloud_run_v2_service_iam_member.status_viewers']);
 
 const resourceOf: Record<string, (b: Block, condition: string | undefined) => string> = {
   google_storage_bucket_iam_member: (b) => byValue(b.bucket, { '${google_storage_bucket.data.name}': 'bucket:data', '${google_storage_bucket.staging.name}': 'bucket:staging' }),
@@ -182,6 +184,7 @@ function memberPrincipal(member: string, eachKey: string | undefined): string {
     'serviceAccount:${var.platform.etl_service_account_email}': 'etl',
     'serviceAccount:${var.platform.event_service_account_email}': 'event-service',
     'serviceAccount:${var.platform.composer_service_account_email}': 'composer',
+    'serviceAccount:${var.platform.status_service_account_email}': 'status',
     '${local.pubsub_service_agent}': 'pubsub-service-agent',
     'serviceAccount:${google_service_account.gke_nodes.email}': 'gke-nodes',
   };

@@ -19,6 +19,7 @@ import { loadConfig as loadEtlConfig } from '../../etl/config.ts';
 import { loadConfig as loadEventServiceConfig } from '../../functions/event-service/config.ts';
 import { loadConfig as loadPadlockConfig } from '../../functions/padlock/config.ts';
 import { serviceEntry } from '../../functions/padlock/services.ts';
+import { loadConfig as loadStatusConfig } from '../../functions/status/config.ts';
 import { schemaFingerprint } from '../../lib/avro/fingerprint.ts';
 import { bucketNames, keychainFamilies, metricNames, promqlMetricName, resourceNames } from '../../lib/names.ts';
 import { ETL_METRICS_PORT } from '../../lib/metrics.ts';
@@ -361,7 +362,7 @@ function dynamicEnvOf(container: Block | undefined, storage: Storage): EnvVar[] 
 }
 
 /** Each component's container env as the modules set it; the ETL's for the given priority and storage. */
-function componentEnvs(priority: (typeof priorities)[number] = 'normal', storage: Storage = ['gcs', 'bigquery']): Record<'eventService' | 'padlock' | 'etl', EnvVar[]> {
+function componentEnvs(priority: (typeof priorities)[number] = 'normal', storage: Storage = ['gcs', 'bigquery']): Record<'eventService' | 'padlock' | 'etl' | 'status', EnvVar[]> {
   const run = configs.platform.resource.google_cloud_run_v2_service ?? {};
   const worker = configs.workerGroup.resource.kubernetes_deployment_v1?.worker;
   const scope = (ref: string): string => {
@@ -373,6 +374,7 @@ function componentEnvs(priority: (typeof priorities)[number] = 'normal', storage
     eventService: envOf(at(run.event_service, 'template', 'containers'), 'event_service'),
     padlock: envOf(at(run.padlock, 'template', 'containers'), 'padlock'),
     etl: [...envOf(container, 'etl worker'), ...dynamicEnvOf(container, storage)].map((v) => ({ ...v, name: evaluateTemplate(v.name, scope) })),
+    status: envOf(at(run.status, 'template', 'containers'), 'status'),
   };
 }
 
@@ -380,6 +382,7 @@ const configFiles = {
   eventService: 'functions/event-service/config.ts',
   padlock: 'functions/padlock/config.ts',
   etl: 'etl/config.ts',
+  status: 'functions/status/config.ts',
 } as const;
 
 const etlSecret = 'etl-secret-0123456789abcdef';
@@ -389,6 +392,7 @@ const project = 'acme-events-prod';
 const samples: Record<string, string> = {
   '${var.project_id}': project,
   '${google_storage_bucket.staging.name}': `${project}-events-staging`,
+  '${google_storage_bucket.data.name}': `${project}-events-data`,
   '${var.event_service.registry_dir}': '/srv/registry',
   '${google_kms_crypto_key.padlock_kek.id}': `projects/${project}/locations/europe-west1/keyRings/event-platform/cryptoKeys/padlock-kek`,
   '${google_bigtable_instance.keys.name}': 'padlock-keys',
@@ -461,6 +465,14 @@ describe('container environments match the components', () => {
     // The ETL's entry in padlock's services is the name the ETL authenticates as, with the context it encrypts under.
     const etl = loadEtlConfig(sampleEnv(componentEnvs().etl));
     expect(config.services.find((s) => s.name === etl.padlock?.service)?.contexts).toContain(etl.padlock?.keyContext);
+  });
+
+  it('status: the environment loads with both buckets and the Firestore registry, on the port Cloud Run sets', () => {
+    // Cloud Run sets PORT (8080 unless a container port says otherwise); the module sets none.
+    const config = loadStatusConfig({ ...sampleEnv(componentEnvs().status), PORT: '8080' });
+    expect(config).toMatchObject({ projectId: project, host: '0.0.0.0', port: 8080, stagingBucket: `${project}-events-staging`, dataBucket: `${project}-events-data`, storageEndpoint: undefined, pubsubEmulatorHost: undefined });
+    expect(config.registry.kind).toBe('firestore');
+    expect(at(configs.platform.resource.google_cloud_run_v2_service?.status, 'template', 'containers', 'ports')).toBeUndefined();
   });
 
   it.each(priorities)('etl (%s): the environment loads with the Firestore registry, padlock, one type and its SLO as close deadline', (priority) => {
@@ -614,6 +626,29 @@ describe('issue 17: deployable on Google Cloud', () => {
     expect(readFileSync(join(moduleDirs.example, 'env', 'prod.tfvars'), 'utf8')).not.toMatch(/notificationChannels\//);
     const cluster = resourceOf('platform', 'google_container_cluster', 'etl');
     expect(at(cluster, 'cluster_autoscaling', 'auto_provisioning_defaults')?.service_account).toBe('${google_service_account.gke_nodes.email}');
+  });
+
+  it('the partition status service: an internal page behind IAM, one always-on instance, read-only grants on what it reads', () => {
+    const service = resourceOf('platform', 'google_cloud_run_v2_service', 'status');
+    expect(service).toMatchObject({ name: 'status', ingress: 'INGRESS_TRAFFIC_ALL' });
+    expect(at(service, 'template')?.service_account).toBe('${google_service_account.component["status"].email}');
+    // The listing pass runs between requests: CPU always allocated, and one instance (a second would repeat the listing).
+    expect(at(service, 'template', 'scaling')).toMatchObject({ min_instance_count: 1, max_instance_count: 1 });
+    expect(at(service, 'template', 'containers', 'resources')?.cpu_idle).toBe(false);
+    expect(at(service, 'template', 'containers')?.image).toBe('${var.status.image}');
+    // Only the listed viewers may invoke it; no IAM member in the modules opens it to everyone.
+    const viewers = resourceOf('platform', 'google_cloud_run_v2_service_iam_member', 'status_viewers');
+    expect(viewers).toMatchObject({ for_each: '${toset(var.status.viewer_members)}', role: 'roles/run.invoker', member: '${each.value}', name: '${google_cloud_run_v2_service.status.name}' });
+    for (const key of ['platform', 'eventType', 'example'] as const) expect(JSON.stringify(configs[key]), key).not.toMatch(/allUsers|allAuthenticatedUsers/);
+    expect(configs.platform.output.status_url!.value).toBe('${google_cloud_run_v2_service.status.uri}');
+    expect(configs.example.module.platform!.status).toEqual({ image: '${var.images.status}', viewer_members: '${var.status_viewers}' });
+    // It counts dead letters on the subscription named as lib/names.ts resourceNames.deadLetterSubscription, in both provisioning modes.
+    const deadLetters = resourceOf('eventType', 'google_pubsub_subscription_iam_member', 'status_dead_letter_reader');
+    expect(deadLetters).toMatchObject({ subscription: '${local.names.dead_letter_subscription}', role: 'roles/pubsub.subscriber', member: 'serviceAccount:${var.platform.status_service_account_email}' });
+    expect(deadLetters.count).toBeUndefined();
+    for (const bucket of ['staging', 'data']) {
+      expect(resourceOf('platform', 'google_storage_bucket_iam_member', `status_${bucket}`)).toMatchObject({ bucket: `\${google_storage_bucket.${bucket}.name}`, role: 'roles/storage.objectViewer' });
+    }
   });
 
   it('defect 6: the KEK survives a region (multi-region key ring) and padlock-mirror fails over (multi-cluster routing)', () => {

@@ -90,7 +90,12 @@ export function googleCalls(entriesByComponent: Record<string, readonly string[]
           const client = typeName(checker.getTypeAtLocation(arg));
           const parameter = signature?.parameters[k];
           if (client === undefined || parameter === undefined) return;
-          const parameterType = checker.getTypeOfSymbolAtLocation(parameter, node);
+          let parameterType = checker.getTypeOfSymbolAtLocation(parameter, node);
+          // A rest parameter (`out.push(...files)`) takes the array's elements: compare with its element type.
+          const declared = parameter.valueDeclaration;
+          if (declared !== undefined && ts.isParameter(declared) && declared.dotDotDotToken !== undefined && checker.isArrayType(parameterType)) {
+            parameterType = checker.getTypeArguments(parameterType as ts.TypeReference)[0] ?? parameterType;
+          }
           if (typeName(parameterType) !== undefined) return;
           for (const property of parameterType.getProperties()) {
             if (checker.getTypeOfSymbolAtLocation(property, node).getCallSignatures().length > 0) out.push({ method: `${client}.${property.getName()}`, at: at(arg) });

@@ -82,6 +82,11 @@ module "platform" {
     invoker_members = var.event_service_invokers
   }
 
+  status = {
+    image          = var.images.status
+    viewer_members = var.status_viewers
+  }
+
   padlock = {
     image                     = var.images.padlock
     mirror_region             = var.padlock.mirror_region

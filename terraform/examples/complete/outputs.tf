@@ -3,6 +3,11 @@ output "event_service_url" {
   value       = module.platform.event_service_url
 }
 
+output "status_url" {
+  description = "The partition status page (status_viewers only)."
+  value       = module.platform.status_url
+}
+
 output "padlock_urls" {
   description = "Padlock's two deployment groups."
   value       = module.platform.padlock_urls

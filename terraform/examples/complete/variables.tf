@@ -14,11 +14,12 @@ variable "environment" {
 }
 
 variable "images" {
-  description = "Container images of the event service, padlock and the ETL (pin them by digest in production)."
+  description = "Container images of the event service, padlock, the ETL and the partition status service (pin them by digest in production)."
   type = object({
     event_service = string
     padlock       = string
     etl           = string
+    status        = string
   })
 }
 
@@ -33,6 +34,12 @@ variable "padlock" {
 
 variable "event_service_invokers" {
   description = "IAM members (producers) allowed to call the event service."
+  type        = list(string)
+  default     = []
+}
+
+variable "status_viewers" {
+  description = "IAM members (operators) allowed to open the partition status page."
   type        = list(string)
   default     = []
 }

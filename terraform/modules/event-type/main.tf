@@ -203,6 +203,18 @@ resource "google_pubsub_topic_iam_member" "composer_replay_publisher" {
   depends_on = [google_pubsub_topic.events]
 }
 
+# The partition status service counts the type's dead letters (functions/status/dead-letters.ts):
+# it pulls them without acknowledging and hands their leases back at once (ack deadline 0).
+# In both provisioning modes: nothing else lets it consume the subscription.
+resource "google_pubsub_subscription_iam_member" "status_dead_letter_reader" {
+  project      = var.project_id
+  subscription = local.names.dead_letter_subscription
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${var.platform.status_service_account_email}"
+
+  depends_on = [google_pubsub_subscription.dead_letter]
+}
+
 resource "google_pubsub_subscription_iam_member" "etl_subscriber" {
   project      = var.project_id
   subscription = local.names.etl_subscription

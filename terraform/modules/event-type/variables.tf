@@ -100,6 +100,7 @@ variable "platform" {
     etl_service_account_name       = string
     event_service_account_email    = string
     composer_service_account_email = string
+    status_service_account_email   = string
     kubernetes_namespace           = string
     provisioning                   = string
     notification_channels = object({

@@ -44,6 +44,7 @@ resource "google_service_account" "component" {
     "etl"           = "ETL worker groups: subscribe, stage, deliver, load, call padlock"
     "padlock"       = "Padlock key service: wraps root keys with KMS, key store"
     "composer"      = "Composer: event-type registry and provisioning"
+    "status"        = "Partition status service: reads the buckets, the registry and the dead letters"
   }
 
   project      = var.project_id
@@ -254,6 +255,20 @@ resource "google_storage_bucket_iam_member" "composer_data_objects" {
   member = local.sa["composer"]
 }
 
+# The partition status service lists and reads both buckets (functions/status/scanner.ts):
+# staged files, leases and audit counts; partitions' markers and late counters. It writes nothing.
+resource "google_storage_bucket_iam_member" "status_staging" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectViewer"
+  member = local.sa["status"]
+}
+
+resource "google_storage_bucket_iam_member" "status_data" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectViewer"
+  member = local.sa["status"]
+}
+
 # --- BigQuery -------------------------------------------------------------------------
 
 resource "google_bigquery_dataset" "events" {
@@ -294,7 +309,7 @@ resource "google_firestore_database" "registry" {
 
 # Firestore roles are project-level; the condition limits them to the registry database.
 resource "google_project_iam_member" "registry_readers" {
-  for_each = toset(["event-service", "etl"])
+  for_each = toset(["event-service", "etl", "status"])
 
   project = var.project_id
   role    = "roles/datastore.viewer"
@@ -595,6 +610,80 @@ resource "google_cloud_run_v2_service_iam_member" "padlock_invoker" {
   name     = each.value.name
   role     = "roles/run.invoker"
   member   = local.sa["etl"]
+}
+
+# --- Cloud Run: partition status service ---------------------------------------------
+
+# An internal page: like the event service and padlock, every request needs an identity token
+# of a member granted roles/run.invoker (var.status.viewer_members); nobody else, and no
+# allUsers. One instance with its CPU always allocated: requests are answered from memory
+# that a listing pass refreshes every 15 s between requests (functions/status/scanner.ts),
+# and a second instance would only repeat the listing and the dead-letter pulls.
+resource "google_cloud_run_v2_service" "status" {
+  project             = var.project_id
+  name                = "status"
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  labels              = local.labels
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account = google_service_account.component["status"].email
+
+    scaling {
+      min_instance_count = 1
+      max_instance_count = 1
+    }
+
+    containers {
+      image = var.status.image
+
+      resources {
+        cpu_idle = false
+        limits = {
+          cpu    = var.status.cpu
+          memory = var.status.memory
+        }
+      }
+
+      # functions/status/config.ts loadConfig. Cloud Run sets PORT; STATUS_HOST defaults to
+      # 0.0.0.0; the close timing defaults are the ETL's (3/24/72 h by priority).
+      env {
+        name  = "GCP_PROJECT"
+        value = var.project_id
+      }
+      env {
+        name  = "STAGING_BUCKET"
+        value = google_storage_bucket.staging.name
+      }
+      env {
+        name  = "DATA_BUCKET"
+        value = google_storage_bucket.data.name
+      }
+      env {
+        # The registry the composer writes: Firestore (Native mode), default database.
+        name  = "REGISTRY_STORE"
+        value = "firestore"
+      }
+    }
+  }
+
+  # The first listing pass reads the buckets and the registry at start.
+  depends_on = [
+    google_storage_bucket_iam_member.status_staging,
+    google_storage_bucket_iam_member.status_data,
+    google_project_iam_member.registry_readers,
+  ]
+}
+
+resource "google_cloud_run_v2_service_iam_member" "status_viewers" {
+  for_each = toset(var.status.viewer_members)
+
+  project  = var.project_id
+  location = google_cloud_run_v2_service.status.location
+  name     = google_cloud_run_v2_service.status.name
+  role     = "roles/run.invoker"
+  member   = each.value
 }
 
 # --- ETL: GKE Autopilot cluster -------------------------------------------------------

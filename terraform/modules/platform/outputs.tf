@@ -9,6 +9,7 @@ output "event_type_platform" {
     etl_service_account_name       = google_service_account.component["etl"].name
     event_service_account_email    = google_service_account.component["event-service"].email
     composer_service_account_email = google_service_account.component["composer"].email
+    status_service_account_email   = google_service_account.component["status"].email
     kubernetes_namespace           = var.etl.namespace
     provisioning                   = var.provisioning
     notification_channels          = var.alerting.notification_channels
@@ -34,7 +35,7 @@ output "worker_group_platform" {
 }
 
 output "service_accounts" {
-  description = "Email of each component's service account (event-service, etl, padlock, composer)."
+  description = "Email of each component's service account (event-service, etl, padlock, composer, status)."
   value       = { for k, v in google_service_account.component : k => v.email }
 }
 
@@ -59,6 +60,11 @@ output "kms_key_id" {
 output "event_service_url" {
   description = "HTTPS URL of the event service (POST /v1/events)."
   value       = google_cloud_run_v2_service.event_service.uri
+}
+
+output "status_url" {
+  description = "HTTPS URL of the partition status service (its pages and GET /v1/partitions); only `status.viewer_members` may open it."
+  value       = google_cloud_run_v2_service.status.uri
 }
 
 output "padlock_urls" {

@@ -135,6 +135,16 @@ variable "padlock" {
   }
 }
 
+variable "status" {
+  description = "The partition status service on Cloud Run (functions/status): one instance, its CPU always allocated. `viewer_members` may open its pages (IAM members granted roles/run.invoker, e.g. group:events-team@acme.example); nobody else can."
+  type = object({
+    image          = string
+    cpu            = optional(string, "1")
+    memory         = optional(string, "1Gi")
+    viewer_members = optional(list(string), [])
+  })
+}
+
 variable "key_store" {
   description = "Padlock's key store: a Bigtable instance with one cluster per padlock region and the `keychains` table (families `k` and `t`, one version each: lib/names.ts keychainFamilies)."
   type = object({

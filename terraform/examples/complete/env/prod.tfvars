@@ -6,6 +6,7 @@ images = {
   event_service = "europe-west1-docker.pkg.dev/acme-events-prod/platform/event-service:1.0.0"
   padlock       = "europe-west1-docker.pkg.dev/acme-events-prod/platform/padlock:1.0.0"
   etl           = "europe-west1-docker.pkg.dev/acme-events-prod/platform/etl:1.0.0"
+  status        = "europe-west1-docker.pkg.dev/acme-events-prod/platform/status:1.0.0"
 }
 
 padlock = {
@@ -15,6 +16,9 @@ padlock = {
 }
 
 event_service_invokers = ["group:event-producers@acme.example"]
+
+# Who may open the partition status page.
+status_viewers = ["group:events-team@acme.example"]
 
 # The composer runs with COMPOSER_PROVISIONING=terraform: this configuration owns the
 # per-type Pub/Sub resources.
