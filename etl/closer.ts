@@ -267,9 +267,27 @@ export class PartitionCloser {
     if (shards > 1) {
       // Sharded periods keep the total-count rule for now: ShardCloser passes only the delivered total,
       // not the per-instance counts (summary.byInstance, which sum across shards) the per-instance rule needs.
+      // The same rule as below, over what all the shards hold (their per-instance counts add up).
       return this.sharded.close(period, shards, opts, async (delivered) => {
-        const accepted = (await readInstanceAudits(ctx.staging, ctx.eventType, period)).reduce((n, a) => n + a.accepted, 0);
-        return { accepted, complete: accepted === delivered };
+        const audits = await readInstanceAudits(ctx.staging, ctx.eventType, period);
+        const staged = await listObjects(ctx.staging, stagingPeriodPrefix(ctx.eventType, period));
+        const nowMs = ctx.now();
+        const verdict = closeDecision({
+          nowMs,
+          stagingQuietMs: this.stagingQuietMs(period, staged, nowMs),
+          period,
+          graceMs: 0,
+          deadlineMs: Number.POSITIVE_INFINITY,
+          livenessMs: ctx.tuning.auditLivenessMs,
+          audits,
+          delivered: delivered.byInstance,
+        });
+        const complete = verdict.decision === 'complete' || verdict.decision === 'complete-after-instance-loss';
+        return {
+          accepted: audits.reduce((n, a) => n + a.accepted, 0),
+          complete,
+          completeness: manifestCompleteness(complete ? verdict : { ...verdict, decision: 'deadline' }, ctx.tuning.auditLivenessMs),
+        };
       });
     }
     const lease = await acquireLease(ctx.staging, leaseObjectName(ctx.eventType, period), ctx.instanceId, ctx.now(), ctx.tuning.leaseMs);

@@ -22,7 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../lib/errors.ts';
-import { partitionPrefix, readManifest, shardPartObjectName, successObjectName, type Manifest, type ManifestFile, type Period } from '../lib/partitions.ts';
+import { partitionPrefix, readManifest, shardPartObjectName, successObjectName, type Manifest, type ManifestCompleteness, type ManifestFile, type Period } from '../lib/partitions.ts';
 import type { CloseStep, DeliveredSummary } from './closer.ts';
 import type { TypeContext } from './context.ts';
 import { compareIds } from './envelope.ts';
@@ -67,8 +67,14 @@ export interface ShardCloseHost {
   }): Manifest;
 }
 
-/** The closer's audit of the period against the distinct ids all its shards hold. */
-export type PeriodAudit = (delivered: number) => Promise<{ accepted: number; complete: boolean }>;
+/** What all of a period's shards hold: distinct ids, in all and per accepting instance (shards hold disjoint ids: they add up). */
+export interface PeriodDelivered {
+  unique: number;
+  byInstance: Map<string, number>;
+}
+
+/** The closer's audit of the period against what all its shards hold (etl/completeness.ts decides). */
+export type PeriodAudit = (delivered: PeriodDelivered) => Promise<{ accepted: number; complete: boolean; completeness?: ManifestCompleteness }>;
 
 /** A merge summary as stored in a shard record. */
 interface SummaryJson {
@@ -78,6 +84,8 @@ interface SummaryJson {
   minReceiveTime: number | null;
   maxReceiveTime: number | null;
   stats: Record<string, number>;
+  /** Distinct ids per accepting instance (absent in records written before per-instance completeness). */
+  byInstance?: Record<string, number>;
 }
 
 interface CountRecord {
@@ -162,7 +170,7 @@ export class ShardCloser {
 
       const total = await this.readyTotal(period, shard.count, byShard);
       if (total === undefined) return progressed;
-      const { complete } = await audit(total);
+      const { complete } = await audit(deliveredOf(total));
       if (!complete && !opts.force) return progressed;
 
       inputs ??= await this.reduce(period, staged, heartbeat);
@@ -191,11 +199,11 @@ export class ShardCloser {
     return out;
   }
 
-  /** The distinct ids of the whole period if every shard is done or counted for its current staged set; else undefined. */
-  private async readyTotal(period: Period, count: number, byShard: ReadonlyMap<number, ObjectInfo[]>): Promise<number | undefined> {
+  /** The whole period's figures if every shard is done or counted for its current staged set; else undefined. */
+  private async readyTotal(period: Period, count: number, byShard: ReadonlyMap<number, ObjectInfo[]>): Promise<SummaryJson | undefined> {
     const { ctx } = this;
     const records = new Set((await listObjects(ctx.staging, shardRecordsPrefix(ctx.eventType, period))).map((o) => o.name));
-    let total = 0;
+    const summaries: SummaryJson[] = [];
     for (let index = 0; index < count; index++) {
       const shard = { index, count };
       const doneName = shardDoneObjectName(ctx.eventType, period, shard);
@@ -203,9 +211,9 @@ export class ShardCloser {
       const name = records.has(doneName) ? doneName : records.has(countName) ? countName : undefined;
       const record = name === undefined ? undefined : await readJson<CountRecord>(ctx, name);
       if (record === undefined) return undefined;
-      total += record.summary.unique;
+      summaries.push(record.summary);
     }
-    return total;
+    return sumSummaries(summaries);
   }
 
   /** Every shard's done record, or undefined if one is missing. */
@@ -235,7 +243,7 @@ export class ShardCloser {
       const dones = await this.doneRecords(period, count);
       if (dones === undefined) return undefined;
       const summary = sumSummaries(dones.map((d) => d.summary));
-      const { accepted, complete } = await audit(summary.unique);
+      const { accepted, complete, completeness } = await audit(deliveredOf(summary));
       if (!complete && !opts.force) return undefined;
       const files = dones.flatMap((d) => d.files);
       // Parts of an earlier attempt (another plan, or a shard re-run over more files) must not linger.
@@ -263,6 +271,7 @@ export class ShardCloser {
           duplicatesDropped: summary.read - summary.unique,
           closedBy: complete ? 'complete' : 'deadline',
           lateCount: await readLateCount(ctx, period),
+          ...(completeness === undefined ? {} : { completeness }),
         }),
         shards: count,
       };
@@ -389,7 +398,12 @@ function summaryToJson(s: MergeSummary): SummaryJson {
     minReceiveTime: s.minReceiveTime ?? null,
     maxReceiveTime: s.maxReceiveTime ?? null,
     stats: Object.fromEntries(s.stats),
+    byInstance: Object.fromEntries([...s.byInstance].sort(([a], [b]) => compareIds(a, b))),
   };
+}
+
+function deliveredOf(s: SummaryJson): PeriodDelivered {
+  return { unique: s.unique, byInstance: new Map(Object.entries(s.byInstance ?? {})) };
 }
 
 /** The period's figures from its shards' (disjoint ids: counts add up). */
@@ -397,7 +411,9 @@ function sumSummaries(list: readonly SummaryJson[]): SummaryJson {
   const out: SummaryJson = { read: 0, unique: 0, byFingerprint: {}, minReceiveTime: null, maxReceiveTime: null, stats: {} };
   const byFingerprint = new Map<string, number>();
   const stats = new Map<string, number>();
+  const byInstance = new Map<string, number>();
   for (const s of list) {
+    for (const [k, v] of Object.entries(s.byInstance ?? {})) byInstance.set(k, (byInstance.get(k) ?? 0) + v);
     out.read += s.read;
     out.unique += s.unique;
     for (const [k, v] of Object.entries(s.byFingerprint)) byFingerprint.set(k, (byFingerprint.get(k) ?? 0) + v);
@@ -408,5 +424,6 @@ function sumSummaries(list: readonly SummaryJson[]): SummaryJson {
   // Sorted keys: the manifest's transform stats must not depend on which shard saw a stat first.
   out.byFingerprint = Object.fromEntries([...byFingerprint].sort(([a], [b]) => compareIds(a, b)));
   out.stats = Object.fromEntries([...stats].sort(([a], [b]) => compareIds(a, b)));
+  out.byInstance = Object.fromEntries([...byInstance].sort(([a], [b]) => compareIds(a, b)));
   return out;
 }

@@ -41,7 +41,8 @@ describe('an event-service instance lost mid-hour', () => {
     await pubsub.close();
   });
 
-  it('closes its hour once the grace passed and staging drained, not at its deadline, as complete-after-instance-loss, every accepted id exactly once', async () => {
+  // Unsharded, and in 2 shards: each shard counts distinct ids per instance, and the rule sees their sum.
+  it.each([1, 2])('closes its hour (%i shard(s)) once the grace passed and staging drained, not at its deadline, as complete-after-instance-loss, every accepted id exactly once', async (shards) => {
     const staging = uniqueName('loss', 'staging');
     const data = uniqueName('loss', 'data');
     await storage.createBucket(staging);
@@ -49,7 +50,9 @@ describe('an event-service instance lost mid-hour', () => {
     const type = uniqueName('loss', 'ev').replace(/-/g, '_');
     await provisionType(pubsub, type);
     const registryDir = path.join(mkdtempSync(path.join(tmpdir(), 'instance-loss-')), 'registry');
-    await new FileRegistryStore(registryDir).putEventType(eventTypeRecord(type), 0);
+    const record = eventTypeRecord(type);
+    if (shards > 1) record.settings.shardsPerPeriod = shards;
+    await new FileRegistryStore(registryDir).putEventType(record, 0);
 
     // Every process's clock: the test's hour ends LEAD_MS after this point.
     const LEAD_MS = 75_000;
@@ -121,6 +124,7 @@ describe('an event-service instance lost mid-hour', () => {
     expect(closed, processes.map((p) => p.output().slice(-2000)).join('\n')).toBe(true);
     const part = (await readPartition(storage, data, type, period))!;
     const m = part.manifest;
+    expect(m.shards).toBe(shards > 1 ? shards : undefined);
     expect(m.closedBy).toBe('complete');
     expect(m.completeness?.rule).toBe('complete-after-instance-loss');
     expect(m.completeness?.lostInstances).toEqual([a.instanceId]);
