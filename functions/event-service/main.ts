@@ -8,6 +8,7 @@ import { isAppError } from '../../lib/errors.ts';
 import { openRegistryStore } from '../../lib/registry/open.ts';
 import { loadConfig } from './config.ts';
 import { startEventService } from './server.ts';
+import { closeOnSignals } from '../../lib/http/index.ts';
 
 const logger = createLogger({ component: 'event-service' });
 
@@ -24,21 +25,7 @@ async function main(): Promise<void> {
     logger: createLogger({ component: 'event-service', level: config.service.logLevel }),
   });
   logger.info(`event service: ${service.url}`);
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('shutting down', { signal });
-    service.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error('shutdown failed', { error: err });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(() => service.close(), logger);
 }
 
 main().catch((err: unknown) => {

@@ -9,6 +9,7 @@ import { createPubSub, createStorage } from '../../lib/gcp/clients.ts';
 import { openRegistryStore } from '../../lib/registry/open.ts';
 import { loadConfig, type StatusConfig } from './config.ts';
 import { startStatusService } from './server.ts';
+import { closeOnSignals } from '../../lib/http/index.ts';
 
 const logger = createLogger({ component: 'status' });
 
@@ -33,21 +34,7 @@ async function main(): Promise<void> {
     logger: createLogger({ component: 'status', level: config.logLevel }),
   });
   logger.info(`partition status: ${service.url}`);
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('shutting down', { signal });
-    service.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error('shutdown failed', { error: err });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(() => service.close(), logger);
 }
 
 main().catch((err: unknown) => {

@@ -7,4 +7,4 @@ export { ABORTED, bodyOf, collectBody, readBody, requireMediaType, type BodyList
 export { answerHealth, type NotReady } from './health.ts';
 export { JSON_MEDIA_TYPE, parseJsonBody, readJsonBody } from './json.ts';
 export { sendAsciiJson, sendEmpty, sendError, sendJson, type ErrorAnswerOptions } from './respond.ts';
-export { closeServer, listen } from './server.ts';
+export { closeOnSignals, closeServer, listen } from './server.ts';

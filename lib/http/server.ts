@@ -1,6 +1,7 @@
 /** Listening and graceful shutdown of a node:http server. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from '../logger.ts';
 
 /** Listens on `host` (127.0.0.1 by default) and `port` (0: a free one); resolves the port and the URL to give clients. */
 export async function listen(server: Server, host = '127.0.0.1', port = 0): Promise<{ port: number; url: string }> {
@@ -42,4 +43,26 @@ export function closeServer(server: Server, graceMs: number): Promise<void> {
     server.closeIdleConnections();
     if (graceMs <= 0) server.closeAllConnections();
   });
+}
+
+/**
+ * A service's process stops gracefully on SIGTERM (what Cloud Run and Kubernetes send)
+ * or SIGINT: `close` once, then exit 0, or 1 if closing failed.
+ */
+export function closeOnSignals(close: () => Promise<void>, logger: Logger): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error('shutdown failed', { error: err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }

@@ -3,7 +3,6 @@
  * the real Pub/Sub emulator (issue: no freeze, no silent change, one event
  * never fails its batch, 413 answered politely).
  */
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Message, PubSub, Subscription } from '@google-cloud/pubsub';
 import { createPubSub } from '../../lib/gcp/clients.ts';
@@ -18,6 +17,7 @@ import { eventTypeRecord } from '../support/event-service.ts';
 import { startEventService, type IngestResponse, type RunningEventService } from '../../functions/event-service/server.ts';
 import { toSingleObject } from '../../functions/event-service/single-object.ts';
 import { uniqueName } from '../support/names.ts';
+import { rawRequest } from '../support/raw-request.ts';
 
 const projectId = inject('projectId');
 const typeName = (base: string): string => uniqueName(`es-hostile-${base}`).replace(/-/g, '_');
@@ -73,39 +73,6 @@ async function post(url: string, body: string | Buffer, headers: Record<string, 
     body: typeof body === 'string' ? body : new Uint8Array(body),
   });
   return { status: res.status, json: (await res.json()) as IngestResponse & { code?: string; message?: string } };
-}
-
-/** One request over a raw socket: everything the server sent, and how the connection ended. */
-function rawRequest(port: number, head: string, bodyBytes: number): Promise<{ response: string; ending: 'end' | 'error'; sentBytes: number }> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let response = '';
-    let sentBytes = 0;
-    let finished = false;
-    const finish = (ending: 'end' | 'error'): void => {
-      if (finished) return;
-      finished = true;
-      socket.destroy();
-      resolve({ response, ending, sentBytes });
-    };
-    socket.on('data', (d: Buffer) => (response += d.toString('latin1')));
-    socket.on('end', () => finish('end'));
-    socket.on('error', () => finish('error'));
-    socket.on('connect', () => {
-      socket.write(head);
-      const chunk = Buffer.alloc(16 * 1024, 0x61);
-      const pump = (): void => {
-        while (sentBytes < bodyBytes && !finished) {
-          sentBytes += chunk.length;
-          if (!socket.write(chunk)) {
-            socket.once('drain', pump);
-            return;
-          }
-        }
-      };
-      pump();
-    });
-  });
 }
 
 describe('event service: hostile input', () => {
