@@ -225,7 +225,8 @@ describe('event service under fuzzing', () => {
       ),
       { numRuns: 800 },
     );
-  });
+    // 800 requests take ~15 s alone; beside the heaviest system tests on 2 cores, up to ten times that.
+  }, 300_000);
 
   it('published only well-formed messages of accepted events, and is still serving', async () => {
     expect(check.requests).toBeGreaterThanOrEqual(2000);
