@@ -535,8 +535,8 @@ export function summarizeRecords(records: readonly StagedRecord[]): DeliveredSum
   return { recordCount: records.length, minReceiveTime: min, maxReceiveTime: max, transformStats: stats };
 }
 
-/** The manifest of a partition (deterministic: no wall-clock field, so a re-run writes the same bytes). */
-export function buildManifest(p: {
+/** What a partition's manifest is built from (the unsharded and the sharded close alike). */
+export interface ManifestInput {
   eventType: string;
   period: Period;
   delivered: DeliveredSummary;
@@ -548,7 +548,10 @@ export function buildManifest(p: {
   closedBy: 'complete' | 'deadline';
   lateCount: number;
   completeness?: ManifestCompleteness;
-}): Manifest {
+}
+
+/** The manifest of a partition (deterministic: no wall-clock field, so a re-run writes the same bytes). */
+export function buildManifest(p: ManifestInput): Manifest {
   const d = p.delivered;
   const timeRange: Manifest['timeRange'] = { start: new Date(p.period.startMs).toISOString(), end: new Date(p.period.endMs).toISOString() };
   if (d.recordCount > 0 && d.minReceiveTime !== undefined && d.maxReceiveTime !== undefined) {

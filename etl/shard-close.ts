@@ -23,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import { AppError } from '../lib/errors.ts';
 import { partitionPrefix, readManifest, shardPartObjectName, successObjectName, type Manifest, type ManifestCompleteness, type ManifestFile, type Period } from '../lib/partitions.ts';
-import type { CloseStep, DeliveredSummary } from './closer.ts';
+import type { CloseStep, ManifestInput } from './closer.ts';
 import type { TypeContext } from './context.ts';
 import { compareIds } from './envelope.ts';
 import { readLateCount } from './late.ts';
@@ -53,18 +53,7 @@ export interface ShardCloseHost {
   markClosed(period: Period): void;
   /** Seals the closed partition's objects (etl/seal.ts); idempotent. */
   seal(period: Period, manifest: Manifest | undefined): Promise<unknown>;
-  buildManifest(p: {
-    eventType: string;
-    period: Period;
-    delivered: DeliveredSummary;
-    files: ManifestFile[];
-    fingerprints: string[];
-    deliveredSchemas: Record<string, Record<string, unknown>>;
-    accepted: number;
-    duplicatesDropped: number;
-    closedBy: 'complete' | 'deadline';
-    lateCount: number;
-  }): Manifest;
+  buildManifest(p: ManifestInput): Manifest;
 }
 
 /** What all of a period's shards hold: distinct ids, in all and per accepting instance (shards hold disjoint ids: they add up). */
