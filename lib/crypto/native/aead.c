@@ -3,7 +3,7 @@
  *
  * Why native: `createCipheriv` + setAAD + update + final + getAuthTag cost
  * ~4.4 µs of CPU per 22-byte value, almost all of it JS object and buffer
- * overhead; this does the same OpenSSL calls in ~0.5 µs and writes ciphertext
+ * overhead; this does the same OpenSSL calls in ~0.6 µs and writes ciphertext
  * and tag straight into the caller's buffer. The cipher is fetched once and
  * each thread (Node-API environment) keeps one context; after every value the
  * context is re-keyed with an all-zero key, so no key schedule outlives a
