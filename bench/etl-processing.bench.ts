@@ -7,7 +7,8 @@
  * Baseline, measured in the same run, alternating with the pipeline: avsc
  * alone decoding and re-encoding the same records (`avroType`, lib/avro/long.ts).
  * Printed: events/s and CPU µs per event (process CPU / events), median of
- * ROUNDS runs with min–max, and pipeline / baseline (issue 20 target ≥ 0.5).
+ * ROUNDS runs with min–max, and pipeline / baseline (issue 20 target ≥ 0.5,
+ * encryption off).
  * Both paths of the ETL are measured: encryption off (identity path: the same
  * fields unannotated, message bytes kept) and on (keys from FakeKeySource,
  * derived on every lookup, uncached: `npm run bench privacy` measures the
@@ -74,7 +75,9 @@ try {
     const label = name === 'off' ? 'ETL pipeline, encryption off:        ' : 'ETL pipeline, 2 fields encrypted:    ';
     const ratio = spread(rate(name)).median / base;
     console.log(`${label}${showSpread(rate(name))} events/s, ${showSpread(cpu(name), us)} CPU µs/event`);
-    console.log(`  throughput pipeline / baseline:     ${ratio.toFixed(2)}  (target ≥ 0.5); CPU per event ${(spread(cpu(name)).median / baseCpu).toFixed(1)}× the baseline's`);
+    // Issue 20's processing target is the pipeline's own path; encryption has its own (≤ 2× the off path's CPU: `npm run bench privacy`).
+    const target = name === 'off' ? '(target ≥ 0.5)' : '(keys derived per lookup here; the encryption target is in `npm run bench privacy`)';
+    console.log(`  throughput pipeline / baseline:     ${ratio.toFixed(2)}  ${target}; CPU per event ${(spread(cpu(name)).median / baseCpu).toFixed(1)}× the baseline's`);
   }
 } finally {
   await gcs.close();

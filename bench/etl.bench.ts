@@ -219,7 +219,7 @@ async function stageHour(staging: Bucket, eventType: string, period: Period, siz
     const name = stagedObjectName(eventType, period, idSetHash(records.map((r) => r.eventId)));
     await createIfAbsent(staging, name, buildStagedFile(name, eventType, period, records), { metadata: { [STAGED_COUNT_KEY]: String(records.length) } });
   }
-  const count: AuditCount = { eventType, hour: period.key, instanceId: 'bench', accepted: size, updatedAt: new Date().toISOString() };
+  const count: AuditCount = { eventType, hour: period.key, instanceId: 'bench', accepted: size, final: true, updatedAt: new Date().toISOString() };
   await staging.file(auditObjectName(eventType, period.key, 'bench')).save(JSON.stringify(count), { resumable: false });
 }
 
