@@ -27,26 +27,19 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Message } from '@google-cloud/pubsub';
-import type { Bucket } from '@google-cloud/storage';
 import { startPubSubEmulator } from '../emulators/google/google.ts';
 import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { createPubSub, createStorage } from '../lib/gcp/clients.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { silentLogger } from '../lib/logger.ts';
-import { avroType } from '../lib/avro/long.ts';
-import { schemaFingerprint } from '../lib/avro/fingerprint.ts';
-import { auditObjectName, type AuditCount } from '../lib/events/contract.ts';
-import { periodOf, type Period } from '../lib/partitions.ts';
+import { periodOf } from '../lib/partitions.ts';
 import { resourceNames } from '../lib/names.ts';
 import { startEtlWorkers } from '../etl/workers.ts';
 import { defaultTuning } from '../etl/config.ts';
-import { idSetHash, type StagedRecord } from '../etl/envelope.ts';
-import { buildStagedFile, STAGED_COUNT_KEY } from '../etl/files.ts';
-import { stagedObjectName } from '../etl/layout.ts';
-import { createIfAbsent } from '../etl/storage-io.ts';
 import { eventTypeRecord, makeEvents, pageViewSchema, publishEvents } from '../test/support/etl.ts';
 import { showSpread, spread } from './etl-harness.ts';
 import { recordBenchResult } from './results.ts';
+import { stageHour } from './close-staging.ts';
 
 const EVENTS = Number(process.env.BENCH_ETL_EVENTS ?? 100_000);
 const CLOSE_HOUR = Number(process.env.BENCH_ETL_CLOSE_HOUR ?? 100_000);
@@ -202,27 +195,6 @@ function runChild(mode: 'raw' | 'worker', args: ChildArgs): Promise<DrainResult>
 }
 
 /** Stages a complete hour of `size` page views for `eventType` (files of 10,000, audit count written), as a worker would have. */
-async function stageHour(staging: Bucket, eventType: string, period: Period, size: number): Promise<void> {
-  const type = avroType(pageViewSchema);
-  const fingerprint = schemaFingerprint(pageViewSchema);
-  for (let from = 0; from < size; from += 10_000) {
-    const records: StagedRecord[] = [];
-    for (let i = from; i < Math.min(size, from + 10_000); i++) {
-      records.push({
-        eventId: `h-${String(i).padStart(8, '0')}`,
-        receiveTime: period.startMs + Math.floor((i * HOUR) / size),
-        schemaFingerprint: fingerprint,
-        stats: {},
-        record: type.toBuffer({ userId: `user-${i % 97}`, url: `https://example.com/p/${i}`, durationMs: i }),
-      });
-    }
-    const name = stagedObjectName(eventType, period, idSetHash(records.map((r) => r.eventId)));
-    await createIfAbsent(staging, name, buildStagedFile(name, eventType, period, records), { metadata: { [STAGED_COUNT_KEY]: String(records.length) } });
-  }
-  const count: AuditCount = { eventType, hour: period.key, instanceId: 'bench', accepted: size, final: true, updatedAt: new Date().toISOString() };
-  await staging.file(auditObjectName(eventType, period.key, 'bench')).save(JSON.stringify(count), { resumable: false });
-}
-
 async function pubsubBench(): Promise<void> {
   const ps = await startPubSubEmulator();
   const gcs = await startGcsEmulator();
@@ -247,7 +219,7 @@ async function pubsubBench(): Promise<void> {
         const subName = d.mode === 'worker' ? resourceNames.etlSubscription(eventType) : `bench-raw-${kind}-${round}`;
         if (d.mode === 'worker') {
           await pubsub.createTopic(resourceNames.deadLetterTopic(eventType));
-          await stageHour(staging, eventType, closedPeriod, CLOSE_HOUR);
+          await stageHour(staging, eventType, closedPeriod, CLOSE_HOUR, 10_000);
         }
         const [topic] = await pubsub.createTopic(topicName);
         await topic.createSubscription(subName, { ackDeadlineSeconds: 60 });
