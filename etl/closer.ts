@@ -465,10 +465,7 @@ export class PartitionCloser {
       index += Math.ceil((summary.byFingerprint.get(fp) ?? 0) / max);
     }
     try {
-      const written = await mergeCursors(await this.openAll(inputs), { dedup: true, heartbeat }, (c) => {
-        const r = c.current!;
-        return sequences.get(r.schemaFingerprint)!.append(r);
-      });
+      const written = await mergeCursors(await this.openAll(inputs), { dedup: true, heartbeat }, (c) => sequences.get(c.fingerprint)!.append(c));
       for (const fp of fingerprints) await sequences.get(fp)!.finish();
       if (written.emitted !== summary.unique) {
         this.counted.delete(period.key);

@@ -340,10 +340,7 @@ export class ShardCloser {
       index += Math.ceil((summary.byFingerprint[fp] ?? 0) / max);
     }
     try {
-      const written = await mergeCursors(await this.openAll(inputs), { dedup: true, heartbeat }, (c) => {
-        const r = c.current!;
-        return sequences.get(r.schemaFingerprint)!.append(r);
-      });
+      const written = await mergeCursors(await this.openAll(inputs), { dedup: true, heartbeat }, (c) => sequences.get(c.fingerprint)!.append(c));
       for (const fp of fingerprints) await sequences.get(fp)!.finish();
       if (written.emitted !== summary.unique) {
         throw new AppError('INTERNAL', { message: `merge of ${shardLabel(shard)} of ${period.key} wrote ${written.emitted} records, counted ${summary.unique}` });
