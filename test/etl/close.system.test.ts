@@ -4,6 +4,8 @@
  * manifest; leases of crashed closers are taken over; a re-run with more
  * staged data leaves no stale part behind; merging in rounds through
  * intermediate runs (more staged files than the fan-in) gives the same bytes.
+ * All of it twice: with the merges in process, and in a close thread
+ * (etl/close-thread.ts), which writes the same bytes as the former.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -33,7 +35,10 @@ const HOUR = 3_600_000;
 const TYPE = 'close_test_type';
 const steps: CloseStep[] = ['leased', 'staged-read', 'part-written', 'parts-written', 'manifest-written', 'sealed', 'staging-deleted'];
 
-describe('closing a partition', () => {
+describe.each([
+  { where: 'merging in process', closeThreadMinBytes: Number.MAX_SAFE_INTEGER },
+  { where: 'merging in a close thread', closeThreadMinBytes: 0 },
+])('closing a partition, $where', ({ closeThreadMinBytes }) => {
   const projectId = inject('projectId');
   let gcs: GcsEmulator;
   let storage: ReturnType<typeof createStorage>;
@@ -49,7 +54,7 @@ describe('closing a partition', () => {
   afterAll(() => gcs.close());
 
   function context(staging: Bucket, data: Bucket, partMaxRecords = 150, closeMergeFanIn?: number): TypeContext {
-    const tuning = resolveTuning({ partMaxRecords, leaseMs: 60_000, ...(closeMergeFanIn === undefined ? {} : { closeMergeFanIn }) });
+    const tuning = resolveTuning({ partMaxRecords, leaseMs: 60_000, closeThreadMinBytes, ...(closeMergeFanIn === undefined ? {} : { closeMergeFanIn }) });
     const schemas = new SchemaResolver(TYPE, registry, identityTransform, 0);
     return { eventType: TYPE, granularity: 'hourly', priority: 'normal', retentionDays: 30, staging, data, schemas, tuning, now: () => period.endMs + HOUR, logger: silentLogger, instanceId: 'closer-test', metrics: newMetrics() };
   }
@@ -106,6 +111,19 @@ describe('closing a partition', () => {
       const [left] = await run.staging.getFiles({ prefix: `staging/${TYPE}/` });
       expect(left, step).toHaveLength(0);
     }
+  });
+
+  it('writes the same bytes whichever thread merges', async () => {
+    const here = await setup();
+    const there = await setup();
+    for (const [run, minBytes] of [
+      [here, closeThreadMinBytes],
+      [there, closeThreadMinBytes === 0 ? Number.MAX_SAFE_INTEGER : 0],
+    ] as const) {
+      const ctx = { ...context(run.staging, run.data), tuning: { ...context(run.staging, run.data).tuning, closeThreadMinBytes: minBytes } };
+      expect(await new PartitionCloser(ctx, new LateWriter(ctx)).closePartition(period, { force: false })).toMatchObject({ recordCount: 500 });
+    }
+    expect(await partitionBytes(there.data)).toEqual(await partitionBytes(here.data));
   });
 
   it('takes over an expired lease, and leaves a live one alone', async () => {
