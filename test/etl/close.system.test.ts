@@ -23,7 +23,9 @@ import { resolveTuning } from '../../etl/config.ts';
 import { newMetrics } from '../../etl/metrics.ts';
 import { buildStagedFile } from '../../etl/files.ts';
 import { stagedObjectName, leaseObjectName } from '../../etl/layout.ts';
-import { idSetHash, type StagedRecord } from '../../etl/envelope.ts';
+import { encodeStaged, idSetHash, stagedEnvelopeSchema, type StagedRecord } from '../../etl/envelope.ts';
+import { writeContainer } from '../../lib/avro/container.ts';
+import { isAppError } from '../../lib/errors.ts';
 import { createIfAbsent } from '../../etl/storage-io.ts';
 import type { TypeContext } from '../../etl/context.ts';
 import { eventTypeRecord, makeEvents, pageViewSchema, pageViewSchemaV2, writeAudit } from '../support/etl.ts';
@@ -124,6 +126,17 @@ describe.each([
       expect(await new PartitionCloser(ctx, new LateWriter(ctx)).closePartition(period, { force: false })).toMatchObject({ recordCount: 500 });
     }
     expect(await partitionBytes(there.data)).toEqual(await partitionBytes(here.data));
+  });
+
+  it('fails on a staged file out of order with DECODE_FAILED naming it, and writes no _SUCCESS', async () => {
+    const run = await setup();
+    const unsorted = staged(events.slice(0, 3)).reverse();
+    const name = stagedObjectName(TYPE, period, idSetHash(['unsorted']));
+    await createIfAbsent(run.staging, name, writeContainer(unsorted.map(encodeStaged), { schema: stagedEnvelopeSchema, syncMarker: Buffer.alloc(16, 7), codec: 'deflate' }));
+    const ctx = context(run.staging, run.data);
+    const failed = new PartitionCloser(ctx, new LateWriter(ctx)).closePartition(period, { force: true });
+    await expect(failed).rejects.toSatisfy((e) => isAppError(e) && e.code === 'DECODE_FAILED' && e.message === `${name}: staged records are not sorted by event id`);
+    expect((await run.data.file(successObjectName(TYPE, period)).exists())[0]).toBe(false);
   });
 
   it('takes over an expired lease, and leaves a live one alone', async () => {
