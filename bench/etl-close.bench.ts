@@ -2,7 +2,8 @@
  * What closing one hour costs as the hour grows. The closer merges the sorted
  * staged files (etl/README.md, "Close"), so its memory should stay flat and its
  * throughput constant whatever the hour's size: this prints, per hour size,
- * records/s, CPU µs per record and the closer's peak V8 heap and RSS, and the
+ * records/s, CPU µs per record and the closer's peak V8 heap (the main thread's
+ * plus the close thread's, etl/close-thread.ts) and RSS, and the
  * throughput of each size relative to the smallest (the baseline of this run).
  *
  * The GCS emulator runs in this process (directory mode: bytes on disk); each
@@ -30,6 +31,7 @@ import { silentLogger } from '../lib/logger.ts';
 import { periodOf, type Period } from '../lib/partitions.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { PartitionCloser } from '../etl/closer.ts';
+import { closeThreadHeapPeak } from '../etl/close-thread.ts';
 import { resolveTuning } from '../etl/config.ts';
 import type { TypeContext } from '../etl/context.ts';
 import { LateWriter } from '../etl/late.ts';
@@ -108,6 +110,8 @@ async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
   const used = process.cpuUsage(cpu);
   clearInterval(sampler);
   sample();
+  // A large hour merges in a close thread (etl/close-thread.ts): its heap is its own, added here.
+  peakHeap += closeThreadHeapPeak();
   if (manifest?.recordCount !== job.size) throw new Error(`closed ${manifest?.recordCount} records, expected ${job.size}`);
   return { records: manifest.recordCount, seconds, cpuMicros: used.user + used.system, peakHeap, peakRss, baseHeap: base.heapUsed, baseRss: base.rss };
 }

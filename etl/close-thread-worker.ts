@@ -47,10 +47,16 @@ const callbacks: WriteCallbacks = {
   onPart: (file) => call({ kind: 'call', id: nextId++, call: 'onPart', file }),
 };
 
+/** The thread's own peak heap, reported with its result (benchmarks add it to the caller's). */
+let heapPeak = process.memoryUsage().heapUsed;
+const sampler = setInterval(() => (heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)), 20);
+sampler.unref();
+
 try {
   const merges = inProcessMerges(bucketOf(job.staging), bucketOf(job.data));
   const result = job.op === 'count' ? await merges.count(job.inputs, callbacks.heartbeat) : await merges.write(job.job, callbacks);
-  port.postMessage({ kind: 'done', result } satisfies FromThread);
+  heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed);
+  port.postMessage({ kind: 'done', result, heapPeak } satisfies FromThread);
 } catch (err) {
   port.postMessage({ kind: 'failed', error: threadErrorOf(err) } satisfies FromThread);
 }

@@ -50,7 +50,7 @@ export interface ThreadError {
 export type FromThread =
   | { kind: 'call'; id: number; call: 'heartbeat' | 'assertOpen' }
   | { kind: 'call'; id: number; call: 'onPart'; file: ManifestFile }
-  | { kind: 'done'; result: MergeSummary | number }
+  | { kind: 'done'; result: MergeSummary | number; heapPeak: number }
   | { kind: 'failed'; error: ThreadError };
 
 /** Caller → thread: the answer to call `id`. */
@@ -78,6 +78,13 @@ export function threadErrorOf(err: unknown): ThreadError {
 export function errorOfThread(e: ThreadError): AppError {
   const code = e.code !== undefined && Object.hasOwn(errorCatalogue, e.code) ? (e.code as ErrorCode) : 'INTERNAL';
   return new AppError(code, { message: e.message });
+}
+
+let heapPeakOfThreads = 0;
+
+/** The largest heap (bytes used) a close thread of this process reported, 0 if none ran. */
+export function closeThreadHeapPeak(): number {
+  return heapPeakOfThreads;
 }
 
 export function threadMerges(staging: Bucket, data: Bucket): CloseMerges {
@@ -109,7 +116,10 @@ function runInThread(job: ThreadJob, callbacks: WriteCallbacks): Promise<MergeSu
       void worker.terminate();
     };
     worker.on('message', (m: FromThread) => {
-      if (m.kind === 'done') return settle(() => resolve(m.result));
+      if (m.kind === 'done') {
+        heapPeakOfThreads = Math.max(heapPeakOfThreads, m.heapPeak);
+        return settle(() => resolve(m.result));
+      }
       if (m.kind === 'failed') return settle(() => reject(callbackError ?? errorOfThread(m.error)));
       const call = m.call === 'onPart' ? callbacks.onPart(m.file) : m.call === 'heartbeat' ? callbacks.heartbeat() : callbacks.assertOpen();
       call.then(
