@@ -58,7 +58,9 @@ interface CloseResult {
   records: number;
   seconds: number;
   cpuMicros: number;
+  /** Main thread's peak heap plus the close thread's (`threadHeap`; 0 if the hour merged in process). */
   peakHeap: number;
+  threadHeap: number;
   peakRss: number;
   baseHeap: number;
   baseRss: number;
@@ -111,9 +113,10 @@ async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
   clearInterval(sampler);
   sample();
   // A large hour merges in a close thread (etl/close-thread.ts): its heap is its own, added here.
-  peakHeap += closeThreadHeapPeak();
+  const threadHeap = closeThreadHeapPeak();
+  peakHeap += threadHeap;
   if (manifest?.recordCount !== job.size) throw new Error(`closed ${manifest?.recordCount} records, expected ${job.size}`);
-  return { records: manifest.recordCount, seconds, cpuMicros: used.user + used.system, peakHeap, peakRss, baseHeap: base.heapUsed, baseRss: base.rss };
+  return { records: manifest.recordCount, seconds, cpuMicros: used.user + used.system, peakHeap, threadHeap, peakRss, baseHeap: base.heapUsed, baseRss: base.rss };
 }
 
 function runChild(job: CloseJob, heapMb: number): Promise<CloseResult> {
@@ -171,6 +174,7 @@ try {
     const heap = median(results.map((x) => x.peakHeap));
     const rss = median(results.map((x) => x.peakRss));
     const idleHeap = median(results.map((x) => x.baseHeap));
+    const threadHeap = median(results.map((x) => x.threadHeap));
     baseline ??= rate;
     recordBenchResult({
       [`closeCpuUsPerRecord_${size}`]: { value: cpu, unit: 'CPU µs/record', what: `closing an hour of ${size} records (merge, dedup, parts, manifest)` },
@@ -179,7 +183,7 @@ try {
     });
     console.log(
       `${String(size).padStart(8)} records (${files} staged files): ${rate.toFixed(0)} records/s, ${cpu.toFixed(1)} CPU µs/record, ` +
-        `peak heap ${MiB(heap)} MiB (idle ${MiB(idleHeap)}), peak RSS ${MiB(rss)} MiB; throughput ${(rate / baseline).toFixed(2)}× the ${sizes[0]}-record hour's`,
+        `peak heap ${MiB(heap)} MiB (idle ${MiB(idleHeap)}${threadHeap > 0 ? `; ${MiB(threadHeap)} of it the close thread's` : ''}), peak RSS ${MiB(rss)} MiB; throughput ${(rate / baseline).toFixed(2)}× the ${sizes[0]}-record hour's`,
     );
     await staging.deleteFiles({ force: true }).catch(() => undefined);
     await data.deleteFiles({ force: true }).catch(() => undefined);
