@@ -127,7 +127,8 @@ export function createEncryptionTransform(options: EncryptionTransformOptions): 
     const encrypted = items.length === 0 ? [] : await encryptIsolating(items, (batch) => encryptor.encryptScanned(eventType, batch));
     for (let k = 0; k < positions.length; k++) {
       const e = encrypted[k]!;
-      outputs[positions[k]!] = 'reason' in e ? { rejected: e } : { payload: e.payload, stats: e.stats as unknown as Record<string, number> };
+      // An encrypted record is already `{ payload, stats }`: handed on as it is.
+      outputs[positions[k]!] = 'reason' in e ? { rejected: e } : (e as unknown as EncodedOutput);
     }
     logRejected(eventType, outputs);
     if (viaObjects.length > 0) {

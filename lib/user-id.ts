@@ -10,8 +10,8 @@
  * code point by code point: no normalisation, no case folding.
  */
 
-/** Matching by code point, a surrogate is one only when it has no partner. */
-const LONE_SURROGATE = /\p{Cs}/u;
+/** `String.prototype.isWellFormed` (ES2024, in Node 20): false when a surrogate has no partner. */
+const isWellFormed = (value: string): boolean => (value as string & { isWellFormed(): boolean }).isWellFormed();
 
 /** Longest user id, in UTF-8 bytes. */
 export const USER_ID_MAX_BYTES = 256;
@@ -20,7 +20,7 @@ export const USER_ID_MAX_BYTES = 256;
 export function userIdProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return `Invalid input: expected string, received ${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}`;
   if (value.length === 0) return 'must not be empty';
-  if (LONE_SURROGATE.test(value)) return 'must be well-formed Unicode (it holds a lone surrogate)';
+  if (!isWellFormed(value)) return 'must be well-formed Unicode (it holds a lone surrogate)';
   // A UTF-16 code unit is at most 3 UTF-8 bytes: only long ids need counting.
   if (value.length * 3 > USER_ID_MAX_BYTES && Buffer.byteLength(value, 'utf8') > USER_ID_MAX_BYTES) {
     return `must be at most ${USER_ID_MAX_BYTES} bytes in UTF-8`;

@@ -12,6 +12,7 @@
 import { encodeVarint } from '../avro/binary.ts';
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { AppError } from '../errors.ts';
+import { nativeSeal } from './native/index.ts';
 
 export const TINK_PREFIX_BYTE = 0x01;
 const PREFIX_LEN = 5;
@@ -43,34 +44,53 @@ const IV_POOL_IVS = 1024;
 const ivPool = Buffer.allocUnsafeSlow(IV_LEN * IV_POOL_IVS);
 let ivPoolOffset = ivPool.length;
 
-/** The next unused IV, a view of the pool valid until the next call. */
-function nextIv(): Buffer {
+/** Copies the next unused IV into `out` at `offset`. */
+function writeNextIv(out: Buffer, offset: number): void {
   if (ivPoolOffset + IV_LEN > ivPool.length) {
     randomFillSync(ivPool);
     ivPoolOffset = 0;
   }
-  const iv = ivPool.subarray(ivPoolOffset, ivPoolOffset + IV_LEN);
+  // Byte by byte: Buffer#copy from an offset allocates a view per call.
+  for (let i = 0; i < IV_LEN; i++) out[offset + i] = ivPool[ivPoolOffset + i]!;
   ivPoolOffset += IV_LEN;
-  return iv;
+}
+
+/** How values are sealed: OpenSSL through the native addon, or node:crypto when it is not built. */
+export const aeadImplementation: 'native' | 'node:crypto' = nativeSeal === undefined ? 'node:crypto' : 'native';
+
+/** Bytes of the ciphertext of a `plaintextLength`-byte value. */
+export function ciphertextLength(plaintextLength: number): number {
+  return plaintextLength + CIPHERTEXT_OVERHEAD;
 }
 
 export function encrypt(key: AeadKey, plaintext: Uint8Array, ad: Uint8Array): Buffer {
-  checkKey(key);
-  const iv = nextIv();
-  const cipher = createCipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_LEN });
-  cipher.setAAD(ad);
-  const body = cipher.update(plaintext);
-  const rest = cipher.final(); // empty for GCM, kept in case
-  const tag = cipher.getAuthTag();
-  // One allocation for the result: prefix, IV, ciphertext and tag written in place.
-  const out = Buffer.allocUnsafe(PREFIX_LEN + IV_LEN + body.length + rest.length + TAG_LEN);
-  out[0] = TINK_PREFIX_BYTE;
-  out.writeUInt32BE(key.keyId >>> 0, 1);
-  let pos = PREFIX_LEN + iv.copy(out, PREFIX_LEN);
-  pos += body.copy(out, pos);
-  pos += rest.copy(out, pos);
-  tag.copy(out, pos);
+  const out = Buffer.allocUnsafe(ciphertextLength(plaintext.length));
+  encryptInto(key, plaintext, ad, out, 0);
   return out;
+}
+
+/**
+ * Writes the ciphertext of `source[from, to)` (all of it by default) into
+ * `out` at `offset`, which has room for `ciphertextLength(to - from)` bytes;
+ * returns the offset after it. Lets a caller build a whole record from the
+ * message it scanned without a buffer per value.
+ */
+export function encryptInto(key: AeadKey, source: Uint8Array, ad: Uint8Array, out: Buffer, offset: number, from = 0, to = source.length): number {
+  checkKey(key);
+  if (from < 0 || from > to || to > source.length || offset < 0 || out.length - offset < ciphertextLength(to - from)) {
+    throw new AppError('INTERNAL', { message: 'encryptInto: no such plaintext range, or no room for its ciphertext' });
+  }
+  out[offset] = TINK_PREFIX_BYTE;
+  out.writeUInt32BE(key.keyId >>> 0, offset + 1);
+  const ivAt = offset + PREFIX_LEN;
+  writeNextIv(out, ivAt);
+  if (nativeSeal !== undefined) return nativeSeal(key.key, ad, source, from, to, out, ivAt);
+  const cipher = createCipheriv('aes-256-gcm', key.key, out.subarray(ivAt, ivAt + IV_LEN), { authTagLength: TAG_LEN });
+  cipher.setAAD(ad);
+  let pos = ivAt + IV_LEN;
+  pos += cipher.update(source.subarray(from, to)).copy(out, pos);
+  pos += cipher.final().copy(out, pos); // empty for GCM, kept in case
+  return pos + cipher.getAuthTag().copy(out, pos);
 }
 
 /** The key id in a ciphertext's prefix, to pick the key before decrypting. */

@@ -280,25 +280,33 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     const createIfAbsent = opts.createIfAbsent === true;
     const batchKey = `${context ?? ''}${SEP}${createIfAbsent}`;
     const waiters: Waiter[] = [];
-    const promises = items.map((item) => {
+    // Cache hits are answered in place: a batch of hot keys costs no promise per key.
+    const results = new Array<KeyLookup>(items.length);
+    const misses: Promise<void>[] = [];
+    const now = clock();
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
       const key = cacheKey(context, item);
-      const cached = cache.get(key);
+      const cached = cache.get(key, now);
       // A cached absence does not answer a create-if-absent.
       if (cached !== undefined && !(createIfAbsent && cached.status === 'absent')) {
         stats.cacheHits++;
-        return Promise.resolve(cached);
+        results[i] = cached;
+        continue;
       }
       const flightKey = `${key}${SEP}${createIfAbsent}`;
-      const running = inflight.get(flightKey);
-      if (running !== undefined) return running;
-      const promise = new Promise<KeyLookup>((resolve, reject) => waiters.push({ item, resolve, reject }));
-      inflight.set(flightKey, promise);
-      const done = (): void => {
-        if (inflight.get(flightKey) === promise) inflight.delete(flightKey);
-      };
-      promise.then(done, done);
-      return promise;
-    });
+      let promise = inflight.get(flightKey);
+      if (promise === undefined) {
+        const started = new Promise<KeyLookup>((resolve, reject) => waiters.push({ item, resolve, reject }));
+        inflight.set(flightKey, started);
+        const done = (): void => {
+          if (inflight.get(flightKey) === started) inflight.delete(flightKey);
+        };
+        started.then(done, done);
+        promise = started;
+      }
+      misses.push(promise.then((result) => void (results[i] = result)));
+    }
     if (waiters.length > 0) {
       const batch = pending.get(batchKey) ?? { context, createIfAbsent, callers: [] };
       batch.callers.push(waiters);
@@ -308,7 +316,7 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
         setImmediate(flush);
       }
     }
-    return Promise.all(promises);
+    return misses.length === 0 ? Promise.resolve(results) : Promise.all(misses).then(() => results);
   };
 
   const forgetUser = (userId: string): void => {

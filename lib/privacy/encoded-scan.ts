@@ -26,8 +26,10 @@ export interface PersonalSlot {
   category: string;
   /** Associated data (event type and concrete field path). */
   ad: Buffer;
-  /** Plaintext of the value; null for a null value (written as null, not counted). */
-  plaintext: Buffer | null;
+  /** The plaintext is `source[from, to)`: the scanned datum itself where its bytes are the plaintext. Null for a null value (written as null, not counted). */
+  source: Buffer | null;
+  from: number;
+  to: number;
   /** Delivered as `["null", bytes]` (true) or `bytes` (array items of non-null source items). */
   nullable: boolean;
   withoutKey: 'null' | 'empty';
@@ -79,7 +81,7 @@ export function compileScanner(eventType: string, writerType: avro.Type, deliver
     const st: ScanState = { subject: undefined, slots: [] };
     const end = scan === undefined ? skip(buf, 0) : scan(buf, 0, '', st);
     if (end !== buf.length) throw new MalformedDatumError('invalid length');
-    return { subject: st.subject, slots: st.slots };
+    return st;
   };
 }
 
@@ -205,10 +207,12 @@ function personal(eventType: string, w: TypeShape, d: TypeShape, node: Extract<P
     }
     return ad;
   };
-  const plaintextAt = plaintextReader(w, node);
+  const readPlaintext = plaintextReader(w, node);
   return (buf, pos, path, st) => {
     const end = skip(buf, pos);
-    st.slots.push({ start: pos, end, category: node.category, ad: staticAd ?? adOf(path), plaintext: plaintextAt(buf, pos, end), nullable, withoutKey: node.withoutKey });
+    const slot: PersonalSlot = { start: pos, end, category: node.category, ad: staticAd ?? adOf(path), source: null, from: 0, to: 0, nullable, withoutKey: node.withoutKey };
+    readPlaintext(buf, pos, end, slot);
+    st.slots.push(slot);
     return end;
   };
 }
@@ -216,29 +220,41 @@ function personal(eventType: string, w: TypeShape, d: TypeShape, node: Extract<P
 /** Paths under arrays and maps vary without end: a bounded cache, cleared when full. */
 const MAX_CACHED_PATHS = 4096;
 
-/** The plaintext of the value in [pos, end): the object path's `node.encode(decoded value)`, or null for null. */
-function plaintextReader(w: TypeShape, node: Extract<PlanNode, { kind: 'personal' }>): (buf: Buffer, pos: number, end: number) => Buffer | null {
-  const utf8 = (buf: Buffer, start: number, end: number): Buffer => {
-    const bytes = buf.subarray(start, end);
-    // The object path decodes the string first: invalid UTF-8 becomes U+FFFD there, so here too.
-    return isUtf8(bytes) ? Buffer.from(bytes) : Buffer.from(bytes.toString('utf8'), 'utf8');
+/** Points `slot` at the plaintext of the value in [pos, end): the object path's `node.encode(decoded value)`, or null for null. */
+type PlaintextReader = (buf: Buffer, pos: number, end: number, slot: PersonalSlot) => void;
+
+function plaintextReader(w: TypeShape, node: Extract<PlanNode, { kind: 'personal' }>): PlaintextReader {
+  const set = (slot: PersonalSlot, source: Buffer | null, from: number, to: number): void => {
+    slot.source = source;
+    slot.from = from;
+    slot.to = to;
   };
-  const stringAt = (buf: Buffer, pos: number, end: number): Buffer => utf8(buf, readVarint(buf, pos), end);
+  const stringAt: PlaintextReader = (buf, pos, end, slot) => {
+    const start = readVarint(buf, pos);
+    // The object path decodes the string first: invalid UTF-8 becomes U+FFFD there, so here too.
+    if (isUtf8(buf.subarray(start, end))) set(slot, buf, start, end);
+    else {
+      const replaced = Buffer.from(buf.toString('utf8', start, end), 'utf8');
+      set(slot, replaced, 0, replaced.length);
+    }
+  };
   if (w.typeName === 'string' && isUtf8Encoder(node)) return stringAt;
   const types = w.types;
   if (w.typeName === 'union:unwrapped' && types !== undefined && types.length === 2 && isUtf8Encoder(node)) {
     const nullIndex = types.findIndex((t) => t.typeName === 'null');
     const stringIndex = types.findIndex((t) => t.typeName === 'string');
     if (nullIndex >= 0 && stringIndex >= 0) {
-      return (buf, pos, end) => {
+      return (buf, pos, end, slot) => {
         const next = readVarint(buf, pos);
-        return varint.value === nullIndex ? null : stringAt(buf, next, end);
+        if (varint.value === nullIndex) set(slot, null, 0, 0);
+        else stringAt(buf, next, end, slot);
       };
     }
   }
-  return (buf, pos) => {
+  return (buf, pos, _end, slot) => {
     const value = (w as avro.Type).decode(buf, pos).value as unknown;
-    return value === null || value === undefined ? null : node.encode(value);
+    const plaintext = value === null || value === undefined ? null : node.encode(value);
+    set(slot, plaintext, 0, plaintext?.length ?? 0);
   };
 }
 

@@ -12,7 +12,7 @@ import { isUserId } from '../user-id.ts';
 import { avroType } from '../avro/long.ts';
 import { writeLong } from '../avro/binary.ts';
 import { AppError, isAppError } from '../errors.ts';
-import { associatedData, encrypt, type AeadKey } from '../crypto/aead.ts';
+import { associatedData, ciphertextLength, encrypt, encryptInto, type AeadKey } from '../crypto/aead.ts';
 import type { Logger } from '../logger.ts';
 import type { AvroSchemaJson } from '../registry/types.ts';
 import type { SemanticCatalogue } from '../semantic-types.ts';
@@ -75,8 +75,9 @@ export interface EncryptedEncoded {
 
 export class RecordEncryptor {
   private readonly plans = new Map<string, EncryptionPlan>();
-  /** Byte scanners per event type and writer fingerprint (null: the schema needs the object path). */
-  private readonly scanners = new Map<string, ((buf: Buffer) => ScannedDatum) | null>();
+  /** Byte scanners per event type, then writer fingerprint (null: the schema needs the object path). */
+  private readonly scanners = new Map<string, Map<string, ((buf: Buffer) => ScannedDatum) | null>>();
+  private scannerCount = 0;
   private readonly plansBySource = new WeakMap<AvroSchemaJson, EncryptionPlan>();
   private readonly adCaches = new Map<string, AdCache>();
   private readonly keyContext: string;
@@ -117,18 +118,14 @@ export class RecordEncryptor {
   async encryptBatch(eventType: string, items: readonly RecordToEncrypt[]): Promise<EncryptedRecord[]> {
     const plans: EncryptionPlan[] = new Array<EncryptionPlan>(items.length);
     const subjects: (string | undefined)[] = new Array<string | undefined>(items.length);
-    // subject → categories its records need: each (user, category) is asked for and resolved once per batch.
-    const wanted = new Map<string, Set<string>>();
+    const wanted: Wanted = new Map();
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       const plan = this.plan(item.schema, item.fingerprint);
       plans[i] = plan;
       const subject = plan.root === undefined ? undefined : subjectOf(item.record, plan.subjectPath);
       subjects[i] = subject;
-      if (subject === undefined) continue;
-      let categories = wanted.get(subject);
-      if (categories === undefined) wanted.set(subject, (categories = new Set()));
-      for (const category of plan.categories) categories.add(category);
+      if (subject !== undefined) want(wanted, subject, plan.categories);
     }
     const keys = await this.fetchKeys(eventType, wanted);
     const ctx: EncryptContext = { adCache: this.adCacheOf(eventType), subjectKeys: undefined, stats: { encryptedFields: 0, nulledFields: 0 } };
@@ -157,12 +154,18 @@ export class RecordEncryptor {
    */
   scanEncoded(eventType: string, item: EncodedToEncrypt): ScannedRecord | undefined {
     const plan = this.plan(item.schema, item.fingerprint);
-    const key = `${eventType}\u0000${item.fingerprint}`;
-    let scanner = this.scanners.get(key);
+    let byFingerprint = this.scanners.get(eventType);
+    let scanner = byFingerprint?.get(item.fingerprint);
     if (scanner === undefined) {
-      if (this.scanners.size >= MAX_CACHED_SCANNERS) this.scanners.clear();
+      if (this.scannerCount >= MAX_CACHED_SCANNERS) {
+        this.scanners.clear();
+        this.scannerCount = 0;
+        byFingerprint = undefined;
+      }
+      if (byFingerprint === undefined) this.scanners.set(eventType, (byFingerprint = new Map()));
       scanner = compileScannerOrNull(eventType, item.schema, plan);
-      this.scanners.set(key, scanner);
+      byFingerprint.set(item.fingerprint, scanner);
+      this.scannerCount++;
     }
     return scanner === null ? undefined : { bytes: item.bytes, plan, scanned: scanner(item.bytes) };
   }
@@ -175,15 +178,12 @@ export class RecordEncryptor {
    */
   async encryptScanned(eventType: string, items: readonly ScannedRecord[]): Promise<EncryptedEncoded[]> {
     const subjects: (string | undefined)[] = new Array<string | undefined>(items.length);
-    const wanted = new Map<string, Set<string>>();
+    const wanted: Wanted = new Map();
     for (let i = 0; i < items.length; i++) {
       const { plan, scanned } = items[i]!;
       const subject = plan.root === undefined ? undefined : subjectId(scanned.subject);
       subjects[i] = subject;
-      if (subject === undefined) continue;
-      let categories = wanted.get(subject);
-      if (categories === undefined) wanted.set(subject, (categories = new Set()));
-      for (const category of plan.categories) categories.add(category);
+      if (subject !== undefined) want(wanted, subject, plan.categories);
     }
     const keys = await this.fetchKeys(eventType, wanted);
     const out = new Array<EncryptedEncoded>(items.length);
@@ -210,7 +210,7 @@ export class RecordEncryptor {
   }
 
   /** The keys found, per subject then category; a deleted (or absent) key is not in the map. */
-  private async fetchKeys(eventType: string, wanted: ReadonlyMap<string, ReadonlySet<string>>): Promise<Map<string, Map<string, AeadKey>>> {
+  private async fetchKeys(eventType: string, wanted: Wanted): Promise<Map<string, Map<string, AeadKey>>> {
     const out = new Map<string, Map<string, AeadKey>>();
     if (wanted.size === 0) return out;
     const requests: KeyRequest[] = [];
@@ -241,6 +241,23 @@ export class RecordEncryptor {
       byCategory.set(category, result.key);
     }
     return out;
+  }
+}
+
+/**
+ * Subject → the categories its records need in one batch: each (user,
+ * category) is asked for and resolved once per batch. Usually every record
+ * has the same plan, so the plan's own list is kept; a Set only when they differ.
+ */
+type Wanted = Map<string, readonly string[] | Set<string>>;
+
+function want(wanted: Wanted, subject: string, categories: readonly string[]): void {
+  const known = wanted.get(subject);
+  if (known === undefined) wanted.set(subject, categories);
+  else if (known !== categories) {
+    const merged = known instanceof Set ? known : new Set(known);
+    for (const category of categories) merged.add(category);
+    wanted.set(subject, merged);
   }
 }
 
@@ -346,50 +363,68 @@ function compileScannerOrNull(eventType: string, schema: AvroSchemaJson, plan: E
   }
 }
 
-/** Delivered bytes of a scanned record: untouched ranges copied, personal values written in their delivered form. */
+/** Bytes of a non-negative length as an Avro (zig-zag) varint. */
+function varintLength(n: number): number {
+  let bytes = 1;
+  for (let v = n * 2; v >= 0x80; v = Math.floor(v / 0x80)) bytes++;
+  return bytes;
+}
+
+/** What each slot of the record being written gets: its key, or NO_KEY (null, or empty bytes), or null (no value). */
+const slotKeys: (AeadKey | typeof NO_KEY | null)[] = [];
+const NO_KEY = Symbol('no key');
+
+/**
+ * Delivered bytes of a scanned record: untouched ranges copied, personal
+ * values written in their delivered form. Sizes are known before writing, so
+ * each ciphertext is sealed straight into the one output buffer.
+ */
 function writeDelivered(item: ScannedRecord, subjectKeys: Map<string, AeadKey> | undefined): EncryptedEncoded {
   const stats: EncryptionStats = { encryptedFields: 0, nulledFields: 0 };
   const { bytes, scanned } = item;
   const slots = scanned.slots;
   if (slots.length === 0) return { payload: bytes, stats };
-  const values = new Array<Buffer | null>(slots.length);
   let size = bytes.length;
   for (let i = 0; i < slots.length; i++) {
     const slot = slots[i]!;
-    let value: Buffer | null;
-    if (slot.plaintext === null) value = null;
+    let length: number | null = null;
+    if (slot.source === null) slotKeys[i] = null;
     else {
       const key = subjectKeys?.get(slot.category);
       if (key === undefined) {
         stats.nulledFields++;
-        value = slot.withoutKey === 'empty' ? EMPTY : null;
+        slotKeys[i] = NO_KEY;
+        if (slot.withoutKey === 'empty') length = 0;
       } else {
         stats.encryptedFields++;
-        value = encrypt(key, slot.plaintext, slot.ad);
+        slotKeys[i] = key;
+        length = ciphertextLength(slot.to - slot.from);
       }
     }
-    if (value === null && !slot.nullable) throw new AppError('INTERNAL', { message: 'a null value for a non-nullable encrypted item' });
-    values[i] = value;
-    // union index (1 byte) + length (≤ 5 bytes for any buffer) + bytes
-    size += 6 + (value?.length ?? 0) - (slot.end - slot.start);
+    if (length === null && !slot.nullable) throw new AppError('INTERNAL', { message: 'a null value for a non-nullable encrypted item' });
+    // [union index] + length as a varint + bytes, or the null branch's index
+    size += (slot.nullable ? 1 : 0) + (length === null ? 0 : varintLength(length) + length) - (slot.end - slot.start);
   }
   const out = Buffer.allocUnsafe(size);
   let pos = 0;
   let from = 0;
   for (let i = 0; i < slots.length; i++) {
     const slot = slots[i]!;
-    const value = values[i]!;
+    const key = slotKeys[i]!;
     pos += bytes.copy(out, pos, from, slot.start);
-    if (value === null) out[pos++] = 0; // union branch 0: null
+    if (key === null || (key === NO_KEY && slot.withoutKey !== 'empty')) out[pos++] = 0; // union branch 0: null
     else {
       if (slot.nullable) out[pos++] = 2; // union branch 1 (zig-zag): bytes
-      pos = writeLong(out, pos, value.length);
-      pos += value.copy(out, pos);
+      if (key === NO_KEY) pos = writeLong(out, pos, 0);
+      else {
+        pos = writeLong(out, pos, ciphertextLength(slot.to - slot.from));
+        pos = encryptInto(key, slot.source!, slot.ad, out, pos, slot.from, slot.to);
+      }
     }
     from = slot.end;
   }
   pos += bytes.copy(out, pos, from);
-  return { payload: out.subarray(0, pos), stats };
+  slotKeys.length = 0;
+  if (pos !== size) throw new AppError('INTERNAL', { message: `delivered record is ${pos} bytes, ${size} expected` });
+  return { payload: out, stats };
 }
-
-const EMPTY = Buffer.alloc(0);
