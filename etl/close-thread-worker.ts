@@ -5,7 +5,7 @@
  */
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createStorage } from '../lib/gcp/clients.ts';
+import { createStorage } from '../lib/gcp/storage.ts';
 import { inProcessMerges, type WriteCallbacks } from './close-merges.ts';
 import { errorOfThread, threadErrorOf, type BucketAddress, type FromThread, type ThreadJob, type ToThread } from './close-thread.ts';
 
