@@ -51,16 +51,19 @@ interface Round {
   /** The close was still running when the drain during it finished. */
   overlapped: boolean;
   closeRecordsPerSecond: number;
+  /** The worker process's peak resident memory so far (the close thread's included). */
+  peakRssMb: number;
 }
 
 if (process.env.BENCH_DRAIN_CHILD === '1') {
-  const round = await startWorker();
+  const { round, close } = await startWorker();
   for (let r = 0; r < rounds; r++) process.stdout.write(`${JSON.stringify(await round(r))}\n`);
+  await close(); // the emulator's process too: left running, it would hold this bench's output open
   process.exit(0);
 }
 
 /** The worker: one harness (pipeline) and one storage client, reused by every round. */
-async function startWorker(): Promise<(round: number) => Promise<Round>> {
+async function startWorker(): Promise<{ round: (round: number) => Promise<Round>; close: () => Promise<void> }> {
   const gcs = await startStagingEmulator();
   const harness = await startEtlHarness(gcs, purchaseSchemaPlain, identityTransform);
   const messages = purchaseMessages(drainEvents, 1000);
@@ -70,7 +73,11 @@ async function startWorker(): Promise<(round: number) => Promise<Round>> {
   const eventType = 'drain_close_bench';
   await registry.putEventType(eventTypeRecord(eventType, [pageViewSchema]), 0);
 
-  return async (round: number): Promise<Round> => {
+  const close = async (): Promise<void> => {
+    await harness.close();
+    await gcs.close();
+  };
+  const round = async (round: number): Promise<Round> => {
     const [staging] = await storage.createBucket(`drain-close-${round}-staging`);
     const [data] = await storage.createBucket(`drain-close-${round}-data`);
     await stageHour(staging, eventType, period, closeSize, 10_000);
@@ -117,8 +124,9 @@ async function startWorker(): Promise<(round: number) => Promise<Round>> {
     }
     await staging.deleteFiles({ force: true }).catch(() => undefined);
     await data.deleteFiles({ force: true }).catch(() => undefined);
-    return { alone, ...d };
+    return { alone, ...d, peakRssMb: process.resourceUsage().maxRSS / 1024 };
   };
+  return { round, close };
 }
 
 const self = fileURLToPath(import.meta.url);
@@ -143,7 +151,7 @@ child.stdout.on('data', (chunk: string) => {
     console.log(
       `round ${results.length}: alone ${fmt(perSecond(r.alone))} events/s (${cpuMicrosPerEvent(r.alone).toFixed(1)} CPU µs/event); ` +
         `during the close ${fmt(perSecond(r.during))} events/s (${cpuMicrosPerEvent(r.during).toFixed(1)} CPU µs/event, the close's included); ` +
-        `ratio ${(perSecond(r.during) / perSecond(r.alone)).toFixed(2)}; close ${fmt(r.closeRecordsPerSecond)} records/s` +
+        `ratio ${(perSecond(r.during) / perSecond(r.alone)).toFixed(2)}; close ${fmt(r.closeRecordsPerSecond)} records/s; peak RSS ${Math.round(r.peakRssMb)} MB` +
         `${r.overlapped ? '' : ' — the close ended before the drain: ratio flattered'}`,
     );
   }

@@ -2,7 +2,8 @@
  * What closing one hour costs as the hour grows. The closer merges the sorted
  * staged files (etl/README.md, "Close"), so its memory should stay flat and its
  * throughput constant whatever the hour's size: this prints, per hour size,
- * records/s, CPU µs per record and the closer's peak V8 heap and RSS, and the
+ * records/s, CPU µs per record and the closer's peak V8 heap (the main thread's
+ * plus the close thread's, etl/close-thread.ts) and RSS, and the
  * throughput of each size relative to the smallest (the baseline of this run).
  *
  * The GCS emulator runs in this process (directory mode: bytes on disk); each
@@ -30,6 +31,7 @@ import { silentLogger } from '../lib/logger.ts';
 import { periodOf, type Period } from '../lib/partitions.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { PartitionCloser } from '../etl/closer.ts';
+import { closeThreadHeapPeak } from '../etl/close-thread.ts';
 import { resolveTuning } from '../etl/config.ts';
 import type { TypeContext } from '../etl/context.ts';
 import { LateWriter } from '../etl/late.ts';
@@ -56,7 +58,9 @@ interface CloseResult {
   records: number;
   seconds: number;
   cpuMicros: number;
+  /** Main thread's peak heap plus the close thread's (`threadHeap`; 0 if the hour merged in process). */
   peakHeap: number;
+  threadHeap: number;
   peakRss: number;
   baseHeap: number;
   baseRss: number;
@@ -108,8 +112,11 @@ async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
   const used = process.cpuUsage(cpu);
   clearInterval(sampler);
   sample();
+  // A large hour merges in a close thread (etl/close-thread.ts): its heap is its own, added here.
+  const threadHeap = closeThreadHeapPeak();
+  peakHeap += threadHeap;
   if (manifest?.recordCount !== job.size) throw new Error(`closed ${manifest?.recordCount} records, expected ${job.size}`);
-  return { records: manifest.recordCount, seconds, cpuMicros: used.user + used.system, peakHeap, peakRss, baseHeap: base.heapUsed, baseRss: base.rss };
+  return { records: manifest.recordCount, seconds, cpuMicros: used.user + used.system, peakHeap, threadHeap, peakRss, baseHeap: base.heapUsed, baseRss: base.rss };
 }
 
 function runChild(job: CloseJob, heapMb: number): Promise<CloseResult> {
@@ -167,6 +174,7 @@ try {
     const heap = median(results.map((x) => x.peakHeap));
     const rss = median(results.map((x) => x.peakRss));
     const idleHeap = median(results.map((x) => x.baseHeap));
+    const threadHeap = median(results.map((x) => x.threadHeap));
     baseline ??= rate;
     recordBenchResult({
       [`closeCpuUsPerRecord_${size}`]: { value: cpu, unit: 'CPU µs/record', what: `closing an hour of ${size} records (merge, dedup, parts, manifest)` },
@@ -175,7 +183,7 @@ try {
     });
     console.log(
       `${String(size).padStart(8)} records (${files} staged files): ${rate.toFixed(0)} records/s, ${cpu.toFixed(1)} CPU µs/record, ` +
-        `peak heap ${MiB(heap)} MiB (idle ${MiB(idleHeap)}), peak RSS ${MiB(rss)} MiB; throughput ${(rate / baseline).toFixed(2)}× the ${sizes[0]}-record hour's`,
+        `peak heap ${MiB(heap)} MiB (idle ${MiB(idleHeap)}${threadHeap > 0 ? `; ${MiB(threadHeap)} of it the close thread's` : ''}), peak RSS ${MiB(rss)} MiB; throughput ${(rate / baseline).toFixed(2)}× the ${sizes[0]}-record hour's`,
     );
     await staging.deleteFiles({ force: true }).catch(() => undefined);
     await data.deleteFiles({ force: true }).catch(() => undefined);

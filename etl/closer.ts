@@ -41,8 +41,8 @@ import { countStagedRecords, readStagedFile, STAGED_COUNT_KEY } from './files.ts
 import { LateWriter, readLateCount } from './late.ts';
 import { acquireLease, releaseLease, renewLease, type Lease } from './lease.ts';
 import { leaseObjectName, periodKeyOfStagedName, runPeriodPrefix, shardRecordsPrefix, stagingPeriodPrefix, stagingTypePrefix } from './layout.ts';
-import { compareStaged, limiter, mergeCursors, openCursor, summarize, type MergeSummary } from './merge.ts';
-import { PartSequence } from './parts.ts';
+import { closeMergesFor, type PartPlan } from './close-merges.ts';
+import { compareStaged, type MergeSummary } from './merge.ts';
 import { ShardCloser } from './shard-close.ts';
 import { reduceToFanIn, type MergeInput } from './runs.ts';
 import { PartitionSealer } from './seal.ts';
@@ -80,9 +80,6 @@ export type CloseStep = 'leased' | 'staged-read' | 'part-written' | 'parts-writt
 export interface CloserHooks {
   afterStep?(step: CloseStep, period: Period): void | Promise<void>;
 }
-
-/** Range reads in flight in one merge, whatever its fan-in. */
-const READS_IN_FLIGHT = 16;
 
 /** Parts of an unsharded or a sharded close (`part-SSS-NNNNN.avro`): either can be stale after the shard count changed. */
 const PART_NAME = /\/part-(\d{3}-)?\d{5}\.avro$/;
@@ -392,15 +389,10 @@ export class PartitionCloser {
     if (cached?.key === key) return cached;
     const { ctx } = this;
     const inputs = await reduceToFanIn({ staging: ctx.staging, eventType: ctx.eventType, period, inputs: staged, fanIn: ctx.tuning.closeMergeFanIn, heartbeat });
-    const summary = await summarize(await this.openAll(inputs), heartbeat);
+    const summary = await (await closeMergesFor(ctx, inputs)).count(inputs, heartbeat);
     const set = { key, inputs, summary };
     this.counted.set(period.key, set);
     return set;
-  }
-
-  private async openAll(inputs: readonly MergeInput[]) {
-    const reads = limiter(READS_IN_FLIGHT);
-    return Promise.all(inputs.map((i) => openCursor(this.ctx.staging, i, reads)));
   }
 
   private async step(step: CloseStep, period: Period): Promise<void> {
@@ -438,45 +430,34 @@ export class PartitionCloser {
     const { ctx } = this;
     const max = ctx.tuning.partMaxRecords;
     const files: ManifestFile[] = [];
-    const sequences = new Map<string, PartSequence>();
+    const plans: PartPlan[] = [];
     let index = 0;
     for (const fp of fingerprints) {
       const resolved = await ctx.schemas.resolve(fp);
       if (resolved === undefined) throw new AppError('DECODE_FAILED', { message: `unknown schema fingerprint ${fp}` });
-      const target = {
-        data: ctx.data,
-        eventType: ctx.eventType,
-        period,
-        fingerprint: fp,
-        deliveredSchema: resolved.deliveredSchema,
-        partMaxRecords: max,
+      plans.push({ fingerprint: fp, deliveredSchema: resolved.deliveredSchema, firstIndex: index });
+      index += Math.ceil((summary.byFingerprint.get(fp) ?? 0) / max);
+    }
+    const merges = await closeMergesFor(ctx, inputs);
+    const written = await merges.write(
+      { eventType: ctx.eventType, period, inputs: [...inputs], plans, partMaxRecords: max },
+      {
+        heartbeat,
         assertOpen: async () => {
           if (await exists(ctx.data, successObjectName(ctx.eventType, period))) {
             throw new AppError('CONFLICT', { message: `partition ${period.key} was closed by another closer` });
           }
         },
-        onPart: async (file: ManifestFile) => {
+        onPart: async (file) => {
           files.push(file);
           await heartbeat();
           await this.step('part-written', period);
         },
-      };
-      sequences.set(fp, new PartSequence(target, index));
-      index += Math.ceil((summary.byFingerprint.get(fp) ?? 0) / max);
-    }
-    try {
-      const written = await mergeCursors(await this.openAll(inputs), { dedup: true, heartbeat }, (c) => {
-        const r = c.current!;
-        return sequences.get(r.schemaFingerprint)!.append(r);
-      });
-      for (const fp of fingerprints) await sequences.get(fp)!.finish();
-      if (written.emitted !== summary.unique) {
-        this.counted.delete(period.key);
-        throw new AppError('INTERNAL', { message: `merge of ${period.key} wrote ${written.emitted} records, counted ${summary.unique}` });
-      }
-    } catch (err) {
-      for (const s of sequences.values()) s.abort();
-      throw err;
+      },
+    );
+    if (written !== summary.unique) {
+      this.counted.delete(period.key);
+      throw new AppError('INTERNAL', { message: `merge of ${period.key} wrote ${written} records, counted ${summary.unique}` });
     }
     files.sort((a, b) => compareIds(a.name, b.name));
     // Parts of a crashed run with a larger staged set (more files) must not linger next to ours.

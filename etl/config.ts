@@ -87,6 +87,12 @@ export interface EtlTuning {
    * rounds through intermediate runs in the staging bucket.
    */
   closeMergeFanIn: number;
+  /**
+   * Staged bytes of a period (or shard) from which its close merges in a worker
+   * thread of lower CPU priority (etl/close-thread.ts) rather than on the event
+   * loop that drains; 0: always.
+   */
+  closeThreadMinBytes: number;
   /** Audit objects older than this (past the period end) are not considered for closing. */
   auditLookbackMs: number;
   /** How often the worker host re-reads the registry for new/removed types. */
@@ -129,6 +135,7 @@ export const defaultTuning: EtlTuning = {
   leaseMs: 5 * 60_000,
   partMaxRecords: 200_000,
   closeMergeFanIn: 512,
+  closeThreadMinBytes: 4 * 1024 * 1024,
   auditLookbackMs: 7 * 24 * HOUR,
   registryPollMs: 30_000,
   shutdownTimeoutMs: 20_000,
@@ -201,6 +208,7 @@ export interface EtlMainConfig {
 
 const bucketVar = z.string().trim().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'expected a bucket name');
 const msVar = z.string().trim().regex(/^\d+$/, 'expected milliseconds (an integer)').transform(Number);
+const bytesVar = z.string().trim().regex(/^\d{1,15}$/, 'expected bytes (an integer)').transform(Number);
 
 /** Validates the environment; throws CONFIG_INVALID naming each bad variable. */
 export function loadConfig(env: Env = process.env): EtlMainConfig {
@@ -247,6 +255,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
       ETL_DEADLINE_LOW_MS: positiveIntVar.optional(),
       ETL_LEASE_MS: positiveIntVar.optional(),
       ETL_CLOSE_MERGE_FAN_IN: positiveIntVar.optional(),
+      ETL_CLOSE_THREAD_MIN_BYTES: bytesVar.optional(),
       ETL_REGISTRY_POLL_MS: positiveIntVar.optional(),
       ETL_LOAD_CHECK_MS: positiveIntVar.optional(),
       ETL_LOAD_LOOKBACK_MS: positiveIntVar.optional(),
@@ -265,6 +274,7 @@ export function loadConfig(env: Env = process.env): EtlMainConfig {
   if (e.ETL_AUDIT_LIVENESS_MS !== undefined) o.auditLivenessMs = e.ETL_AUDIT_LIVENESS_MS;
   if (e.ETL_LEASE_MS !== undefined) o.leaseMs = e.ETL_LEASE_MS;
   if (e.ETL_CLOSE_MERGE_FAN_IN !== undefined) o.closeMergeFanIn = e.ETL_CLOSE_MERGE_FAN_IN;
+  if (e.ETL_CLOSE_THREAD_MIN_BYTES !== undefined) o.closeThreadMinBytes = e.ETL_CLOSE_THREAD_MIN_BYTES;
   if (e.ETL_REGISTRY_POLL_MS !== undefined) o.registryPollMs = e.ETL_REGISTRY_POLL_MS;
   if (e.ETL_LOAD_CHECK_MS !== undefined) o.loadCheckIntervalMs = e.ETL_LOAD_CHECK_MS;
   if (e.ETL_LOAD_LOOKBACK_MS !== undefined) o.loadLookbackMs = e.ETL_LOAD_LOOKBACK_MS;

@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import { periodOf } from '../lib/partitions.ts';
 import { writeContainer } from '../lib/avro/container.ts';
 import { dedupById, summarizeRecords } from './closer.ts';
-import { ContainerBlockReader } from './container-stream.ts';
-import { decodeStaged, encodeStaged, stagedEnvelopeSchema, type StagedRecord } from './envelope.ts';
+import { ContainerBlockReader, ContainerStreamWriter } from './container-stream.ts';
+import { decodeStaged, encodeDelivered, encodeStaged, stagedEnvelopeSchema, type StagedRecord } from './envelope.ts';
 import { buildStagedFile, parseStagedFile } from './files.ts';
 import { distinctPerInstance } from './completeness.ts';
 import { avroType } from '../lib/avro/long.ts';
@@ -121,6 +121,51 @@ describe('merging sorted staged files', () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it('writes each record as encodeDelivered does, and reads its fields as decoding it does', async () => {
+    // Ids of several UTF-8 widths and payloads on both sides of the byte-by-byte copy's bound.
+    const wideArb = fc
+      .tuple(attributedArb, fc.stringMatching(/^[a-cé€😀]{1,3}$/u), fc.uint8Array({ maxLength: 200 }))
+      .map(([r, eventId, payload]): StagedRecord => ({ ...r, eventId, record: Buffer.from(payload) }));
+    const collect = async (feed: (w: ContainerStreamWriter) => Promise<void>): Promise<Buffer> => {
+      const chunks: Buffer[] = [];
+      const w = new ContainerStreamWriter({ schema: stagedEnvelopeSchema, syncMarker: Buffer.alloc(16, 4), codec: 'null', blockBytes: 512 }, (c) => void chunks.push(c));
+      await feed(w);
+      await w.end();
+      return Buffer.concat(chunks);
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(wideArb, { maxLength: 30 }), { minLength: 1, maxLength: 4 }), async (files) => {
+        const seen: unknown[] = [];
+        const merged = await collect(async (w) => {
+          await mergeCursors(await cursorsOver(files), { dedup: true }, (c) => {
+            const r = c.current!;
+            seen.push([c.fingerprint, c.receiveTime, c.instanceId, c.hasStats, r.schemaFingerprint, r.receiveTime, r.instanceId ?? '', Object.keys(r.stats).length > 0]);
+            return c.writeDelivered(w);
+          });
+        });
+        for (const row of seen) expect((row as unknown[]).slice(0, 4)).toEqual((row as unknown[]).slice(4));
+        const expected = await collect(async (w) => {
+          for (const r of dedupById(files.flat())) await w.append(encodeDelivered(r.eventId, r.receiveTime, r.record));
+        });
+        expect(merged.equals(expected)).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('writes a record whose longs are not in their shortest form as encodeDelivered does', async () => {
+    const r: StagedRecord = { eventId: 'a', receiveTime: 5, schemaFingerprint: 'fp', stats: {}, record: Buffer.from([9, 8]) };
+    const canonical = encodeStaged(r);
+    // The id's length (1, zigzag 0x02) padded to two bytes: the same value, other bytes.
+    const padded = Buffer.concat([Buffer.from([0x82, 0x00]), canonical.subarray(1)]);
+    const file = writeContainer([padded], { schema: stagedEnvelopeSchema, syncMarker: Buffer.alloc(16, 5), codec: 'null' });
+    const out: Buffer[] = [];
+    await mergeCursors([await cursorOver('padded', file)], { dedup: true }, (c) =>
+      c.writeDelivered({ append: (b) => void out.push(Buffer.from(b)), appendRanges: () => expect.fail('copied non-canonical bytes') }),
+    );
+    expect(out).toEqual([encodeDelivered('a', 5, Buffer.from([9, 8]))]);
   });
 
   it('refuses a staged file that is not sorted, naming it', async () => {

@@ -12,7 +12,8 @@ import { AppError } from '../lib/errors.ts';
 import { deliveredFileSchema, partObjectName, type ManifestFile, type Period } from '../lib/partitions.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
 import { ContainerStreamWriter } from './container-stream.ts';
-import { encodeDelivered, syncMarkerFor, type StagedRecord } from './envelope.ts';
+import { syncMarkerFor } from './envelope.ts';
+import type { StagedCursor } from './merge.ts';
 import { openUpload, statObject, type Upload } from './storage-io.ts';
 
 export interface PartTarget {
@@ -49,11 +50,11 @@ export class PartSequence {
     this.index = firstIndex;
   }
 
-  /** Appends one record (the merge's next unique record of this version); a promise only when it waits on I/O. */
-  append(r: StagedRecord): void | Promise<void> {
+  /** Appends the record under `at` (the merge's next unique record of this version); a promise only when it waits on I/O. */
+  append(at: StagedCursor): void | Promise<void> {
     const part = this.part;
-    if (part === undefined) return this.open().then(() => this.append(r));
-    const wrote = part.writer.append(encodeDelivered(r.eventId, r.receiveTime, r.record));
+    if (part === undefined) return this.open().then(() => this.append(at));
+    const wrote = at.writeDelivered(part.writer);
     if (part.writer.records < this.target.partMaxRecords) return wrote;
     return wrote === undefined ? this.close() : wrote.then(() => this.close());
   }

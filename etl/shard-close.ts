@@ -22,7 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../lib/errors.ts';
-import { partitionPrefix, readManifest, shardPartObjectName, successObjectName, type Manifest, type ManifestCompleteness, type ManifestFile, type Period } from '../lib/partitions.ts';
+import { partitionPrefix, readManifest, successObjectName, type Manifest, type ManifestCompleteness, type ManifestFile, type Period } from '../lib/partitions.ts';
 import type { CloseStep, ManifestInput } from './closer.ts';
 import type { TypeContext } from './context.ts';
 import { compareIds } from './envelope.ts';
@@ -38,8 +38,8 @@ import {
   shardRecordsPrefix,
   stagingPeriodPrefix,
 } from './layout.ts';
-import { limiter, mergeCursors, openCursor, summarize, type MergeSummary } from './merge.ts';
-import { PartSequence } from './parts.ts';
+import { closeMergesFor, type PartPlan } from './close-merges.ts';
+import type { MergeSummary } from './merge.ts';
 import { reduceToFanIn, type MergeInput } from './runs.ts';
 import { shardLabel, shardOrder, shardPlan, type Shard } from './shards.ts';
 import { writeSubjectIndex } from './subject-index.ts';
@@ -91,7 +91,6 @@ interface DoneRecord extends CountRecord {
   files: ManifestFile[];
 }
 
-const READS_IN_FLIGHT = 16;
 const SHARD_PART = /\/part-(\d{3})-\d{5}\.avro$/;
 const ANY_PART = /\/part-(\d{3}-)?\d{5}\.avro$/;
 
@@ -151,7 +150,7 @@ export class ShardCloser {
       let progressed = false;
       if (counted === undefined) {
         inputs = await this.reduce(period, staged, heartbeat);
-        counted = { setKey, summary: summaryToJson(await summarize(await this.openAll(inputs), heartbeat)) };
+        counted = { setKey, summary: summaryToJson(await (await closeMergesFor(ctx, inputs)).count(inputs, heartbeat)) };
         await createIfAbsent(ctx.staging, countName, Buffer.from(JSON.stringify(counted)), { contentType: 'application/json' });
         progressed = true;
       }
@@ -300,57 +299,40 @@ export class ShardCloser {
     return reduceToFanIn({ staging: ctx.staging, eventType: ctx.eventType, period, inputs: staged, fanIn: ctx.tuning.closeMergeFanIn, heartbeat });
   }
 
-  private async openAll(inputs: readonly MergeInput[]) {
-    const reads = limiter(READS_IN_FLIGHT);
-    return Promise.all(inputs.map((i) => openCursor(this.ctx.staging, i, reads)));
-  }
-
   /** The shard's writing merge: `part-SSS-NNNNN.avro`, one set per writer version (oldest first), as the unsharded close writes them. */
   private async writeParts(period: Period, shard: Shard, inputs: readonly MergeInput[], summary: SummaryJson, heartbeat: () => Promise<void>): Promise<ManifestFile[]> {
     const { ctx } = this;
     const max = ctx.tuning.partMaxRecords;
     const fingerprints = await this.host.fingerprintsInOrder(Object.keys(summary.byFingerprint));
     const files: ManifestFile[] = [];
-    const sequences = new Map<string, PartSequence>();
+    const plans: PartPlan[] = [];
     const doneName = shardDoneObjectName(ctx.eventType, period, shard);
     let index = 0;
     for (const fp of fingerprints) {
       const resolved = await ctx.schemas.resolve(fp);
       if (resolved === undefined) throw new AppError('DECODE_FAILED', { message: `unknown schema fingerprint ${fp}` });
-      const target = {
-        data: ctx.data,
-        eventType: ctx.eventType,
-        period,
-        fingerprint: fp,
-        deliveredSchema: resolved.deliveredSchema,
-        partMaxRecords: max,
-        partName: (i: number) => shardPartObjectName(ctx.eventType, period, shard.index, i),
+      plans.push({ fingerprint: fp, deliveredSchema: resolved.deliveredSchema, firstIndex: index });
+      index += Math.ceil((summary.byFingerprint[fp] ?? 0) / max);
+    }
+    const merges = await closeMergesFor(ctx, inputs);
+    const written = await merges.write(
+      { eventType: ctx.eventType, period, inputs: [...inputs], plans, partMaxRecords: max, shardIndex: shard.index },
+      {
+        heartbeat,
         assertOpen: async () => {
           if ((await exists(ctx.data, successObjectName(ctx.eventType, period))) || (await exists(ctx.staging, doneName))) {
             throw new AppError('CONFLICT', { message: `${shardLabel(shard)} of ${period.key} was closed by another closer` });
           }
         },
-        onPart: async (file: ManifestFile) => {
+        onPart: async (file) => {
           files.push(file);
           await heartbeat();
           await this.host.step('part-written', period);
         },
-      };
-      sequences.set(fp, new PartSequence(target, index));
-      index += Math.ceil((summary.byFingerprint[fp] ?? 0) / max);
-    }
-    try {
-      const written = await mergeCursors(await this.openAll(inputs), { dedup: true, heartbeat }, (c) => {
-        const r = c.current!;
-        return sequences.get(r.schemaFingerprint)!.append(r);
-      });
-      for (const fp of fingerprints) await sequences.get(fp)!.finish();
-      if (written.emitted !== summary.unique) {
-        throw new AppError('INTERNAL', { message: `merge of ${shardLabel(shard)} of ${period.key} wrote ${written.emitted} records, counted ${summary.unique}` });
-      }
-    } catch (err) {
-      for (const s of sequences.values()) s.abort();
-      throw err;
+      },
+    );
+    if (written !== summary.unique) {
+      throw new AppError('INTERNAL', { message: `merge of ${shardLabel(shard)} of ${period.key} wrote ${written} records, counted ${summary.unique}` });
     }
     files.sort((a, b) => compareIds(a.name, b.name));
     const ours = new Set(files.map((f) => f.name));

@@ -4,39 +4,20 @@
  * nothing else in the code knows which one it is talking to.
  */
 import { PubSub } from '@google-cloud/pubsub';
-import { Storage } from '@google-cloud/storage';
 import { BigQuery } from '@google-cloud/bigquery';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { Firestore } from '@google-cloud/firestore';
 import { Bigtable } from '@google-cloud/bigtable';
+import type { GcpTarget } from './storage.ts';
 
-export interface GcpTarget {
-  projectId: string;
-}
+export type { GcpTarget } from './storage.ts';
+// In a module of its own so that a thread needing only GCS (etl/close-thread.ts) does not load every client.
+export { createStorage } from './storage.ts';
 
 /** `emulatorHost` is `host:port`; absent means Google with default credentials. */
 export function createPubSub(opts: GcpTarget & { emulatorHost?: string | undefined }): PubSub {
   if (opts.emulatorHost === undefined) return new PubSub({ projectId: opts.projectId });
   return new PubSub({ projectId: opts.projectId, apiEndpoint: opts.emulatorHost, emulatorMode: true });
-}
-
-/**
- * `apiEndpoint` is a base URL such as `http://127.0.0.1:4443`; absent means Google.
- * `maxRetries` overrides the client's default of 3 retries per request.
- */
-export function createStorage(opts: GcpTarget & { apiEndpoint?: string | undefined; maxRetries?: number }): Storage {
-  const retryOptions = opts.maxRetries === undefined ? {} : { retryOptions: { maxRetries: opts.maxRetries } };
-  if (opts.apiEndpoint === undefined) return new Storage({ projectId: opts.projectId, ...retryOptions });
-  return new Storage({
-    ...retryOptions,
-    projectId: opts.projectId,
-    apiEndpoint: opts.apiEndpoint.replace(/\/+$/, ''),
-    // Emulators take any token; this keeps the client from looking for credentials.
-    authClient: undefined,
-    credentials: undefined,
-    token: 'emulator',
-    useAuthWithCustomEndpoint: false,
-  } as ConstructorParameters<typeof Storage>[0]);
 }
 
 /**

@@ -4,6 +4,8 @@
  * manifest; leases of crashed closers are taken over; a re-run with more
  * staged data leaves no stale part behind; merging in rounds through
  * intermediate runs (more staged files than the fan-in) gives the same bytes.
+ * All of it twice: with the merges in process, and in a close thread
+ * (etl/close-thread.ts), which writes the same bytes as the former.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -21,7 +23,9 @@ import { resolveTuning } from '../../etl/config.ts';
 import { newMetrics } from '../../etl/metrics.ts';
 import { buildStagedFile } from '../../etl/files.ts';
 import { stagedObjectName, leaseObjectName } from '../../etl/layout.ts';
-import { idSetHash, type StagedRecord } from '../../etl/envelope.ts';
+import { encodeStaged, idSetHash, stagedEnvelopeSchema, type StagedRecord } from '../../etl/envelope.ts';
+import { writeContainer } from '../../lib/avro/container.ts';
+import { isAppError } from '../../lib/errors.ts';
 import { createIfAbsent } from '../../etl/storage-io.ts';
 import type { TypeContext } from '../../etl/context.ts';
 import { eventTypeRecord, makeEvents, pageViewSchema, pageViewSchemaV2, writeAudit } from '../support/etl.ts';
@@ -33,7 +37,10 @@ const HOUR = 3_600_000;
 const TYPE = 'close_test_type';
 const steps: CloseStep[] = ['leased', 'staged-read', 'part-written', 'parts-written', 'manifest-written', 'sealed', 'staging-deleted'];
 
-describe('closing a partition', () => {
+describe.each([
+  { where: 'merging in process', closeThreadMinBytes: Number.MAX_SAFE_INTEGER },
+  { where: 'merging in a close thread', closeThreadMinBytes: 0 },
+])('closing a partition, $where', ({ closeThreadMinBytes }) => {
   const projectId = inject('projectId');
   let gcs: GcsEmulator;
   let storage: ReturnType<typeof createStorage>;
@@ -49,7 +56,7 @@ describe('closing a partition', () => {
   afterAll(() => gcs.close());
 
   function context(staging: Bucket, data: Bucket, partMaxRecords = 150, closeMergeFanIn?: number): TypeContext {
-    const tuning = resolveTuning({ partMaxRecords, leaseMs: 60_000, ...(closeMergeFanIn === undefined ? {} : { closeMergeFanIn }) });
+    const tuning = resolveTuning({ partMaxRecords, leaseMs: 60_000, closeThreadMinBytes, ...(closeMergeFanIn === undefined ? {} : { closeMergeFanIn }) });
     const schemas = new SchemaResolver(TYPE, registry, identityTransform, 0);
     return { eventType: TYPE, granularity: 'hourly', priority: 'normal', retentionDays: 30, staging, data, schemas, tuning, now: () => period.endMs + HOUR, logger: silentLogger, instanceId: 'closer-test', metrics: newMetrics() };
   }
@@ -106,6 +113,30 @@ describe('closing a partition', () => {
       const [left] = await run.staging.getFiles({ prefix: `staging/${TYPE}/` });
       expect(left, step).toHaveLength(0);
     }
+  });
+
+  it('writes the same bytes whichever thread merges', async () => {
+    const here = await setup();
+    const there = await setup();
+    for (const [run, minBytes] of [
+      [here, closeThreadMinBytes],
+      [there, closeThreadMinBytes === 0 ? Number.MAX_SAFE_INTEGER : 0],
+    ] as const) {
+      const ctx = { ...context(run.staging, run.data), tuning: { ...context(run.staging, run.data).tuning, closeThreadMinBytes: minBytes } };
+      expect(await new PartitionCloser(ctx, new LateWriter(ctx)).closePartition(period, { force: false })).toMatchObject({ recordCount: 500 });
+    }
+    expect(await partitionBytes(there.data)).toEqual(await partitionBytes(here.data));
+  });
+
+  it('fails on a staged file out of order with DECODE_FAILED naming it, and writes no _SUCCESS', async () => {
+    const run = await setup();
+    const unsorted = staged(events.slice(0, 3)).reverse();
+    const name = stagedObjectName(TYPE, period, idSetHash(['unsorted']));
+    await createIfAbsent(run.staging, name, writeContainer(unsorted.map(encodeStaged), { schema: stagedEnvelopeSchema, syncMarker: Buffer.alloc(16, 7), codec: 'deflate' }));
+    const ctx = context(run.staging, run.data);
+    const failed = new PartitionCloser(ctx, new LateWriter(ctx)).closePartition(period, { force: true });
+    await expect(failed).rejects.toSatisfy((e) => isAppError(e) && e.code === 'DECODE_FAILED' && e.message === `${name}: staged records are not sorted by event id`);
+    expect((await run.data.file(successObjectName(TYPE, period)).exists())[0]).toBe(false);
   });
 
   it('takes over an expired lease, and leaves a live one alone', async () => {

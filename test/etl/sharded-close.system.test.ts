@@ -41,7 +41,17 @@ const SHARDS = 4;
 const fingerprint = schemaFingerprint(pageViewSchema);
 const payloadType = avroType(pageViewSchema);
 
-function context(p: { eventType: string; registry: MemoryRegistryStore; staging: Bucket; data: Bucket; now: () => number; instanceId?: string; partMaxRecords?: number }): TypeContext {
+function context(p: {
+  eventType: string;
+  registry: MemoryRegistryStore;
+  staging: Bucket;
+  data: Bucket;
+  now: () => number;
+  instanceId?: string;
+  partMaxRecords?: number;
+  /** 0: the shards merge in a close thread (etl/close-thread.ts). */
+  closeThreadMinBytes?: number;
+}): TypeContext {
   return {
     eventType: p.eventType,
     granularity: 'hourly',
@@ -51,7 +61,12 @@ function context(p: { eventType: string; registry: MemoryRegistryStore; staging:
     data: p.data,
     schemas: new SchemaResolver(p.eventType, p.registry, identityTransform, 0),
     // No age flush (the timer is not started): files are cut by size only, so staging the same events twice gives the same files.
-    tuning: resolveTuning({ leaseMs: 60_000, flushAgeMs: 3_600_000, partMaxRecords: p.partMaxRecords ?? 200_000 }),
+    tuning: resolveTuning({
+      leaseMs: 60_000,
+      flushAgeMs: 3_600_000,
+      partMaxRecords: p.partMaxRecords ?? 200_000,
+      ...(p.closeThreadMinBytes === undefined ? {} : { closeThreadMinBytes: p.closeThreadMinBytes }),
+    }),
     now: p.now,
     logger: silentLogger,
     instanceId: p.instanceId ?? 'sharded-test',
@@ -181,6 +196,18 @@ describe('sharded periods', () => {
         for (const prefix of ['staging/', 'shards/', 'runs/']) expect(await names(run.staging, prefix), `${step} ${prefix}`).toEqual([]);
         expect(await names(run.data, `${eventType}/late/`), step).toEqual([]);
       }
+    });
+
+    it('writes the same bytes when its shards merge in close threads', async () => {
+      const here = await staged('here');
+      const there = await staged('there');
+      const ctx = (b: typeof here, closeThreadMinBytes: number) => context({ eventType, registry, ...b, now: () => afterGrace, partMaxRecords: 300, closeThreadMinBytes });
+      const inProcess = ctx(here, Number.MAX_SAFE_INTEGER);
+      const inThreads = ctx(there, 0);
+      const m = await new PartitionCloser(inProcess, new LateWriter(inProcess)).closePartition(period, { force: false });
+      expect(m).toMatchObject({ recordCount: 2000, shards: SHARDS });
+      expect(await new PartitionCloser(inThreads, new LateWriter(inThreads)).closePartition(period, { force: false })).toEqual(m);
+      expect(await objectBytes(there.data, partitionPrefix(eventType, period))).toEqual(await objectBytes(here.data, partitionPrefix(eventType, period)));
     });
 
     it('counts shards but writes nothing while the hour’s total is short of the audit; closes at the deadline', async () => {
