@@ -3,7 +3,8 @@
  * staged files (etl/README.md, "Close"), so its memory should stay flat and its
  * throughput constant whatever the hour's size: this prints, per hour size,
  * records/s, CPU µs per record and the closer's peak V8 heap (the main thread's
- * plus the close thread's, etl/close-thread.ts) and RSS, and the
+ * plus the close thread's at the same moments, per 100 ms: etl/close-thread.ts)
+ * and RSS, and the
  * throughput of each size relative to the smallest (the baseline of this run).
  *
  * The GCS emulator runs in this process (directory mode: bytes on disk); each
@@ -25,13 +26,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createStorage } from '../lib/gcp/clients.ts';
+import { createStorage } from '../lib/gcp/storage.ts';
 import { startGcsEmulator } from '../emulators/gcs/index.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { periodOf, type Period } from '../lib/partitions.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { PartitionCloser } from '../etl/closer.ts';
-import { closeThreadHeapPeak } from '../etl/close-thread.ts';
+import { closeThreadHeap, HEAP_TICK_MS } from '../etl/close-thread.ts';
 import { resolveTuning } from '../etl/config.ts';
 import type { TypeContext } from '../etl/context.ts';
 import { LateWriter } from '../etl/late.ts';
@@ -58,7 +59,7 @@ interface CloseResult {
   records: number;
   seconds: number;
   cpuMicros: number;
-  /** Main thread's peak heap plus the close thread's (`threadHeap`; 0 if the hour merged in process). */
+  /** Peak of the main thread's heap plus the close thread's at the same moments (`threadHeap`: the thread's own peak; 0 if the hour merged in process). */
   peakHeap: number;
   threadHeap: number;
   peakRss: number;
@@ -98,12 +99,15 @@ async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
   (globalThis as { gc?: () => void }).gc?.();
   const base = process.memoryUsage();
   let peakRss = base.rss;
-  let peakHeap = base.heapUsed;
+  /** This thread's heap, the largest per tick (as a close thread reports its own). */
+  const heapByTick = new Map<number, number>();
   const sample = (): void => {
     const m = process.memoryUsage();
     peakRss = Math.max(peakRss, m.rss);
-    peakHeap = Math.max(peakHeap, m.heapUsed);
+    const tick = Math.floor(Date.now() / HEAP_TICK_MS);
+    heapByTick.set(tick, Math.max(heapByTick.get(tick) ?? 0, m.heapUsed));
   };
+  sample();
   const sampler = setInterval(sample, 20);
   const cpu = process.cpuUsage();
   const started = performance.now();
@@ -112,9 +116,16 @@ async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
   const used = process.cpuUsage(cpu);
   clearInterval(sampler);
   sample();
-  // A large hour merges in a close thread (etl/close-thread.ts): its heap is its own, added here.
-  const threadHeap = closeThreadHeapPeak();
-  peakHeap += threadHeap;
+  // A large hour merges in a close thread (etl/close-thread.ts): its heap is its own, added to this
+  // thread's at the same moments (per tick, each side's largest; this side's last sample carried forward).
+  const threads = closeThreadHeap();
+  const threadHeap = Math.max(0, ...threads.values());
+  let peakHeap = 0;
+  let here = base.heapUsed;
+  for (const tick of [...new Set([...heapByTick.keys(), ...threads.keys()])].sort((a, b) => a - b)) {
+    here = heapByTick.get(tick) ?? here;
+    peakHeap = Math.max(peakHeap, here + (threads.get(tick) ?? 0));
+  }
   if (manifest?.recordCount !== job.size) throw new Error(`closed ${manifest?.recordCount} records, expected ${job.size}`);
   return { records: manifest.recordCount, seconds, cpuMicros: used.user + used.system, peakHeap, threadHeap, peakRss, baseHeap: base.heapUsed, baseRss: base.rss };
 }
@@ -183,7 +194,7 @@ try {
     });
     console.log(
       `${String(size).padStart(8)} records (${files} staged files): ${rate.toFixed(0)} records/s, ${cpu.toFixed(1)} CPU µs/record, ` +
-        `peak heap ${MiB(heap)} MiB (idle ${MiB(idleHeap)}${threadHeap > 0 ? `; ${MiB(threadHeap)} of it the close thread's` : ''}), peak RSS ${MiB(rss)} MiB; throughput ${(rate / baseline).toFixed(2)}× the ${sizes[0]}-record hour's`,
+        `peak heap ${MiB(heap)} MiB (idle ${MiB(idleHeap)}${threadHeap > 0 ? `; the close thread's own peak ${MiB(threadHeap)}` : ''}), peak RSS ${MiB(rss)} MiB; throughput ${(rate / baseline).toFixed(2)}× the ${sizes[0]}-record hour's`,
     );
     await staging.deleteFiles({ force: true }).catch(() => undefined);
     await data.deleteFiles({ force: true }).catch(() => undefined);

@@ -7,7 +7,7 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createStorage } from '../lib/gcp/storage.ts';
 import { inProcessMerges, type WriteCallbacks } from './close-merges.ts';
-import { errorOfThread, threadErrorOf, type BucketAddress, type FromThread, type ThreadJob, type ToThread } from './close-thread.ts';
+import { errorOfThread, HEAP_TICK_MS, threadErrorOf, type BucketAddress, type FromThread, type ThreadJob, type ToThread } from './close-thread.ts';
 
 /** Niceness of the close thread: the draining on the main thread wins the cores when they are contended. */
 const CLOSE_THREAD_NICE = 10;
@@ -47,16 +47,25 @@ const callbacks: WriteCallbacks = {
   onPart: (file) => call({ kind: 'call', id: nextId++, call: 'onPart', file }),
 };
 
-/** The thread's own peak heap, reported with its result (benchmarks add it to the caller's). */
-let heapPeak = process.memoryUsage().heapUsed;
-const sampler = setInterval(() => (heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)), 20);
+/**
+ * The thread's heap (bytes used), the largest per `HEAP_TICK_MS` of wall-clock
+ * time, reported with its result: a benchmark adds it to the caller's heap at
+ * the same moments (etl/close-thread.ts `closeThreadHeap`).
+ */
+const heapByTick = new Map<number, number>();
+const sampleHeap = (): void => {
+  const tick = Math.floor(Date.now() / HEAP_TICK_MS);
+  heapByTick.set(tick, Math.max(heapByTick.get(tick) ?? 0, process.memoryUsage().heapUsed));
+};
+sampleHeap();
+const sampler = setInterval(sampleHeap, 20);
 sampler.unref();
 
 try {
   const merges = inProcessMerges(bucketOf(job.staging), bucketOf(job.data));
   const result = job.op === 'count' ? await merges.count(job.inputs, callbacks.heartbeat) : await merges.write(job.job, callbacks);
-  heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed);
-  port.postMessage({ kind: 'done', result, heapPeak } satisfies FromThread);
+  sampleHeap();
+  port.postMessage({ kind: 'done', result, heap: [...heapByTick] } satisfies FromThread);
 } catch (err) {
   port.postMessage({ kind: 'failed', error: threadErrorOf(err) } satisfies FromThread);
 }

@@ -50,7 +50,7 @@ export interface ThreadError {
 export type FromThread =
   | { kind: 'call'; id: number; call: 'heartbeat' | 'assertOpen' }
   | { kind: 'call'; id: number; call: 'onPart'; file: ManifestFile }
-  | { kind: 'done'; result: MergeSummary | number; heapPeak: number }
+  | { kind: 'done'; result: MergeSummary | number; heap: [tick: number, bytes: number][] }
   | { kind: 'failed'; error: ThreadError };
 
 /** Caller → thread: the answer to call `id`. */
@@ -80,11 +80,14 @@ export function errorOfThread(e: ThreadError): AppError {
   return new AppError(code, { message: e.message });
 }
 
-let heapPeakOfThreads = 0;
+/** Wall-clock time per heap sample a close thread reports: ticks are `Math.floor(Date.now() / HEAP_TICK_MS)`. */
+export const HEAP_TICK_MS = 100;
 
-/** The largest heap (bytes used) a close thread of this process reported, 0 if none ran. */
-export function closeThreadHeapPeak(): number {
-  return heapPeakOfThreads;
+const heapOfThreads = new Map<number, number>();
+
+/** The close threads' heap (bytes used), the largest per tick, summed over threads running at once; empty if none ran. */
+export function closeThreadHeap(): ReadonlyMap<number, number> {
+  return heapOfThreads;
 }
 
 export function threadMerges(staging: Bucket, data: Bucket): CloseMerges {
@@ -117,7 +120,7 @@ function runInThread(job: ThreadJob, callbacks: WriteCallbacks): Promise<MergeSu
     };
     worker.on('message', (m: FromThread) => {
       if (m.kind === 'done') {
-        heapPeakOfThreads = Math.max(heapPeakOfThreads, m.heapPeak);
+        for (const [tick, bytes] of m.heap) heapOfThreads.set(tick, (heapOfThreads.get(tick) ?? 0) + bytes);
         return settle(() => resolve(m.result));
       }
       if (m.kind === 'failed') return settle(() => reject(callbackError ?? errorOfThread(m.error)));
