@@ -380,6 +380,14 @@ const NO_KEY = Symbol('no key');
  * each ciphertext is sealed straight into the one output buffer.
  */
 function writeDelivered(item: ScannedRecord, subjectKeys: Map<string, AeadKey> | undefined): EncryptedEncoded {
+  try {
+    return writeSlots(item, subjectKeys);
+  } finally {
+    slotKeys.length = 0; // holds keys: never kept past the record
+  }
+}
+
+function writeSlots(item: ScannedRecord, subjectKeys: Map<string, AeadKey> | undefined): EncryptedEncoded {
   const stats: EncryptionStats = { encryptedFields: 0, nulledFields: 0 };
   const { bytes, scanned } = item;
   const slots = scanned.slots;
@@ -424,7 +432,6 @@ function writeDelivered(item: ScannedRecord, subjectKeys: Map<string, AeadKey> |
     from = slot.end;
   }
   pos += bytes.copy(out, pos, from);
-  slotKeys.length = 0;
   if (pos !== size) throw new AppError('INTERNAL', { message: `delivered record is ${pos} bytes, ${size} expected` });
   return { payload: out, stats };
 }
