@@ -122,6 +122,8 @@ export const defaultTuning: EtlTuning = {
   // with the library's defaults at 264 MB peak RSS (`npm run bench etl.bench`), but with 8 the test
   // suite's shared Pub/Sub emulator stalled (etl/README.md, Benchmark), so 2 stays the default until
   // that is understood. One stream (maxStreams 1) stalled the chaos test's SIGKILL recovery.
+  maxMessagesInFlight: 4000,
+  maxBytesInFlight: 64 * 1024 * 1024,
   maxStreams: 2,
   flushRecords: 1500,
   flushBytes: 4 * 1024 * 1024,
