@@ -64,7 +64,10 @@ export async function startPubSubEmulator(opts: EmulatorOptions = {}): Promise<R
   const jar = readdirSync(libDir).find((f) => /^cloud-pubsub-emulator-.*-all\.jar$/.test(f));
   if (jar === undefined) throw new AppError('UNAVAILABLE', { message: `Pub/Sub emulator jar not found in ${libDir}` });
   const port = opts.port || (await freePort());
-  const args = ['-Xmx1g', '-jar', path.join(libDir, jar), '--host=127.0.0.1', `--port=${port}`];
+  // 4 GB: the test suite shares one emulator, and its chaos and instance-loss tests leave about a
+  // million messages in it; at 1 GB its heap filled, it spun in garbage collection at 100% CPU, and
+  // the tests after them timed out.
+  const args = ['-Xmx4g', '-jar', path.join(libDir, jar), '--host=127.0.0.1', `--port=${port}`];
   if (opts.dataDir !== undefined) {
     mkdirSync(path.join(opts.dataDir, 'pubsub'), { recursive: true });
     args.push(`--dir=${path.join(opts.dataDir, 'pubsub')}`);
