@@ -125,7 +125,7 @@ export const defaultTuning: EtlTuning = {
   // (maxStreams 1) stalled the chaos test's SIGKILL recovery.
   maxMessagesInFlight: 4000,
   maxBytesInFlight: 64 * 1024 * 1024,
-  maxStreams: 2,
+  maxStreams: 8,
   flushRecords: 1500,
   flushBytes: 4 * 1024 * 1024,
   flushAgeMs: 2000,
