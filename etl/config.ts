@@ -118,11 +118,10 @@ const HOUR = 3_600_000;
 export const defaultTuning: EtlTuning = {
   // Peak RSS is bounded by the V8 heap cap (etl/README.md, Benchmark), not by these: live memory
   // stays ≈70 MB. Each streaming pull delivers at its own pace (≈ 1,600 events/s on the emulator):
-  // 2 streams cap a worker at ≈ 3,200 events/s with CPU to spare, 8 reach 1.08 of an ack-only client
-  // with the library's defaults at 264 MB peak RSS (`npm run bench etl.bench`). The test suite failed
-  // with 8 (its shared Pub/Sub emulator stalled; later it did with 2 too, at a full 1 GB heap), so 2
-  // stays the default until the suite has passed with 8 (etl/README.md, Benchmark). One stream
-  // (maxStreams 1) stalled the chaos test's SIGKILL recovery.
+  // 2 streams capped a worker at ≈ 3,200 events/s with CPU to spare; 8 reach 1.08 of an ack-only
+  // client with the library's defaults at 264 MB peak RSS (`npm run bench etl.bench`), and the
+  // whole test suite passes with them. One stream (maxStreams 1) stalled the chaos test's SIGKILL
+  // recovery.
   maxMessagesInFlight: 4000,
   maxBytesInFlight: 64 * 1024 * 1024,
   maxStreams: 8,
