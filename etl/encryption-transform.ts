@@ -13,6 +13,7 @@
  * stored key does not unwrap (KEY_UNREADABLE), each record is tried alone so
  * only the refused ones are rejected.
  */
+import { decodeExactDatum } from '../lib/avro/skip.ts';
 import { isAppError, type ErrorCode } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { AvroSchemaJson } from '../lib/registry/types.ts';
@@ -20,7 +21,7 @@ import type { SemanticCatalogue } from '../lib/semantic-types.ts';
 import type { KeySource } from '../lib/privacy/keys.ts';
 import { RecordEncryptor, type RecordToEncrypt, type ScannedRecord } from '../lib/privacy/record-encryptor.ts';
 import { userIdProblem } from '../lib/user-id.ts';
-import type { EncodedInput, EncodedOutput, RecordTransform, TransformInput, TransformOutput } from './transform.ts';
+import { notOneDatum, type EncodedInput, type EncodedOutput, type RecordTransform, type TransformInput, type TransformOutput } from './transform.ts';
 
 export interface EncryptionTransformOptions {
   /** A padlock client (lib/padlock-client) authenticated as the ETL's service. */
@@ -69,9 +70,25 @@ export function createEncryptionTransform(options: EncryptionTransformOptions): 
 
   /** The object path for records whose schema the byte scan does not cover: decode, encrypt, re-encode. */
   const encodeViaObjects = async (eventType: string, records: EncodedInput[]): Promise<EncodedOutput[]> => {
-    const inputs = records.map((r) => ({ record: r.writerType.decode(r.bytes, 0).value as unknown, version: r.version, eventId: r.eventId }));
-    const outputs = await transformBatch(eventType, inputs);
-    return outputs.map((o, i) => (o.rejected !== undefined ? { rejected: o.rejected } : { payload: records[i]!.deliveredType.toBuffer(o.record), ...(o.stats ? { stats: o.stats } : {}) }));
+    const outputs = new Array<EncodedOutput>(records.length);
+    const inputs: TransformInput[] = [];
+    const positions: number[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      const decoded = decodeExactDatum(r.writerType, r.bytes);
+      if (decoded === undefined) outputs[i] = { rejected: notOneDatum };
+      else {
+        inputs.push({ record: decoded.value, version: r.version, eventId: r.eventId });
+        positions.push(i);
+      }
+    }
+    const encrypted = await transformBatch(eventType, inputs);
+    for (let k = 0; k < positions.length; k++) {
+      const o = encrypted[k]!;
+      const i = positions[k]!;
+      outputs[i] = o.rejected !== undefined ? { rejected: o.rejected } : { payload: records[i]!.deliveredType.toBuffer(o.record), ...(o.stats ? { stats: o.stats } : {}) };
+    }
+    return outputs;
   };
 
   const transformBatch = async (eventType: string, records: TransformInput[]): Promise<TransformOutput[]> => {
@@ -109,7 +126,7 @@ export function createEncryptionTransform(options: EncryptionTransformOptions): 
       try {
         scanned = encryptor.scanEncoded(eventType, { bytes: r.bytes, schema: r.version.schema, fingerprint: r.version.fingerprint });
       } catch {
-        outputs[i] = { rejected: { code: 'DECODE_FAILED', reason: 'record does not decode with its writer schema' } };
+        outputs[i] = { rejected: notOneDatum };
         continue;
       }
       if (scanned === undefined) {
@@ -142,8 +159,11 @@ export function createEncryptionTransform(options: EncryptionTransformOptions): 
     deliveredSchema: (source: AvroSchemaJson): AvroSchemaJson => encryptor.deliveredSchema(source),
     transformBatch,
     transformEncodedBatch,
+    // The byte scan walks each message whole and throws unless it is exactly one datum; the object path decodes exactly.
+    checksEncoded: true,
   };
 }
+
 
 /** The value at a record path (field names), or undefined. */
 function valueAt(record: unknown, path: readonly string[]): unknown {

@@ -14,8 +14,8 @@ import { PartitionCloser, type CloserHooks } from './closer.ts';
 import { LateWriter } from './late.ts';
 import { Stager, type PendingRecord } from './stager.ts';
 import type { StagedRecord } from './envelope.ts';
-import { compileSkipper, isExactDatum } from '../lib/avro/skip.ts';
-import { identityTransform, type EncodedOutput, type RecordTransform } from './transform.ts';
+import { compileSkipper, decodeExactDatum, isExactDatum } from '../lib/avro/skip.ts';
+import { identityTransform, notOneDatum, type EncodedOutput, type RecordTransform } from './transform.ts';
 import type { TypeContext } from './context.ts';
 import type { ResolvedVersion } from './schemas.ts';
 import type { PipelineMetrics } from './metrics.ts';
@@ -198,7 +198,7 @@ export class TypePipeline {
       const resolved = this.ctx.schemas.get(fingerprint);
       if (resolved !== undefined) {
         if (this.decodeAndEnqueue(m, eventId, receiveTime, resolved)) return;
-        reason = 'record does not decode with its writer schema';
+        reason = notOneDatum.reason;
       }
       if (attempt < attempts) await sleep(this.ctx.tuning.schemaRefreshMinMs, this.abort.signal);
     }
@@ -208,17 +208,16 @@ export class TypePipeline {
   /**
    * Checks that `m` holds exactly one datum of its writer schema and enqueues
    * it; false if it does not. Only a transform that works on objects gets the
-   * record decoded; the identity path and a byte transform never build it.
+   * record decoded; the identity path and a byte transform never build it,
+   * and one that `checksEncoded` checks the bytes itself.
    */
   private decodeAndEnqueue(m: Message, eventId: string, receiveTime: number, resolved: ResolvedVersion): boolean {
     let record: unknown;
     if (this.needsObjects) {
-      try {
-        record = decodeExact(resolved, m.data);
-      } catch {
-        return false;
-      }
-    } else if (!isExactDatum(compileSkipper(resolved.writerType), m.data)) return false;
+      const decoded = decodeExactDatum(resolved.writerType, m.data);
+      if (decoded === undefined) return false;
+      record = decoded.value;
+    } else if (this.transform.checksEncoded !== true && !isExactDatum(compileSkipper(resolved.writerType), m.data)) return false;
     this.enqueue({ message: m, eventId, receiveTime, resolved, record });
     return true;
   }
@@ -380,9 +379,3 @@ class PendingMessage implements PendingRecord {
 /** Shared empty stats of records whose transform gives none (the envelope writer only reads it). */
 const NO_STATS: Record<string, number> = Object.freeze({}) as Record<string, number>;
 
-/** Decodes the whole buffer with the writer type; throws if anything is left over or missing. */
-function decodeExact(resolved: ResolvedVersion, data: Buffer): unknown {
-  const r = resolved.writerType.decode(data, 0);
-  if (r.offset !== data.length) throw new AppError('DECODE_FAILED');
-  return r.value;
-}

@@ -23,7 +23,11 @@ export interface TransformOutput {
   rejected?: { code: ErrorCode; reason: string };
 }
 
-/** A message's payload as received: Avro binary of one datum of `version`'s schema (already checked to be exactly one). */
+/**
+ * A message's payload as received: Avro binary that should hold one datum of
+ * `version`'s schema. The pipeline has checked that it holds exactly one,
+ * unless the transform `checksEncoded`.
+ */
 export interface EncodedInput {
   bytes: Buffer;
   version: SchemaVersion;
@@ -51,7 +55,16 @@ export interface RecordTransform {
    * never decodes records into objects (decode once, untouched bytes kept).
    */
   transformEncodedBatch?(eventType: string, records: EncodedInput[]): Promise<EncodedOutput[]>;
+  /**
+   * Set when `transformEncodedBatch` itself rejects (`notOneDatum`) bytes that
+   * are not exactly one datum of their writer schema, as its byte scan walks
+   * every message anyway: the pipeline then does not walk each one first.
+   */
+  readonly checksEncoded?: boolean;
 }
+
+/** Why a message whose bytes are not exactly one datum of its writer schema is dead-lettered. */
+export const notOneDatum = { code: 'DECODE_FAILED', reason: 'record does not decode with its writer schema' } as const satisfies { code: ErrorCode; reason: string };
 
 /** Delivers records as produced. The pipeline recognises it and keeps the original bytes. */
 export const identityTransform: RecordTransform = {

@@ -18,6 +18,7 @@ import { isUtf8 } from 'node:buffer';
 import avro from 'avsc';
 import { AvroBinaryError, readLength, readLong, SINGLE_OBJECT_MAGIC, type AvroBinaryProblem } from '../../lib/avro/binary.ts';
 import type { AvroLong } from '../../lib/avro/long.ts';
+import { MAX_DATUM_ITEMS } from '../../lib/avro/skip.ts';
 import { AppError } from '../../lib/errors.ts';
 import { INT_MAX, INT_MIN, MAX_NESTING_DEPTH, PROTO_KEY } from './datum-limits.ts';
 
@@ -36,8 +37,8 @@ class Refusal extends AppError {
   }
 }
 
-/** Most items one datum may hold in all its arrays and maps together, whatever their width. */
-const MAX_ITEMS = 1_000_000;
+/** Most items one datum may hold in all its arrays and maps together, whatever their width (the ETL's walk has the same bound). */
+const MAX_ITEMS = MAX_DATUM_ITEMS;
 
 /** What the walk learnt about a datum it accepted. */
 export interface DatumFacts {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { avroType } from './long.ts';
-import { compileSkipper, isExactDatum, MalformedDatumError } from './skip.ts';
+import { compileSkipper, decodeExactDatum, isExactDatum, MalformedDatumError, MAX_DATUM_ITEMS } from './skip.ts';
 
 const schema = {
   type: 'record',
@@ -81,4 +81,42 @@ describe('compileSkipper', () => {
     expect(at('long', [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00])).toBe('wider than 64 bits');
     expect(at('long', [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])).toBe('accepted');
   });
+
+  describe('a datum of zero-width items', () => {
+    const nulls = compileSkipper(avroType({ type: 'record', name: 'Nulls', fields: [{ name: 'a', type: { type: 'array', items: 'null' } }, { name: 'b', type: { type: 'array', items: 'null' } }] }));
+    /** An array block of `count` items (zero-width: nothing follows the count), then the end of the array. */
+    const block = (...counts: number[]): number[] => [...counts.flatMap((c) => [...zigzagVarint(c)]), 0];
+
+    it('is refused in no time when it declares more than MAX_DATUM_ITEMS items: 2^52 nulls fit in 9 bytes', () => {
+      expect(isExactDatum(nulls, Buffer.from([...block(2 ** 52), ...block()]))).toBe(false);
+      expect(() => nulls(Buffer.from([...block(MAX_DATUM_ITEMS + 1), ...block()]), 0)).toThrow(expect.objectContaining({ problem: 'too many items' }));
+    });
+
+    it('counts every block of every array of one datum together, and starts again at the next datum', () => {
+      const half = MAX_DATUM_ITEMS / 2;
+      expect(isExactDatum(nulls, Buffer.from([...block(half), ...block(half)]))).toBe(true);
+      expect(isExactDatum(nulls, Buffer.from([...block(half, 1), ...block(half)]))).toBe(false);
+      expect(isExactDatum(nulls, Buffer.from([...block(half), ...block(half, 1)]))).toBe(false);
+      expect(isExactDatum(nulls, Buffer.from([...block(MAX_DATUM_ITEMS), ...block()]))).toBe(true);
+    });
+
+    it('is never handed to the decoder: decodeExactDatum walks first', () => {
+      const type = avroType({ type: 'array', items: 'null' });
+      expect(decodeExactDatum(type, Buffer.from(block(2 ** 52)))).toBeUndefined();
+      expect(decodeExactDatum(type, Buffer.from(block(3)))).toEqual({ value: [null, null, null] });
+      expect(decodeExactDatum(type, Buffer.from([...block(3), 0]))).toBeUndefined();
+    });
+  });
 });
+
+/** Avro's zig-zag varint of a non-negative safe integer. */
+function zigzagVarint(n: number): number[] {
+  let raw = 2 * n;
+  const out: number[] = [];
+  while (raw >= 128) {
+    out.push((raw % 128) | 128);
+    raw = Math.floor(raw / 128);
+  }
+  out.push(raw);
+  return out;
+}

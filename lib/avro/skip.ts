@@ -3,9 +3,10 @@
  * function that checks one datum of `type` at a position and returns where
  * it ends, throwing `MalformedDatumError` on anything malformed (truncated, a
  * union or enum index out of range, a negative length, a varint wider than
- * 64 bits, a boolean other than 0/1). The ETL uses it where only the shape
+ * 64 bits, a boolean other than 0/1, more than `MAX_DATUM_ITEMS` items: a
+ * walk of a new datum calls `startDatum` first, as `isExactDatum` does). The ETL uses it where only the shape
  * of a message matters (the identity path keeps the bytes), and the
- * encrypting scan (lib/privacy/encoded-encryptor.ts) to step over subtrees
+ * encrypting scan (lib/privacy/encoded-scan.ts) to step over subtrees
  * without personal data, so neither allocates a value per field.
  */
 import type avro from 'avsc';
@@ -23,7 +24,7 @@ export type Skipper = (buf: Buffer, pos: number) => number;
 export const varint = { value: 0 };
 
 /** What is wrong with a datum that does not match its type. */
-export type DatumProblem = 'truncated' | 'longer than 10 bytes' | 'wider than 64 bits' | 'invalid length' | 'invalid union or enum index' | 'invalid boolean';
+export type DatumProblem = 'truncated' | 'longer than 10 bytes' | 'wider than 64 bits' | 'invalid length' | 'invalid union or enum index' | 'invalid boolean' | 'too many items';
 
 /** A datum that does not match its type (DECODE_FAILED). */
 export class MalformedDatumError extends AppError {
@@ -79,6 +80,26 @@ function fixedSkipper(size: number): Skipper {
   };
 }
 
+/**
+ * Most items one datum's arrays and maps may hold together, whatever their
+ * width (the event service's bound too). Items of zero width (`null`, an empty
+ * record) take no bytes, so without it a 7-byte message could declare 2^52 of
+ * them and keep a walk, or a decoder, busy for days.
+ */
+export const MAX_DATUM_ITEMS = 1_000_000;
+let itemsLeft = MAX_DATUM_ITEMS;
+
+/** Starts walking a new datum: its arrays and maps get the whole `MAX_DATUM_ITEMS` again. */
+export function startDatum(): void {
+  itemsLeft = MAX_DATUM_ITEMS;
+}
+
+/** Counts an array or map block's items against the datum's bound (`startDatum`). */
+export function takeItems(count: number): void {
+  itemsLeft -= count;
+  if (itemsLeft < 0) throw malformed('too many items');
+}
+
 /** Array and map blocks: a count (negative: followed by the block's byte size), items, …, 0. */
 function blocksSkipper(item: Skipper): Skipper {
   return (buf, pos) => {
@@ -91,6 +112,7 @@ function blocksSkipper(item: Skipper): Skipper {
         count = -count;
         pos = readLengthAt(buf, pos);
       }
+      takeItems(count);
       for (let i = 0; i < count; i++) pos = item(buf, pos);
     }
   };
@@ -181,12 +203,27 @@ function build(type: avro.Type): Skipper {
   }
 }
 
-/** True when `buf` holds exactly one datum of the skipper's type. */
+/** True when `buf` holds exactly one datum of the skipper's type (within `MAX_DATUM_ITEMS`). */
 export function isExactDatum(skip: Skipper, buf: Buffer): boolean {
+  startDatum();
   try {
     return skip(buf, 0) === buf.length;
   } catch (err) {
     if (err instanceof MalformedDatumError) return false;
     throw err;
+  }
+}
+
+/**
+ * The value `buf` holds if it is exactly one datum of `type`, else undefined.
+ * Walked first: avsc's decoder has no bound, so a hostile datum could make it
+ * allocate or loop for ever.
+ */
+export function decodeExactDatum(type: avro.Type, buf: Buffer): { value: unknown } | undefined {
+  if (!isExactDatum(compileSkipper(type), buf)) return undefined;
+  try {
+    return { value: type.decode(buf, 0).value as unknown };
+  } catch {
+    return undefined; // a value avsc refuses (e.g. a logical type's): not one datum it can deliver
   }
 }

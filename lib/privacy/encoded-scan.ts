@@ -14,7 +14,7 @@ import { isUtf8 } from 'node:buffer';
 import type avro from 'avsc';
 import { associatedData } from '../crypto/aead.ts';
 import { AppError } from '../errors.ts';
-import { compileSkipper, MalformedDatumError, readVarint, varint } from '../avro/skip.ts';
+import { compileSkipper, MalformedDatumError, readVarint, startDatum, takeItems, varint } from '../avro/skip.ts';
 import type { EncryptionPlan, PlanNode } from './delivered-schema.ts';
 import { fieldStep, itemStep, valueStep } from './field-path.ts';
 
@@ -79,6 +79,7 @@ export function compileScanner(eventType: string, writerType: avro.Type, deliver
   const scan = compile(eventType, writerType, deliveredType, plan.root, plan.subjectPath, '');
   return (buf) => {
     const st: ScanState = { subject: undefined, slots: [] };
+    startDatum();
     const end = scan === undefined ? skip(buf, 0) : scan(buf, 0, '', st);
     if (end !== buf.length) throw new MalformedDatumError('invalid length');
     return st;
@@ -133,6 +134,7 @@ function compile(eventType: string, writer: avro.Type, delivered: avro.Type, nod
             count = -count;
             pos = readVarint(buf, pos);
           }
+          takeItems(count);
           for (let i = 0; i < count; i++) pos = item(buf, pos, itemStep(at, index++), st);
         }
       };
@@ -151,6 +153,7 @@ function compile(eventType: string, writer: avro.Type, delivered: avro.Type, nod
             count = -count;
             pos = readVarint(buf, pos);
           }
+          takeItems(count);
           for (let i = 0; i < count; i++) {
             const keyStart = readVarint(buf, pos);
             const keyEnd = keyStart + varint.value;
