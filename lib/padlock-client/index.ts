@@ -25,7 +25,8 @@ import {
   type LookupRequest,
   type LookupResponse,
 } from './protocol.ts';
-import { TtlCache, type Clock } from './ttl-cache.ts';
+import type { Clock } from './ttl-cache.ts';
+import { KeyCache } from './key-cache.ts';
 import { userIdProblem } from '../user-id.ts';
 
 export * from './protocol.ts';
@@ -62,8 +63,8 @@ export interface PadlockClientOptions {
   context?: string;
   /** How long a looked-up key (or its absence / deletion) is reused. Default 2000; 0 disables the cache. */
   cacheTtlMs?: number;
-  /** Bound on cached keys. Default 100 000. */
-  cacheMaxEntries?: number;
+  /** Bound on the users whose keys are cached. Default 100 000. */
+  cacheMaxUsers?: number;
   /** Deadline of one HTTP request. Default 2000. */
   deadlineMs?: number;
   /** Users per multi-get request (larger lookups are split). Default 500. */
@@ -101,7 +102,7 @@ export interface PadlockClient {
 
 export const clientDefaults = {
   cacheTtlMs: 2_000,
-  cacheMaxEntries: 100_000,
+  cacheMaxUsers: 100_000,
   deadlineMs: 2_000,
   maxUsersPerRequest: 500,
 } as const;
@@ -212,14 +213,12 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
   const ttl = options.cacheTtlMs ?? clientDefaults.cacheTtlMs;
   const maxUsers = options.maxUsersPerRequest ?? clientDefaults.maxUsersPerRequest;
   const clock = options.clock ?? Date.now;
-  const cache = new TtlCache<string, KeyLookup>(ttl > 0 ? (options.cacheMaxEntries ?? clientDefaults.cacheMaxEntries) : 0, clock);
+  const cache = new KeyCache<KeyLookup>(ttl > 0 ? (options.cacheMaxUsers ?? clientDefaults.cacheMaxUsers) : 0, clock);
   /** Lookups on the wire, so a later tick asking for the same key joins them. */
   const inflight = new Map<string, Promise<KeyLookup>>();
   const pending = new Map<string, PendingBatch>();
   let flushScheduled = false;
   const stats = { requests: 0, cacheHits: 0 };
-
-  const cacheKey = (context: string | undefined, item: KeyRequest): string => `${context ?? ''}${SEP}${item.userId}${SEP}${item.category}`;
 
   const lookupBatch = async (batch: PendingBatch, waiters: Waiter[]): Promise<void> => {
     const byUser = new Map<string, Set<string>>();
@@ -246,8 +245,8 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     for (const w of waiters) {
       const result = results.get(`${w.item.userId}${SEP}${w.item.category}`) ?? { status: 'absent' };
       // Cached until TTL after the request *started*: with padlock's own TTL this bounds deletion propagation.
-      cache.set(cacheKey(batch.context, w.item), result, requestedAt + ttl);
-      if (context !== batch.context) cache.set(cacheKey(context, w.item), result, requestedAt + ttl);
+      cache.set(batch.context ?? '', w.item.userId, w.item.category, result, requestedAt + ttl);
+      if (context !== batch.context) cache.set(context ?? '', w.item.userId, w.item.category, result, requestedAt + ttl);
       w.resolve(result);
     }
   };
@@ -286,15 +285,14 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     const now = clock();
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
-      const key = cacheKey(context, item);
-      const cached = cache.get(key, now);
+      const cached = cache.get(context ?? '', item.userId, item.category, now);
       // A cached absence does not answer a create-if-absent.
       if (cached !== undefined && !(createIfAbsent && cached.status === 'absent')) {
         stats.cacheHits++;
         results[i] = cached;
         continue;
       }
-      const flightKey = `${key}${SEP}${createIfAbsent}`;
+      const flightKey = `${context ?? ''}${SEP}${item.userId}${SEP}${item.category}${SEP}${createIfAbsent}`;
       let promise = inflight.get(flightKey);
       if (promise === undefined) {
         const started = new Promise<KeyLookup>((resolve, reject) => waiters.push({ item, resolve, reject }));
@@ -319,12 +317,6 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     return misses.length === 0 ? Promise.resolve(results) : Promise.all(misses).then(() => results);
   };
 
-  const forgetUser = (userId: string): void => {
-    // Deletes are rare; a scan of this client's cache is fine.
-    // A key is context ‖ SEP ‖ userId ‖ SEP ‖ category; contexts and categories hold no SEP, a user id may.
-    for (const key of cache.keys()) if (key.slice(key.indexOf(SEP) + 1, key.lastIndexOf(SEP)) === userId) cache.delete(key);
-  };
-
   const getKeysets = (userIds: readonly string[], opts: { categories?: readonly string[]; context?: string } = {}): Promise<UserKeysets[]> =>
     fetchKeysets(call, userIds, opts, maxUsers, stats);
 
@@ -339,13 +331,13 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     async deleteUser(userId) {
       checkUserId(userId);
       const res = await call<DeleteResponse>('DELETE', `${KEYCHAINS_PATH}/${encodeURIComponent(userId)}`);
-      forgetUser(userId);
+      cache.forget(userId);
       return res;
     },
     async deleteCategory(userId, category) {
       checkUserId(userId);
       const res = await call<DeleteResponse>('DELETE', `${KEYCHAINS_PATH}/${encodeURIComponent(userId)}/categories/${encodeURIComponent(category)}`);
-      forgetUser(userId);
+      cache.forget(userId);
       return res;
     },
   };
