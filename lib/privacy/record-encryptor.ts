@@ -12,7 +12,7 @@ import { isUserId } from '../user-id.ts';
 import { avroType } from '../avro/long.ts';
 import { writeLong } from '../avro/binary.ts';
 import { AppError, isAppError } from '../errors.ts';
-import { associatedData, ciphertextLength, encrypt, encryptInto, type AeadKey } from '../crypto/aead.ts';
+import { associatedData, ciphertextLength, encrypt, encryptInto, sealingBatch, type AeadKey } from '../crypto/aead.ts';
 import type { Logger } from '../logger.ts';
 import type { AvroSchemaJson } from '../registry/types.ts';
 import type { SemanticCatalogue } from '../semantic-types.ts';
@@ -131,19 +131,21 @@ export class RecordEncryptor {
     const ctx: EncryptContext = { adCache: this.adCacheOf(eventType), subjectKeys: undefined, stats: { encryptedFields: 0, nulledFields: 0 } };
 
     const out: EncryptedRecord[] = new Array<EncryptedRecord>(items.length);
-    for (let i = 0; i < items.length; i++) {
-      const record = items[i]!.record;
-      const root = plans[i]!.root;
-      const stats: EncryptionStats = { encryptedFields: 0, nulledFields: 0 };
-      if (root === undefined) {
-        out[i] = { record, stats };
-        continue;
+    sealingBatch(() => {
+      for (let i = 0; i < items.length; i++) {
+        const record = items[i]!.record;
+        const root = plans[i]!.root;
+        const stats: EncryptionStats = { encryptedFields: 0, nulledFields: 0 };
+        if (root === undefined) {
+          out[i] = { record, stats };
+          continue;
+        }
+        const subject = subjects[i];
+        ctx.subjectKeys = subject === undefined ? undefined : keys.get(subject);
+        ctx.stats = stats;
+        out[i] = { record: encryptValue(root, record, '', ctx), stats };
       }
-      const subject = subjects[i];
-      ctx.subjectKeys = subject === undefined ? undefined : keys.get(subject);
-      ctx.stats = stats;
-      out[i] = { record: encryptValue(root, record, '', ctx), stats };
-    }
+    });
     return out;
   }
 
@@ -187,10 +189,12 @@ export class RecordEncryptor {
     }
     const keys = await this.fetchKeys(eventType, wanted);
     const out = new Array<EncryptedEncoded>(items.length);
-    for (let i = 0; i < items.length; i++) {
-      const subject = subjects[i];
-      out[i] = writeDelivered(items[i]!, subject === undefined ? undefined : keys.get(subject));
-    }
+    sealingBatch(() => {
+      for (let i = 0; i < items.length; i++) {
+        const subject = subjects[i];
+        out[i] = writeDelivered(items[i]!, subject === undefined ? undefined : keys.get(subject));
+      }
+    });
     return out;
   }
 

@@ -5,15 +5,19 @@
  * ~4.4 µs of CPU per 22-byte value, almost all of it JS object and buffer
  * overhead; this does the same OpenSSL calls in ~0.6 µs and writes ciphertext
  * and tag straight into the caller's buffer. The cipher is fetched once and
- * each thread (Node-API environment) keeps one context; after every value the
- * context is re-keyed with an all-zero key, so no key schedule outlives a
- * call. Node exports OpenSSL's symbols to addons, so nothing else is linked.
+ * each thread (Node-API environment) keeps one context. After a value the
+ * context is re-keyed with an all-zero key (`wipe`), at once or, when the
+ * caller seals a batch of values, once at the end of the batch: no key
+ * schedule outlives the call or batch that used it. Node exports OpenSSL's
+ * symbols to addons, so nothing else is linked.
  *
  * seal(key: Buffer(32), ad: Buffer, source: Buffer, from: uint32, to: uint32,
- *      out: Buffer, ivOffset: uint32) -> offset after the tag
+ *      out: Buffer, ivOffset: uint32, keepKey?: boolean) -> offset after the tag
  * reads the 12-byte IV at out[ivOffset], seals source[from, to) and writes the
  * ciphertext right after the IV, then the 16-byte tag. The plaintext is read
- * in place, so a caller passes the message it scanned, not a copy.
+ * in place, so a caller passes the message it scanned, not a copy. With
+ * keepKey true the key's schedule stays in the context until the next seal
+ * or `wipe()`, which the caller then owes.
  * Throws TypeError / RangeError on bad arguments, Error if OpenSSL fails.
  */
 #include <node_api.h>
@@ -71,9 +75,9 @@ static int buffer_arg(napi_env env, napi_value value, const char *name, unsigned
 }
 
 static int uint32_arg(napi_env env, napi_value value, const char *name, uint32_t *out) {
-  napi_valuetype type;
   double number;
-  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number || napi_get_value_double(env, value, &number) != napi_ok ||
+  // napi_get_value_double refuses anything but a number (napi_number_expected).
+  if (napi_get_value_double(env, value, &number) != napi_ok ||
       !(number >= 0 && number <= 4294967295.0) || number != (double)(uint32_t)number) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", name);
     return 0;
@@ -82,11 +86,38 @@ static int uint32_arg(napi_env env, napi_value value, const char *name, uint32_t
   return 1;
 }
 
+static struct sealer *sealer_of(napi_env env) {
+  struct sealer *sealer = NULL;
+  if (napi_get_instance_data(env, (void **)&sealer) != napi_ok || sealer == NULL) {
+    napi_throw_error(env, "ERR_CRYPTO_OPERATION_FAILED", "AES-256-GCM is not initialised");
+    return NULL;
+  }
+  return sealer;
+}
+
+/* Replaces the key schedule and GHASH key in the context by the zero key's. */
+static int wipe_key(struct sealer *sealer) {
+  return EVP_EncryptInit_ex(sealer->ctx, NULL, NULL, ZERO_KEY, NULL) == 1;
+}
+
+static napi_value Wipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct sealer *sealer = sealer_of(env);
+  if (sealer == NULL) return NULL;
+  if (!wipe_key(sealer)) napi_throw_error(env, "ERR_CRYPTO_OPERATION_FAILED", "AES-256-GCM wipe failed");
+  return NULL;
+}
+
 static napi_value Seal(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_COUNT", "seal takes (key, ad, source, from, to, out, ivOffset)");
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7 || argc > 8) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_COUNT", "seal takes (key, ad, source, from, to, out, ivOffset, keepKey?)");
+    return NULL;
+  }
+  bool keep_key = false;
+  if (argc == 8 && napi_get_value_bool(env, argv[7], &keep_key) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "keepKey must be a boolean");
     return NULL;
   }
   unsigned char *key, *ad, *source, *out;
@@ -120,11 +151,8 @@ static napi_value Seal(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "source and out overlap");
     return NULL;
   }
-  struct sealer *sealer = NULL;
-  if (napi_get_instance_data(env, (void **)&sealer) != napi_ok || sealer == NULL) {
-    napi_throw_error(env, "ERR_CRYPTO_OPERATION_FAILED", "AES-256-GCM is not initialised");
-    return NULL;
-  }
+  struct sealer *sealer = sealer_of(env);
+  if (sealer == NULL) return NULL;
   EVP_CIPHER_CTX *ctx = sealer->ctx;
   int written = 0, final_len = 0;
   int ok = EVP_EncryptInit_ex(ctx, NULL, NULL, key, out + iv_offset) == 1;
@@ -133,8 +161,7 @@ static napi_value Seal(napi_env env, napi_callback_info info) {
   ok = ok && EVP_EncryptFinal_ex(ctx, dest + written, &final_len) == 1;
   ok = ok && (size_t)(written + final_len) == length;
   ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, dest + length) == 1;
-  // Wipe: replace this key's schedule and GHASH key in the context by the zero key's.
-  ok = EVP_EncryptInit_ex(ctx, NULL, NULL, ZERO_KEY, NULL) == 1 && ok;
+  if (!keep_key || !ok) ok = wipe_key(sealer) && ok;
   if (!ok) {
     napi_throw_error(env, "ERR_CRYPTO_OPERATION_FAILED", "AES-256-GCM sealing failed");
     return NULL;
@@ -154,8 +181,10 @@ NAPI_MODULE_INIT() {
     free_sealer(env, sealer, NULL);
     return NULL;
   }
-  napi_value seal;
+  napi_value seal, wipe;
   if (napi_create_function(env, "seal", NAPI_AUTO_LENGTH, Seal, NULL, &seal) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "seal", seal) != napi_ok) return NULL;
+  if (napi_create_function(env, "wipe", NAPI_AUTO_LENGTH, Wipe, NULL, &wipe) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "wipe", wipe) != napi_ok) return NULL;
   return exports;
 }

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
-import { aeadImplementation, associatedData, ciphertextLength, decrypt, encryptInto } from '../aead.ts';
-import { nativeSeal } from './index.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { aeadImplementation, associatedData, ciphertextLength, decrypt, encrypt, encryptInto, sealingBatch } from '../aead.ts';
+import { nativeSeal, nativeSealer } from './index.ts';
 
 const key = randomBytes(32);
 const ad = associatedData('signup', 'user.email');
@@ -52,6 +52,42 @@ describe.runIf(nativeSeal !== undefined)('native sealer output', () => {
     expect(() => decipher.final()).toThrow();
   });
 
+  it('keeping a key until the next value (keepKey) changes no byte, whatever key comes next', () => {
+    const keys = [randomBytes(32), randomBytes(32), key];
+    const source = randomBytes(40);
+    for (let round = 0; round < 3; round++) {
+      for (const k of keys) {
+        const iv = randomBytes(12);
+        const out = Buffer.alloc(12 + 40 + 16);
+        iv.copy(out, 0);
+        seal(k, ad, source, 0, 40, out, 0, true);
+        const cipher = createCipheriv('aes-256-gcm', k, iv, { authTagLength: 16 });
+        cipher.setAAD(ad);
+        expect(out.subarray(12).equals(Buffer.concat([cipher.update(source), cipher.final(), cipher.getAuthTag()]))).toBe(true);
+      }
+    }
+    nativeSealer!.wipe();
+  });
+
+  it('seals a batch with one wipe at its end, however the batch ends, and nested batches wipe once', () => {
+    const wipe = vi.spyOn(nativeSealer!, 'wipe');
+    try {
+      const sealed = sealingBatch(() => [1, 2, 3].map((keyId) => ({ k: { keyId, key: randomBytes(32) }, ct: Buffer.alloc(0) })).map((v) => ({ ...v, ct: encrypt(v.k, Buffer.from(`value-${v.k.keyId}`), ad) })));
+      expect(wipe).toHaveBeenCalledTimes(1);
+      for (const { k, ct } of sealed) expect(decrypt(k, ct, ad).toString()).toBe(`value-${k.keyId}`);
+      expect(() =>
+        sealingBatch(() => {
+          sealingBatch(() => encrypt({ keyId: 1, key }, Buffer.from('x'), ad));
+          expect(wipe).toHaveBeenCalledTimes(1); // the inner batch leaves the wipe to the outer one
+          throw new Error('batch failed');
+        }),
+      ).toThrow('batch failed');
+      expect(wipe).toHaveBeenCalledTimes(2);
+    } finally {
+      wipe.mockRestore();
+    }
+  });
+
   it('refuses bad arguments with an error instead of reading or writing out of bounds', () => {
     const out = Buffer.alloc(64);
     const src = Buffer.from('plaintext');
@@ -64,5 +100,8 @@ describe.runIf(nativeSeal !== undefined)('native sealer output', () => {
     expect(() => seal(key, ad, src, -1, 9, out, 0)).toThrow(/uint32/);
     expect(() => (seal as unknown as (...a: unknown[]) => number)(key, ad, 'plaintext', 0, 9, out, 0)).toThrow(/source must be a Buffer/);
     expect(() => (seal as unknown as (...a: unknown[]) => number)(key, ad, src)).toThrow(/takes/);
+    expect(() => (seal as unknown as (...a: unknown[]) => number)(key, ad, src, 0, 9, out, 0, 'yes')).toThrow(/keepKey must be a boolean/);
+    expect(() => (seal as unknown as (...a: unknown[]) => number)(key, ad, src, 0, 9, out, 0, false, 1)).toThrow(/takes/);
+    expect(() => (seal as unknown as (...a: unknown[]) => number)(key, ad, src, '0', 9, out, 0)).toThrow(/uint32/);
   });
 });
