@@ -164,7 +164,6 @@ export function createEncryptionTransform(options: EncryptionTransformOptions): 
   };
 }
 
-
 /** The value at a record path (field names), or undefined. */
 function valueAt(record: unknown, path: readonly string[]): unknown {
   let v: unknown = record;

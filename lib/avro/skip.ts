@@ -4,10 +4,11 @@
  * it ends, throwing `MalformedDatumError` on anything malformed (truncated, a
  * union or enum index out of range, a negative length, a varint wider than
  * 64 bits, a boolean other than 0/1, more than `MAX_DATUM_ITEMS` items: a
- * walk of a new datum calls `startDatum` first, as `isExactDatum` does). The ETL uses it where only the shape
- * of a message matters (the identity path keeps the bytes), and the
- * encrypting scan (lib/privacy/encoded-scan.ts) to step over subtrees
- * without personal data, so neither allocates a value per field.
+ * walk of a new datum calls `startDatum` first, as `isExactDatum` does). The
+ * ETL uses it where only the shape of a message matters (the identity path
+ * keeps the bytes), and the encrypting scan (lib/privacy/encoded-scan.ts) to
+ * step over subtrees without personal data, so neither allocates a value per
+ * field.
  */
 import type avro from 'avsc';
 import { AppError } from '../errors.ts';
@@ -83,7 +84,7 @@ function fixedSkipper(size: number): Skipper {
 /**
  * Most items one datum's arrays and maps may hold together, whatever their
  * width (the event service's bound too). Items of zero width (`null`, an empty
- * record) take no bytes, so without it a 7-byte message could declare 2^52 of
+ * record) take no bytes, so without it a 9-byte message could declare 2^52 of
  * them and keep a walk, or a decoder, busy for days.
  */
 export const MAX_DATUM_ITEMS = 1_000_000;

@@ -72,7 +72,12 @@ describe.runIf(nativeSeal !== undefined)('native sealer output', () => {
   it('seals a batch with one wipe at its end, however the batch ends, and nested batches wipe once', () => {
     const wipe = vi.spyOn(nativeSealer!, 'wipe');
     try {
-      const sealed = sealingBatch(() => [1, 2, 3].map((keyId) => ({ k: { keyId, key: randomBytes(32) }, ct: Buffer.alloc(0) })).map((v) => ({ ...v, ct: encrypt(v.k, Buffer.from(`value-${v.k.keyId}`), ad) })));
+      const sealed = sealingBatch(() =>
+        [1, 2, 3].map((keyId) => {
+          const k = { keyId, key: randomBytes(32) };
+          return { k, ct: encrypt(k, Buffer.from(`value-${keyId}`), ad) };
+        }),
+      );
       expect(wipe).toHaveBeenCalledTimes(1);
       for (const { k, ct } of sealed) expect(decrypt(k, ct, ad).toString()).toBe(`value-${k.keyId}`);
       expect(() =>
