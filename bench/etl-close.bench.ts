@@ -32,7 +32,7 @@ import { silentLogger } from '../lib/logger.ts';
 import { periodOf, type Period } from '../lib/partitions.ts';
 import { MemoryRegistryStore } from '../lib/registry/memory.ts';
 import { PartitionCloser } from '../etl/closer.ts';
-import { closeThreadHeap, HEAP_TICK_MS } from '../etl/close-thread.ts';
+import { HEAP_TICK_MS, trackCloseThreadHeap } from '../etl/close-thread.ts';
 import { resolveTuning } from '../etl/config.ts';
 import type { TypeContext } from '../etl/context.ts';
 import { LateWriter } from '../etl/late.ts';
@@ -109,6 +109,7 @@ async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
   };
   sample();
   const sampler = setInterval(sample, 20);
+  const threads = trackCloseThreadHeap();
   const cpu = process.cpuUsage();
   const started = performance.now();
   const manifest = await new PartitionCloser(ctx, new LateWriter(ctx)).closePartition(period, { force: false });
@@ -118,7 +119,6 @@ async function closeInThisProcess(job: CloseJob): Promise<CloseResult> {
   sample();
   // A large hour merges in a close thread (etl/close-thread.ts): its heap is its own, added to this
   // thread's at the same moments (per tick, each side's largest; this side's last sample carried forward).
-  const threads = closeThreadHeap();
   const threadHeap = Math.max(0, ...threads.values());
   let peakHeap = 0;
   let here = base.heapUsed;

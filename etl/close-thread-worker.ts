@@ -49,17 +49,17 @@ const callbacks: WriteCallbacks = {
 
 /**
  * The thread's heap (bytes used), the largest per `HEAP_TICK_MS` of wall-clock
- * time, reported with its result: a benchmark adds it to the caller's heap at
- * the same moments (etl/close-thread.ts `closeThreadHeap`).
+ * time, reported with its result when a benchmark asked for it: it adds it to
+ * the caller's heap at the same moments (etl/close-thread.ts `trackCloseThreadHeap`).
  */
 const heapByTick = new Map<number, number>();
 const sampleHeap = (): void => {
+  if (!job.reportHeap) return;
   const tick = Math.floor(Date.now() / HEAP_TICK_MS);
   heapByTick.set(tick, Math.max(heapByTick.get(tick) ?? 0, process.memoryUsage().heapUsed));
 };
 sampleHeap();
-const sampler = setInterval(sampleHeap, 20);
-sampler.unref();
+if (job.reportHeap) setInterval(sampleHeap, 20).unref();
 
 try {
   const merges = inProcessMerges(bucketOf(job.staging), bucketOf(job.data));

@@ -37,9 +37,7 @@ export interface BucketAddress {
   maxRetries: number | undefined;
 }
 
-export type ThreadJob =
-  | { op: 'count'; staging: BucketAddress; data: BucketAddress; inputs: MergeInput[] }
-  | { op: 'write'; staging: BucketAddress; data: BucketAddress; job: WriteJob };
+export type ThreadJob = { staging: BucketAddress; data: BucketAddress; reportHeap: boolean } & ({ op: 'count'; inputs: MergeInput[] } | { op: 'write'; job: WriteJob });
 
 export interface ThreadError {
   code?: string;
@@ -83,15 +81,20 @@ export function errorOfThread(e: ThreadError): AppError {
 /** Wall-clock time per heap sample a close thread reports: ticks are `Math.floor(Date.now() / HEAP_TICK_MS)`. */
 export const HEAP_TICK_MS = 100;
 
-const heapOfThreads = new Map<number, number>();
+/** Reported close-thread heap per tick, once a benchmark asked for it; a worker keeps none (it would grow for ever). */
+let heapOfThreads: Map<number, number> | undefined;
 
-/** The close threads' heap (bytes used), the largest per tick, summed over threads running at once; empty if none ran. */
-export function closeThreadHeap(): ReadonlyMap<number, number> {
+/**
+ * From now on, close threads report their heap (bytes used), the largest per
+ * tick: the returned map sums it over threads running at once (empty until one ran).
+ */
+export function trackCloseThreadHeap(): ReadonlyMap<number, number> {
+  heapOfThreads ??= new Map();
   return heapOfThreads;
 }
 
 export function threadMerges(staging: Bucket, data: Bucket): CloseMerges {
-  const where = { staging: addressOf(staging), data: addressOf(data) };
+  const where = { staging: addressOf(staging), data: addressOf(data), reportHeap: heapOfThreads !== undefined };
   return {
     count: (inputs, heartbeat) =>
       runInThread({ op: 'count', ...where, inputs: [...inputs] }, { heartbeat, assertOpen: noCall, onPart: noCall }) as Promise<MergeSummary>,
@@ -120,7 +123,7 @@ function runInThread(job: ThreadJob, callbacks: WriteCallbacks): Promise<MergeSu
     };
     worker.on('message', (m: FromThread) => {
       if (m.kind === 'done') {
-        for (const [tick, bytes] of m.heap) heapOfThreads.set(tick, (heapOfThreads.get(tick) ?? 0) + bytes);
+        for (const [tick, bytes] of m.heap) heapOfThreads?.set(tick, (heapOfThreads.get(tick) ?? 0) + bytes);
         return settle(() => resolve(m.result));
       }
       if (m.kind === 'failed') return settle(() => reject(callbackError ?? errorOfThread(m.error)));
