@@ -23,6 +23,9 @@
  * the CPU figures are the ETL's own.
  * 3. `PRIVACY_BENCH_E2E=1`: end to end, the ETL workers pulling from the
  *    Pub/Sub emulator (there the emulator caps both paths' wall-clock rate).
+ * `PRIVACY_BENCH_ONLY=on` (or `off`) runs one path alone, so that each path
+ * can be measured in processes of its own, as in a worker hosting one type:
+ *   for i in 1 2 3 4; do for p in off on; do PRIVACY_BENCH_ONLY=$p npm run bench privacy; done; done
  */
 import { mkdtempSync } from 'node:fs';
 import { startPubSubEmulator } from '../emulators/google/google.ts';
@@ -64,6 +67,9 @@ const USERS = 2_000;
 const ROUNDS = 5;
 const PERSONAL_FIELDS = 2;
 const messages = purchaseMessages(EVENTS, USERS);
+const only = process.env.PRIVACY_BENCH_ONLY;
+if (only !== undefined && only !== 'on' && only !== 'off') throw new Error(`PRIVACY_BENCH_ONLY must be on or off, not ${only}`);
+const paths: readonly boolean[] = only === undefined ? [false, true] : [only === 'on'];
 
 /** CPU µs per call of `f` on a value like the bench's e-mail addresses, over 2,000 subjects' keys (median of rounds). */
 function cpuMicrosPerValue(f: (key: { keyId: number; key: Buffer }, value: Buffer, ad: Buffer) => unknown): number {
@@ -112,36 +118,38 @@ const gcs = await startStagingEmulator();
 try {
   const keys = createPadlockClient({ url: padlock.url, service: 'etl', secret, cacheTtlMs: 600_000 });
   const encryption = createEncryptionTransform({ keys, logger: silentLogger });
-  const offEtl = await startEtlHarness(gcs, purchaseSchemaPlain, identityTransform);
-  const onEtl = await startEtlHarness(gcs, purchaseSchema, encryption);
+  const offEtl = paths.includes(false) ? await startEtlHarness(gcs, purchaseSchemaPlain, identityTransform) : undefined;
+  const onEtl = paths.includes(true) ? await startEtlHarness(gcs, purchaseSchema, encryption) : undefined;
   // Warm-up: JIT, buckets, keychain creation for every subject, hot client cache.
-  await onEtl.run(messages);
-  await offEtl.run(messages);
+  await onEtl?.run(messages);
+  await offEtl?.run(messages);
   const requestsBefore = keys.stats.requests;
 
   const off: RunFigures[] = [];
   const on: RunFigures[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     // Alternate the order so neither path always runs on the warmer heap.
-    for (const encrypted of r % 2 === 0 ? [false, true] : [true, false]) {
+    for (const encrypted of r % 2 === 0 ? paths : [...paths].reverse()) {
       gc();
-      if (encrypted) on.push(await onEtl.run(messages));
-      else off.push(await offEtl.run(messages));
+      if (encrypted) on.push(await onEtl!.run(messages));
+      else off.push(await offEtl!.run(messages));
     }
   }
-  await offEtl.close();
-  await onEtl.close();
+  await offEtl?.close();
+  await onEtl?.close();
   const us = (n: number): string => n.toFixed(2);
-  const cpuOff = spread(off.map(cpuMicrosPerEvent)).median;
-  const cpuOn = spread(on.map(cpuMicrosPerEvent)).median;
   const meanBytes = messages.reduce((n, m) => n + m.length, 0) / messages.length;
   console.log(`\nmeasured: the production ETL pipeline with only Pub/Sub replaced, staging to a GCS emulator (${gcs.where}) until every message is acked`);
-  console.log(`${EVENTS} events of ${Math.round(meanBytes)} B mean × ${ROUNDS} rounds alternating, median (min–max); ${USERS} subjects, ${PERSONAL_FIELDS} personal fields per event; padlock in-process, client cache hot (${keys.stats.requests - requestsBefore} padlock requests during the timed rounds)`);
+  console.log(`${EVENTS} events of ${Math.round(meanBytes)} B mean × ${ROUNDS} rounds ${only === undefined ? 'alternating' : `of one path alone (PRIVACY_BENCH_ONLY=${only})`}, median (min–max); ${USERS} subjects, ${PERSONAL_FIELDS} personal fields per event; padlock in-process, client cache hot (${keys.stats.requests - requestsBefore} padlock requests during the timed rounds)`);
   console.log(`CPU µs/event = process CPU time / events; GCS emulator ${gcs.where}${gcs.where === 'in process' ? ' (its CPU included; BENCH_GCS=child excludes it)' : ''}`);
-  console.log(`encryption off (production identity path): ${showSpread(off.map(cpuMicrosPerEvent), us)} CPU µs/event, ${showSpread(off.map(perSecond))} events/s`);
-  console.log(`encryption on (2 fields):                   ${showSpread(on.map(cpuMicrosPerEvent), us)} CPU µs/event, ${showSpread(on.map(perSecond))} events/s`);
-  console.log(`CPU per event on / off:                     ${(cpuOn / cpuOff).toFixed(2)}×  (target ≤ 2×); throughput on / off ${(spread(on.map(perSecond)).median / spread(off.map(perSecond)).median).toFixed(2)}`);
-  console.log(`cost of encryption:                         ${(cpuOn - cpuOff).toFixed(2)} CPU µs/event (${((cpuOn - cpuOff) / PERSONAL_FIELDS).toFixed(2)} per personal field: key lookup, scan, AES-GCM, splice and the larger staged files included)`);
+  if (off.length > 0) console.log(`encryption off (production identity path): ${showSpread(off.map(cpuMicrosPerEvent), us)} CPU µs/event, ${showSpread(off.map(perSecond))} events/s`);
+  if (on.length > 0) console.log(`encryption on (2 fields):                   ${showSpread(on.map(cpuMicrosPerEvent), us)} CPU µs/event, ${showSpread(on.map(perSecond))} events/s`);
+  if (off.length > 0 && on.length > 0) {
+    const cpuOff = spread(off.map(cpuMicrosPerEvent)).median;
+    const cpuOn = spread(on.map(cpuMicrosPerEvent)).median;
+    console.log(`CPU per event on / off:                     ${(cpuOn / cpuOff).toFixed(2)}×  (target ≤ 2×); throughput on / off ${(spread(on.map(perSecond)).median / spread(off.map(perSecond)).median).toFixed(2)}`);
+    console.log(`cost of encryption:                         ${(cpuOn - cpuOff).toFixed(2)} CPU µs/event (${((cpuOn - cpuOff) / PERSONAL_FIELDS).toFixed(2)} per personal field: key lookup, scan, AES-GCM, splice and the larger staged files included)`);
+  }
 
   if (process.env.PRIVACY_BENCH_E2E === '1') await endToEnd(encryption);
 } finally {
