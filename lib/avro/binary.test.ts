@@ -1,13 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { avroType } from './long.ts';
 import { schemaFingerprint } from './fingerprint.ts';
-import { AvroBinaryError, encodeBytes, encodeLong, encodeVarint, parseSingleObject, readBytes, readLength, readLong, singleObjectHeader, writeLong } from './binary.ts';
+import { AvroBinaryError, encodeBytes, encodeLong, encodeVarint, longLength, parseSingleObject, readBytes, readLength, readLong, singleObjectHeader, writeLong } from './binary.ts';
 
 const exact = avroType('long');
 const edges = [0n, 1n, -1n, 63n, -64n, 64n, 2n ** 31n, -(2n ** 31n), 2n ** 52n - 1n, -(2n ** 52n), -(2n ** 52n) - 1n, 2n ** 52n + 1n, 2n ** 53n - 1n, -(2n ** 53n) + 1n, 2n ** 53n, -(2n ** 53n), 2n ** 63n - 1n, -(2n ** 63n)];
 const js = (n: bigint): number | bigint => (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n);
 
 describe('Avro binary primitives', () => {
+  it('longLength is the size writeLong writes for a length, at every varint width', () => {
+    for (const n of [0, 1, 63, 64, 8191, 8192, 2 ** 20, 2 ** 27, 2 ** 34, 2 ** 41, 2 ** 48, 2 ** 52 - 1]) {
+      expect(longLength(n), String(n)).toBe(encodeLong(n).length);
+    }
+  });
+
   it.each(edges)('long %s: encodes as avsc with the exact long type, reads back exactly', (n) => {
     const bytes = encodeLong(js(n));
     expect(bytes).toEqual(exact.toBuffer(js(n)));

@@ -60,6 +60,13 @@ export function encodeLong(n: AvroLong): Buffer {
   return encodeVarint(((v << 1n) ^ (v >> 63n)) & MASK64);
 }
 
+/** Bytes `writeLong` takes for a length or count `n` (a non-negative safe integer below 2^52), to size a buffer before writing. */
+export function longLength(n: number): number {
+  let bytes = 1;
+  for (let z = n * 2; z >= 0x80; z = Math.floor(z / 0x80)) bytes++;
+  return bytes;
+}
+
 /** Writes an Avro `long` at `pos` (room for {@link MAX_LONG_BYTES} assumed); returns the next offset. */
 export function writeLong(buf: Buffer, pos: number, n: AvroLong): number {
   if (typeof n === 'number' && Math.abs(n) < FAST_LIMIT) {

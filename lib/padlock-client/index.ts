@@ -277,7 +277,9 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     }
     const context = opts.context ?? options.context;
     const createIfAbsent = opts.createIfAbsent === true;
-    const batchKey = `${context ?? ''}${SEP}${createIfAbsent}`;
+    /** The context as the cache and the in-flight lookups name it ('' for the service's default). */
+    const contextKey = context ?? '';
+    const batchKey = `${contextKey}${SEP}${createIfAbsent}`;
     const waiters: Waiter[] = [];
     // Cache hits are answered in place: a batch of hot keys costs no promise per key.
     const results = new Array<KeyLookup>(items.length);
@@ -285,14 +287,14 @@ export function createPadlockClient(options: PadlockClientOptions): PadlockClien
     const now = clock();
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
-      const cached = cache.get(context ?? '', item.userId, item.category, now);
+      const cached = cache.get(contextKey, item.userId, item.category, now);
       // A cached absence does not answer a create-if-absent.
       if (cached !== undefined && !(createIfAbsent && cached.status === 'absent')) {
         stats.cacheHits++;
         results[i] = cached;
         continue;
       }
-      const flightKey = `${context ?? ''}${SEP}${item.userId}${SEP}${item.category}${SEP}${createIfAbsent}`;
+      const flightKey = `${contextKey}${SEP}${item.userId}${SEP}${item.category}${SEP}${createIfAbsent}`;
       let promise = inflight.get(flightKey);
       if (promise === undefined) {
         const started = new Promise<KeyLookup>((resolve, reject) => waiters.push({ item, resolve, reject }));

@@ -72,11 +72,6 @@ export class TtlCache<K, V> {
     this.onEvict?.(entry.value);
   }
 
-  /** Keys currently held (expired ones included until touched). */
-  keys(): K[] {
-    return [...this.entries.keys()];
-  }
-
   clear(): void {
     for (const key of [...this.entries.keys()]) this.delete(key);
   }

@@ -10,7 +10,7 @@
 import type avro from 'avsc';
 import { isUserId } from '../user-id.ts';
 import { avroType } from '../avro/long.ts';
-import { writeLong } from '../avro/binary.ts';
+import { longLength, writeLong } from '../avro/binary.ts';
 import { AppError, isAppError } from '../errors.ts';
 import { associatedData, ciphertextLength, encrypt, encryptInto, sealingBatch, type AeadKey } from '../crypto/aead.ts';
 import type { Logger } from '../logger.ts';
@@ -367,13 +367,6 @@ function compileScannerOrNull(eventType: string, schema: AvroSchemaJson, plan: E
   }
 }
 
-/** Bytes of a non-negative length as an Avro (zig-zag) varint. */
-function varintLength(n: number): number {
-  let bytes = 1;
-  for (let v = n * 2; v >= 0x80; v = Math.floor(v / 0x80)) bytes++;
-  return bytes;
-}
-
 /** What each slot of the record being written gets: its key, or NO_KEY (null, or empty bytes), or null (no value). */
 const slotKeys: (AeadKey | typeof NO_KEY | null)[] = [];
 const NO_KEY = Symbol('no key');
@@ -415,7 +408,7 @@ function writeSlots(item: ScannedRecord, subjectKeys: Map<string, AeadKey> | und
     }
     if (length === null && !slot.nullable) throw new AppError('INTERNAL', { message: 'a null value for a non-nullable encrypted item' });
     // [union index] + length as a varint + bytes, or the null branch's index
-    size += (slot.nullable ? 1 : 0) + (length === null ? 0 : varintLength(length) + length) - (slot.end - slot.start);
+    size += (slot.nullable ? 1 : 0) + (length === null ? 0 : longLength(length) + length) - (slot.end - slot.start);
   }
   const out = Buffer.allocUnsafe(size);
   let pos = 0;
